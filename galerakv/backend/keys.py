@@ -1,0 +1,56 @@
+"""Key ranges and listing cursors, shared by every backend.
+
+Keys are ordered by code point (the order of their UTF-8 bytes). A prefix
+covers the half-open range ``[prefix, successor(prefix))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from galerakv.errors import InvalidRequest
+
+_MAX_CP = 0x10FFFF
+
+
+def successor(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``.
+
+    None when there is no such string (the prefix is empty or all U+10FFFF).
+    """
+    chars = list(prefix)
+    while chars:
+        cp = ord(chars[-1])
+        if cp < _MAX_CP:
+            nxt = cp + 1
+            if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be stored as UTF-8
+                nxt = 0xE000
+            chars[-1] = chr(nxt)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def encode_cursor(key: str, inclusive: bool) -> str:
+    """An opaque cursor: where the next page starts."""
+    raw = json.dumps({"k": key, "i": int(inclusive)}, ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, bool]:
+    """(start key, inclusive) from a cursor made by :func:`encode_cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode())
+        key, inclusive = data["k"], data["i"]
+        if not isinstance(key, str) or inclusive not in (0, 1):
+            raise ValueError
+        key.encode()  # no lone surrogates
+    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error) as exc:
+        raise InvalidRequest(
+            "cursor is not one galerakv returned; pass the next_cursor of the previous page "
+            "unchanged, or omit it to start from the beginning", "invalid_cursor"
+        ) from exc
+    return key, bool(inclusive)

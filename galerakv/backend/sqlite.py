@@ -1,0 +1,375 @@
+"""The embedded SQLite backend.
+
+One writer thread owns the only write connection and commits groups of
+queued operations in one ``BEGIN IMMEDIATE`` transaction each (group commit);
+every operation runs in its own savepoint, so one failing operation does not
+undo the others. Reads run on the event loop's own read connection: in WAL
+mode they see the last committed state and never wait for the writer.
+
+Versions are a database-wide revision counter kept in the ``meta`` table and
+bumped under the write lock, so they never repeat, across processes too.
+With ``synchronous=NORMAL`` a commit is in the WAL file when the write returns,
+so it survives a kill -9 of the server; ``full`` also survives power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from galerakv.backend.base import (
+    BackendStatus,
+    Compare,
+    Entry,
+    ListPage,
+    ListQuery,
+    Op,
+    OpResult,
+    Store,
+    TxnResult,
+    expiry,
+)
+from galerakv.backend.keys import decode_cursor, encode_cursor, successor
+from galerakv.errors import BackendUnavailable, InvalidRequest, StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    ns           TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    value        BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    rev          INTEGER NOT NULL,
+    expires_at   REAL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+"""
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_GET = f"SELECT value, content_type, rev, expires_at FROM kv WHERE ns = ? AND key = ? AND {_LIVE}"
+
+T = TypeVar("T")
+Job = Callable[["_Tx"], Any]
+
+_BATCH_MAX = 256  # operations committed together at most
+
+
+def _entry(key: str, row: tuple[Any, ...]) -> Entry:
+    return Entry(key, bytes(row[0]), row[1], str(row[2]), row[3])
+
+
+class _Tx:
+    """What a writer job sees: the connection inside an open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, revision: int, now: float) -> None:
+        self.conn = conn
+        self.revision = revision
+        self.now = now
+
+    def next_version(self) -> int:
+        self.revision += 1
+        return self.revision
+
+    def current(self, ns: str, key: str) -> Entry | None:
+        row = self.conn.execute(_GET, (ns, key, self.now)).fetchone()
+        return None if row is None else _entry(key, row)
+
+    def apply(self, ns: str, op: Op) -> OpResult:
+        if op.kind == "get":
+            found = self.current(ns, op.key)
+            return OpResult("ok", found) if found else OpResult("not_found")
+        cur = self.current(ns, op.key)
+        if op.if_none_match and cur is not None:
+            return OpResult("precondition_failed", cur)
+        if op.if_match is not None and (
+            cur is None or (op.if_match != "*" and cur.version != op.if_match)
+        ):
+            return OpResult("precondition_failed", cur)
+        if op.kind == "delete":
+            if cur is None:
+                return OpResult("not_found")
+            self.conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, op.key))
+            return OpResult("ok", cur)
+        rev = self.next_version()
+        expires = expiry(op.ttl, self.now)
+        self.conn.execute(
+            "INSERT INTO kv (ns, key, value, content_type, rev, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,"
+            " content_type = excluded.content_type, rev = excluded.rev,"
+            " expires_at = excluded.expires_at",
+            (ns, op.key, op.value, op.content_type, rev, expires),
+        )
+        entry = Entry(op.key, op.value, op.content_type, str(rev), expires)
+        return OpResult("created" if cur is None else "ok", entry)
+
+
+class _Writer(threading.Thread):
+    """The single writer: takes jobs from a queue and group-commits them."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        super().__init__(name="galerakv-sqlite-writer", daemon=True)
+        self.jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self.conn = _connect(path, synchronous)
+
+    def run(self) -> None:
+        try:
+            while True:
+                first = self.jobs.get()
+                if first is None:
+                    return
+                group = [first]
+                while len(group) < _BATCH_MAX:
+                    try:
+                        item = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self.jobs.put(None)  # stop after this group
+                        break
+                    group.append(item)
+                self._commit(group)
+        finally:
+            self.conn.close()
+
+    def _commit(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            (revision,) = self.conn.execute(
+                "SELECT value FROM meta WHERE name = 'revision'").fetchone()
+            tx = _Tx(self.conn, revision, time.time())
+            for job, _ in group:
+                self.conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, job(tx)))
+                    self.conn.execute("RELEASE op")
+                except (StoreError, sqlite3.Error) as exc:
+                    self.conn.execute("ROLLBACK TO op")
+                    self.conn.execute("RELEASE op")
+                    outcomes.append((False, _translate(exc)))
+            self.conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (tx.revision,))
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            err = _translate(exc)
+            outcomes = [(False, err)] * len(group)
+        _resolve(group, outcomes)
+
+
+def _resolve(group: list[tuple[Job, asyncio.Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (_, fut), (ok, value) in zip(group, outcomes, strict=True):
+        by_loop.setdefault(fut.get_loop(), []).append((fut, ok, value))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in items:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+def _translate(exc: BaseException) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+        return InvalidRequest(f"the database rejected the operation: {exc}")
+    return BackendUnavailable(f"SQLite error: {exc}")
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+class SQLiteStore(Store):
+    """Key-value store in one SQLite file (see the module docstring)."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, synchronous: str = "normal") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._writer: _Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            setup = _connect(self.path, self.synchronous)
+            try:
+                setup.executescript(_SCHEMA)
+                setup.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            finally:
+                setup.close()
+            self._writer = _Writer(self.path, self.synchronous)
+            self._writer.start()
+            self._reader = _connect(self.path, self.synchronous)
+            self._reader.execute("PRAGMA query_only = ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise BackendUnavailable(
+                f"cannot open the SQLite database {self.path}: {exc}; check that its directory "
+                "exists and is writable, or set server.sqlite_path"
+            ) from exc
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.jobs.put(None)
+            await asyncio.to_thread(self._writer.join, 10)
+            self._writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _read(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise BackendUnavailable("the SQLite store is not open")
+        return self._reader
+
+    async def _write(self, job: Callable[[_Tx], T]) -> T:
+        if self._writer is None:
+            raise BackendUnavailable("the SQLite store is not open")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._writer.jobs.put((job, fut))
+        return await fut
+
+    # ----------------------------------------------------------------- reads
+
+    async def get(self, ns: str, key: str) -> Entry | None:
+        try:
+            row = self._read().execute(_GET, (ns, key, time.time())).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return None if row is None else _entry(key, row)
+
+    async def list_keys(self, ns: str, query: ListQuery) -> ListPage:
+        try:
+            return self._list(ns, query)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def _list(self, ns: str, q: ListQuery) -> ListPage:
+        conn = self._read()
+        now = time.time()
+        start, inclusive = (q.prefix, True)
+        if q.cursor is not None:
+            ckey, cinc = decode_cursor(q.cursor)
+            if ckey > start or (ckey == start and not cinc):
+                start, inclusive = ckey, cinc
+        upper = successor(q.prefix)
+        cols = "key, rev, expires_at" if q.keys_only else "key, rev, expires_at, value, content_type"
+        entries: list[Entry] = []
+        prefixes: list[str] = []
+        while True:
+            want = q.limit - len(entries) - len(prefixes)
+            if want <= 0:
+                break
+            sql = (f"SELECT {cols} FROM kv WHERE ns = ? AND key {'>=' if inclusive else '>'} ?"
+                   + (" AND key < ?" if upper is not None else "")
+                   + f" AND {_LIVE} ORDER BY key LIMIT ?")
+            args: list[Any] = [ns, start]
+            if upper is not None:
+                args.append(upper)
+            args += [now, want + 1]
+            rows = conn.execute(sql, args).fetchall()
+            jumped = False
+            for row in rows[:want]:
+                key = row[0]
+                if q.delimiter:
+                    cut = key.find(q.delimiter, len(q.prefix))
+                    if cut >= 0:
+                        common = key[: cut + len(q.delimiter)]
+                        prefixes.append(common)
+                        nxt = successor(common)
+                        if nxt is None or (upper is not None and nxt >= upper):
+                            return ListPage(tuple(entries), tuple(prefixes), None)
+                        start, inclusive, jumped = nxt, True, True
+                        break
+                if q.keys_only:
+                    entries.append(Entry(key, b"", "", str(row[1]), row[2]))
+                else:
+                    entries.append(Entry(key, bytes(row[3]), row[4], str(row[1]), row[2]))
+                start, inclusive = key, False
+            if jumped:
+                continue
+            if len(rows) <= want:
+                return ListPage(tuple(entries), tuple(prefixes), None)
+            break
+        # the page is full; is there anything after it?
+        sql = (f"SELECT 1 FROM kv WHERE ns = ? AND key {'>=' if inclusive else '>'} ?"
+               + (" AND key < ?" if upper is not None else "") + f" AND {_LIVE} LIMIT 1")
+        args = [ns, start] + ([upper] if upper is not None else []) + [now]
+        more = conn.execute(sql, args).fetchone() is not None
+        return ListPage(tuple(entries), tuple(prefixes),
+                        encode_cursor(start, inclusive) if more else None)
+
+    # ----------------------------------------------------------------- writes
+
+    async def put(self, ns: str, key: str, value: bytes, content_type: str, *,
+                  ttl: float | None = None, if_match: str | None = None,
+                  if_none_match: bool = False) -> OpResult:
+        op = Op("put", key, value, content_type, ttl, if_match, if_none_match)
+        return await self._write(lambda tx: tx.apply(ns, op))
+
+    async def delete(self, ns: str, key: str, *, if_match: str | None = None) -> OpResult:
+        op = Op("delete", key, if_match=if_match)
+        return await self._write(lambda tx: tx.apply(ns, op))
+
+    async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]:
+        if all(op.kind == "get" for op in ops):
+            return [OpResult("ok", e) if (e := await self.get(ns, op.key)) else OpResult("not_found")
+                    for op in ops]
+
+        def job(tx: _Tx) -> list[OpResult]:
+            return [tx.apply(ns, op) for op in ops]
+
+        return await self._write(job)
+
+    async def txn(self, ns: str, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op]) -> TxnResult:
+        def job(tx: _Tx) -> TxnResult:
+            ok = all(c.holds(tx.current(ns, c.key)) for c in compares)
+            branch = success if ok else failure
+            return TxnResult(ok, tuple(tx.apply(ns, op) for op in branch))
+
+        return await self._write(job)
+
+    async def purge_expired(self, limit: int = 1000) -> int:
+        def job(tx: _Tx) -> int:
+            cur = tx.conn.execute(
+                "DELETE FROM kv WHERE (ns, key) IN (SELECT ns, key FROM kv"
+                " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)", (tx.now, limit))
+            return cur.rowcount
+
+        return await self._write(job)
+
+    async def status(self) -> BackendStatus:
+        try:
+            (rev,) = self._read().execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+        except (sqlite3.Error, BackendUnavailable) as exc:
+            return BackendStatus(False, self.kind, f"SQLite not readable: {exc}")
+        return BackendStatus(True, self.kind, "ok", {"path": str(self.path), "revision": rev,
+                                                      "synchronous": self.synchronous})

@@ -1,0 +1,66 @@
+"""Entry point of the ``galerakv`` command."""
+
+from __future__ import annotations
+
+import click
+
+from galerakv import __version__
+from galerakv.cli.cluster import cluster
+from galerakv.cli.common import config_option, emit_json, fail, json_option
+from galerakv.config import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="galerakv")
+def main() -> None:
+    """galerakv: a replicated key-value web service on SQLite or MariaDB Galera Cluster."""
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the metadata configuration file."""
+
+
+@config_group.command("check")
+@config_option
+@json_option
+def config_check(settings: Settings, as_json: bool) -> None:
+    """Validate galerakv.toml; print every problem and exit 2 when invalid."""
+    # config_option already exited with status 2 on any problem
+    source = str(settings.source) if settings.source else "no file (defaults)"
+    if as_json:
+        emit_json({"valid": True, "source": source, "backend": settings.server.backend,
+                   "nodes": [n.name for n in settings.cluster.nodes]})
+        return
+    click.echo(f"{source}: valid")
+    click.echo(f"  server   {settings.server.host}:{settings.server.port} on {settings.server.backend}")
+    if settings.cluster.nodes:
+        names = ", ".join(f"{n.name}@{n.address}" for n in settings.cluster.nodes)
+        click.echo(f"  cluster  {settings.cluster.name}: {names}")
+        if len(settings.cluster.nodes) % 2 == 0:
+            click.echo("  warning: an even number of nodes can lose quorum in a 50/50 split; "
+                       "add a node or run garbd")
+
+
+@main.command()
+@config_option
+@click.option("--host", default=None, help="Listen address (default: server.host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Listen port (default: server.port).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default: server.workers).")
+def serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP key-value API."""
+    from galerakv.server.run import run
+
+    try:
+        run(settings, host=host, port=port, workers=workers)
+    except OSError as exc:
+        fail(f"cannot listen on {host or settings.server.host}:{port or settings.server.port}: "
+             f"{exc.strerror or exc}; choose another --port or stop what uses it")
+
+
+main.add_command(cluster)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,129 @@
+"""A minimal request/response layer over raw ASGI.
+
+The API is small and hot: a thin layer measured faster than a framework's
+routing and middleware stack (see bench/results/stack.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+import orjson
+
+from galerakv.server.problems import PROBLEM_TYPE, Problem, problem_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Request:
+    __slots__ = ("_query", "headers", "method", "path", "raw_path", "receive", "route", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        raw = scope.get("raw_path")
+        self.raw_path: bytes = raw.split(b"?", 1)[0] if raw else scope["path"].encode()
+        self.path: str = scope["path"]
+        self.route = "other"  # the route template, for metrics; set by the router
+        self.headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name in self.headers:  # repeated headers fold into one list
+                self.headers[name] += b", " + value
+            else:
+                self.headers[name] = value
+        self._query: dict[str, str] | None = None
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        if value is None:
+            return None
+        try:
+            return value.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+            raise Problem("invalid_header", f"{name.decode()} is not readable") from None
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            raw: bytes = self.scope.get("query_string", b"")
+            params: dict[str, str] = {}
+            if raw:
+                try:
+                    pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True,
+                                      strict_parsing=False, errors="strict")
+                except (UnicodeDecodeError, ValueError):
+                    raise Problem("invalid_query",
+                                  "the query string is not valid percent-encoded UTF-8") from None
+                for name, value in pairs:
+                    if name in params:
+                        raise Problem("invalid_query", f"query parameter {name!r} is given twice",
+                                      parameter=name)
+                    params[name] = value
+            self._query = params
+        return self._query
+
+    async def body(self, limit: int, code: str = "request_too_large") -> bytes:
+        """The whole body; a ``code`` problem (413) as soon as it passes ``limit`` bytes."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Problem(code, f"the body is {int(declared)} bytes; the limit is {limit} bytes",
+                          limit=limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise Problem("bad_request", "the client went away before sending the body")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise Problem(code, f"the body is over {limit} bytes; the limit is {limit} bytes",
+                                  limit=limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: bytes = b"",
+                 headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        self.status = status
+        self.body = body
+        self.headers = list(headers)
+
+    async def send(self, send: Send, head: bool = False) -> None:
+        headers = self.headers
+        headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+def json_response(data: Any, status: int = 200,
+                  headers: Iterable[tuple[bytes, bytes]] = ()) -> Response:
+    return Response(status, orjson.dumps(data),
+                    [(b"content-type", b"application/json"), *headers])
+
+
+def problem_response(problem: Problem, instance: str = "") -> Response:
+    headers = [(b"content-type", PROBLEM_TYPE.encode())]
+    headers += [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+    return Response(problem.status, problem_body(problem, instance), headers)
+
+
+def decode_segment(raw: bytes, what: str, code: str) -> str:
+    """Percent-decode one path part into text, or a 400 naming ``what``."""
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(code, f"the {what} is not valid UTF-8 after percent-decoding") from None

@@ -1,0 +1,248 @@
+"""The OpenAPI 3.0 document served at ``/openapi.json``, built from the settings' limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from galerakv import __version__
+from galerakv.config import Settings
+from galerakv.server.problems import CODES, PROBLEM_TYPE
+
+_REF = "#/components/schemas/"
+
+
+def _problem(description: str, *codes: str) -> dict[str, Any]:
+    listed = ", ".join(f"`{c}`" for c in codes)
+    return {
+        "description": f"{description} (code: {listed})" if codes else description,
+        "content": {PROBLEM_TYPE: {"schema": {"$ref": _REF + "Problem"}}},
+    }
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for code, (status, _) in CODES.items():
+        by_status.setdefault(status, []).append(code)
+    names = {400: "Bad input", 401: "No valid bearer token", 403: "Token scope too small",
+             404: "Not found", 405: "Method not allowed", 412: "Precondition failed",
+             413: "Over a limit", 503: "Database unavailable"}
+    return {str(s): _problem(names[s], *by_status[s]) for s in statuses}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": _REF + schema}}}}
+
+
+_ETAG_HEADER = {"ETag": {"description": "Strong ETag of the stored version", "schema": {"type": "string"}}}
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    limits = settings.limits
+    ns_param = {"name": "ns", "in": "path", "required": True,
+                "description": "Namespace: 1-128 of letters, digits, '.', '_', '-'",
+                "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}}
+    key_param = {"name": "key", "in": "path", "required": True,
+                 "description": f"Key: any UTF-8 text but NUL, at most {limits.max_key_bytes} bytes;"
+                                " percent-encode reserved characters ('/' may also appear as is)",
+                 "schema": {"type": "string", "minLength": 1}}
+    if_match = {"name": "If-Match", "in": "header", "required": False,
+                "description": 'Compare-and-set: the ETag the key must have, or * for "exists"',
+                "schema": {"type": "string"}}
+    value_props = {
+        "value": {"type": "string", "description": "UTF-8 value"},
+        "value_base64": {"type": "string", "description": "any bytes, base64"},
+    }
+    op_schema = {
+        "type": "object", "required": ["op", "key"],
+        "properties": {
+            "op": {"type": "string", "enum": ["get", "put", "delete"]},
+            "key": {"type": "string", "minLength": 1},
+            **value_props,
+            "content_type": {"type": "string"},
+            "ttl": {"type": "number", "exclusiveMinimum": 0},
+            "if_match": {"type": "string", "description": "batch only"},
+            "if_none_match": {"type": "string", "enum": ["*"], "description": "batch only"},
+        },
+    }
+    result_schema = {
+        "type": "object", "required": ["key", "status"],
+        "properties": {
+            "key": {"type": "string"}, "status": {"type": "integer"},
+            "code": {"type": "string"}, "etag": {"type": "string"},
+            "current_etag": {"type": "string", "nullable": True},
+            "content_type": {"type": "string"}, **value_props,
+            "expires_at": {"type": "number"},
+        },
+    }
+    entry_schema = {
+        "type": "object", "required": ["key", "etag"],
+        "properties": {"key": {"type": "string"}, "etag": {"type": "string"},
+                       "content_type": {"type": "string"}, **value_props,
+                       "expires_at": {"type": "number"}},
+    }
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    key_path = {
+        "parameters": [ns_param, key_param],
+        "get": {
+            "summary": "Read a value", "operationId": "getKey",
+            "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
+                            "schema": {"type": "string"},
+                            "description": "304 when the key's ETag is one of these, or *"}],
+            "responses": {
+                "200": {"description": "The raw value with its stored Content-Type",
+                        "headers": _ETAG_HEADER, "content": {"*/*": binary}},
+                "304": {"description": "Not modified", "headers": _ETAG_HEADER},
+                **_errors(400, 401, 403, 404, 413, 503),
+            },
+        },
+        "head": {
+            "summary": "Read a value's headers", "operationId": "headKey",
+            "responses": {"200": {"description": "Headers of GET", "headers": _ETAG_HEADER},
+                          "304": {"description": "Not modified"},
+                          **{s: {"description": d["description"]}
+                             for s, d in _errors(400, 401, 403, 404, 413, 503).items()}},
+        },
+        "put": {
+            "summary": "Store a value", "operationId": "putKey",
+            "parameters": [
+                {"name": "ttl", "in": "query", "required": False,
+                 "description": f"Expire after this many seconds (at most {limits.max_ttl_seconds})",
+                 "schema": {"type": "number", "exclusiveMinimum": 0}},
+                if_match,
+                {"name": "If-None-Match", "in": "header", "required": False,
+                 "description": "* = create only", "schema": {"type": "string", "enum": ["*"]}},
+            ],
+            "requestBody": {"required": False, "content": {"*/*": binary},
+                            "description": f"The raw value, at most {limits.max_value_bytes} bytes"},
+            "responses": {
+                "200": {**_json("Written", "Updated"), "headers": _ETAG_HEADER},
+                "201": {**_json("Written", "Created"), "headers": _ETAG_HEADER},
+                **_errors(400, 401, 403, 412, 413, 503),
+            },
+        },
+        "delete": {
+            "summary": "Remove a key", "operationId": "deleteKey",
+            "parameters": [if_match],
+            "responses": {"204": {"description": "Removed"},
+                          **_errors(400, 401, 403, 404, 412, 503)},
+        },
+    }
+    body_errors = _errors(400, 401, 403, 413, 503)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "galerakv", "version": __version__,
+                 "description": "A replicated key-value web service. Every error is "
+                                "application/problem+json with a stable `code`."},
+        "paths": {
+            "/v1/ns/{ns}/kv/{key}": key_path,
+            "/v1/ns/{ns}/kv": {
+                "parameters": [ns_param],
+                "get": {
+                    "summary": "List keys in key order, one page at a time",
+                    "operationId": "listKeys",
+                    "parameters": [
+                        {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1,
+                                    "maximum": limits.max_list_limit, "default": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                         "description": "next_cursor of the previous page"},
+                        {"name": "keys_only", "in": "query", "schema": {"type": "boolean"}},
+                        {"name": "delimiter", "in": "query",
+                         "schema": {"type": "string", "maxLength": 16},
+                         "description": "group keys by the text up to this delimiter"},
+                    ],
+                    "responses": {"200": _json("ListPage", "One page"),
+                                  **_errors(400, 401, 403, 503)},
+                },
+            },
+            "/v1/ns/{ns}/batch": {
+                "parameters": [ns_param],
+                "post": {
+                    "summary": "Independent operations, each with its own status",
+                    "operationId": "batch",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "required": ["ops"], "properties": {
+                            "ops": {"type": "array", "maxItems": limits.max_batch_ops,
+                                    "items": {"$ref": _REF + "Op"}}}}}}},
+                    "responses": {"200": _json("BatchResult", "Per-operation results"),
+                                  **body_errors},
+                },
+            },
+            "/v1/ns/{ns}/txn": {
+                "parameters": [ns_param],
+                "post": {
+                    "summary": "Atomic: compares, then the success or the failure operations",
+                    "operationId": "txn",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": _REF + "Txn"}}}},
+                    "responses": {"200": _json("TxnResult", "Which branch ran and its results"),
+                                  **body_errors},
+                },
+            },
+            "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
+                                 "responses": {"200": {"description": "Alive", "content": {
+                                     "application/json": {"schema": {"type": "object"}}}}}}},
+            "/readyz": {"get": {"summary": "Readiness: the backend can serve",
+                                "operationId": "readyz",
+                                "responses": {"200": _json("Ready", "Ready"),
+                                              "503": _json("Ready", "Not ready")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                                 "responses": {"200": {"description": "Prometheus text format",
+                                                       "content": {"text/plain": {
+                                                           "schema": {"type": "string"}}}}}}},
+            "/v1/status": {"get": {"summary": "Backend and limits", "operationId": "status",
+                                   "responses": {"200": {"description": "Status", "content": {
+                                       "application/json": {"schema": {"type": "object"}}}},
+                                       **_errors(401)}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "responses": {"200": {"description": "OpenAPI 3.0",
+                                                            "content": {"application/json": {
+                                                                "schema": {"type": "object"}}}}}}},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {
+                    "type": "object", "required": ["type", "title", "status", "code", "detail"],
+                    "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                   "status": {"type": "integer"},
+                                   "code": {"type": "string", "enum": sorted(CODES)},
+                                   "detail": {"type": "string"}, "instance": {"type": "string"},
+                                   "limit": {"type": "integer"},
+                                   "current_etag": {"type": "string", "nullable": True}},
+                },
+                "Written": entry_schema,
+                "Entry": entry_schema,
+                "ListPage": {
+                    "type": "object", "required": ["items", "prefixes", "next_cursor"],
+                    "properties": {"items": {"type": "array", "items": {"$ref": _REF + "Entry"}},
+                                   "prefixes": {"type": "array", "items": {"type": "string"}},
+                                   "next_cursor": {"type": "string", "nullable": True}},
+                },
+                "Op": op_schema,
+                "OpResult": result_schema,
+                "BatchResult": {"type": "object", "required": ["results"], "properties": {
+                    "results": {"type": "array", "items": {"$ref": _REF + "OpResult"}}}},
+                "Compare": {
+                    "type": "object", "required": ["key"],
+                    "properties": {"key": {"type": "string"}, "exists": {"type": "boolean"},
+                                   "etag": {"type": "string"}, **value_props,
+                                   "not": {"type": "boolean"}},
+                },
+                "Txn": {"type": "object", "properties": {
+                    "compare": {"type": "array", "items": {"$ref": _REF + "Compare"}},
+                    "success": {"type": "array", "items": {"$ref": _REF + "Op"}},
+                    "failure": {"type": "array", "items": {"$ref": _REF + "Op"}}}},
+                "TxnResult": {"type": "object", "required": ["succeeded", "results"],
+                              "properties": {"succeeded": {"type": "boolean"},
+                                             "results": {"type": "array",
+                                                         "items": {"$ref": _REF + "OpResult"}}}},
+                "Ready": {"type": "object", "required": ["ready", "backend"],
+                          "properties": {"ready": {"type": "boolean"},
+                                         "backend": {"type": "string"},
+                                         "detail": {"type": "string"}}},
+            },
+        },
+    }
