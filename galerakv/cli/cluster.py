@@ -1,0 +1,202 @@
+"""``galerakv cluster ...``: deploy, check and repair the Galera cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from galerakv.cli.common import config_option, emit_json, fail, handle_errors, json_option
+from galerakv.cluster import install as _install
+from galerakv.cluster import lifecycle, render, starter
+from galerakv.cluster import sql as _sql
+from galerakv.cluster import verify as _verify
+from galerakv.cluster.health import NodeStatus
+from galerakv.cluster.transport import make_transport
+from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
+
+
+@click.group()
+def cluster() -> None:
+    """Deploy, check and repair the MariaDB Galera cluster described in galerakv.toml."""
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+
+
+@cluster.command()
+@click.option("--local", "count", type=int, required=True, help="Number of loopback nodes.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help=f"File to write (default: ${ENV_VAR}, else ./{DEFAULT_FILE}).")
+@click.option("--first-address", default=starter.FIRST_ADDRESS, show_default=True,
+              help="Loopback address of the first node; the others follow.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@handle_errors
+def init(count: int, config_path: str | None, first_address: str, force: bool) -> None:
+    """Write a starter galerakv.toml for N nodes on 127.0.0.11, .12, ..."""
+    target = Path(config_path or os.environ.get(ENV_VAR) or DEFAULT_FILE)
+    text = starter.starter_toml(count, first_address)
+    if target.exists() and not force:
+        fail(f"{target} already exists; pass --force to overwrite it")
+    if not target.parent.is_dir():
+        fail(f"{target.parent} is not a directory")
+    target.write_text(text)
+    click.echo(f"wrote {target} with {count} node{'s' if count != 1 else ''}")
+    _, warnings = lifecycle.node_count_problems(count, allow_small=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"next: galerakv cluster up --config {target}")
+
+
+@cluster.command("render")
+@config_option
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write <out>/<node>/cluster.cnf (and my.cnf for local nodes) instead of printing.")
+@click.option("--provider", default=None,
+              help="Path of libgalera_smm.so to write (default: the one found on this machine).")
+@handle_errors
+def render_cmd(settings: Settings, out: str | None, provider: str | None) -> None:
+    """Render each node's MariaDB/Galera configuration."""
+    _require_nodes(settings)
+    ctx = render.detect_context(require_provider=provider is None)
+    if provider is not None:
+        ctx = render.RenderContext(provider, ctx.server_version, ctx.run_as)
+    rendered = render.render_all(settings, ctx)
+    if out is None:
+        for node, files in rendered.items():
+            for name, text in files.items():
+                click.echo(f"# ==> {node}/{name} <==")
+                click.echo(text)
+        return
+    for path in render.write_rendered(rendered, Path(out)):
+        click.echo(f"wrote {path}")
+
+
+@cluster.command()
+@config_option
+@click.option("--allow-small", is_flag=True, help="Allow fewer than 3 nodes.")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=lifecycle.JOIN_TIMEOUT,
+              show_default=True, help="Seconds to wait for each node to be Synced.")
+@click.option("--no-install", is_flag=True, help="Do not install missing packages.")
+@handle_errors
+def up(settings: Settings, allow_small: bool, timeout: float, no_install: bool) -> None:
+    """Start the cluster: bootstrap one node, join the others, create accounts."""
+    transport = make_transport(settings)
+    result = lifecycle.up(settings, transport, _echo, allow_small=allow_small,
+                          bootstrap_timeout=min(timeout, lifecycle.BOOTSTRAP_TIMEOUT),
+                          join_timeout=timeout, install=not no_install)
+    if result.changed:
+        v = result.report.verdict
+        click.echo(f"cluster {settings.cluster.name}: {v.verdict} after {result.seconds:.1f} s "
+                   f"(started {', '.join(result.started) or 'nothing'})")
+        for reason in v.reasons:
+            click.echo(f"  - {reason}")
+        if not v.healthy:
+            sys.exit(1)
+
+
+@cluster.command()
+@config_option
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=lifecycle.STOP_TIMEOUT,
+              show_default=True, help="Seconds to wait for each node to stop.")
+@handle_errors
+def down(settings: Settings, timeout: float) -> None:
+    """Stop every node cleanly, in reverse order."""
+    _require_nodes(settings)
+    stopped = lifecycle.down(settings, make_transport(settings), _echo, timeout)
+    click.echo(f"stopped {len(stopped)} node{'s' if len(stopped) != 1 else ''}")
+
+
+@cluster.command()
+@config_option
+@json_option
+@handle_errors
+def status(settings: Settings, as_json: bool) -> None:
+    """Each node's Galera state and the cluster verdict; exit 0 only when healthy."""
+    _require_nodes(settings)
+    report = lifecycle.status(settings, make_transport(settings))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        _print_status(settings, report.nodes)
+        click.echo(f"cluster {settings.cluster.name}: {report.verdict.verdict}")
+        for reason in report.verdict.reasons:
+            click.echo(f"  - {reason}")
+    if not report.verdict.healthy:
+        sys.exit(1)
+
+
+def _print_status(settings: Settings, nodes: tuple[NodeStatus, ...]) -> None:
+    header = ("node", "address", "state", "size", "component", "ready", "connected",
+              "committed", "fc_paused", "recv_q", "cluster uuid")
+    rows: list[tuple[str, ...]] = [header]
+    for cfg, st in zip(settings.cluster.nodes, nodes, strict=True):
+        if not st.reachable:
+            rows.append((st.name, cfg.address, "unreachable", "-", "-", "-", "-", "-", "-", "-",
+                         st.error[:60]))
+            continue
+        rows.append((st.name, cfg.address, st.state, str(st.cluster_size), st.cluster_status,
+                     "ON" if st.ready else "OFF", "ON" if st.connected else "OFF",
+                     str(st.last_committed), f"{st.flow_control_paused:.3f}", str(st.recv_queue),
+                     st.cluster_state_uuid))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cluster.command()
+@config_option
+@json_option
+@handle_errors
+def verify(settings: Settings, as_json: bool) -> None:
+    """Write a marker through each node, read it on every other; exit 1 on any failure."""
+    _require_nodes(settings)
+    result = _verify.verify(settings, make_transport(settings),
+                            (lambda _line: None) if as_json else _echo)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo("verify: " + ("ok" if result.ok else
+                                 f"{len(result.failures)} check(s) failed"))
+    if not result.ok:
+        sys.exit(1)
+
+
+@cluster.command()
+@config_option
+@click.option("--node", "node_name", default=None, help="Node to connect to (default: the root node).")
+@click.option("--via", type=click.Choice(["rw", "ro"]), default=None,
+              help="Go through the balancer's read-write or read-only port instead.")
+@click.option("-e", "--execute", "statement", default=None, help="Run one statement and exit.")
+@handle_errors
+def sql(settings: Settings, node_name: str | None, via: str | None, statement: str | None) -> None:
+    """The mariadb client as the admin user; no password typed or shown."""
+    if node_name is not None and via is not None:
+        fail("give either --node or --via, not both")
+    if via is not None:
+        argv = _sql.balancer_argv(settings, "rw" if via == "rw" else "ro", statement)
+    else:
+        argv = _sql.node_argv(settings, make_transport(settings), node_name, statement)
+    sys.exit(_sql.run(argv))
+
+
+@cluster.command("install")
+@config_option
+@click.option("--all", "everything", is_flag=True,
+              help="Also install what the other SST method needs (mariadb-backup, socat).")
+@handle_errors
+def install_cmd(settings: Settings, everything: bool) -> None:
+    """Install MariaDB, Galera and the state-transfer tools (Debian/Ubuntu, as root)."""
+    packages = _install.required_packages(None if everything else settings.cluster.sst_method)
+    done = _install.install(packages, _echo)
+    if done:
+        click.echo("installed: " + " ".join(done))
+
+
+def _require_nodes(settings: Settings) -> None:
+    if not settings.cluster.nodes:
+        where = settings.source or "no configuration file found"
+        fail(f"{where}: no [[cluster.nodes]]; run `galerakv cluster init --local 3` first")

@@ -1,0 +1,99 @@
+"""Install MariaDB, Galera and the state-transfer tools on Debian/Ubuntu.
+
+``galerakv cluster install`` (and ``up``, when something is missing) runs
+``apt-get update`` once and ``apt-get install -y`` with only the missing
+packages, non-interactively. While it runs, ``/usr/sbin/policy-rc.d`` exits
+101, which tells Debian's maintainer scripts not to start the packaged
+``mariadb`` service: galerakv starts its own nodes, and a system mysqld on
+127.0.0.1:3306 with its own datadir would only confuse. The file is removed
+afterwards (or left alone if it was already there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from galerakv.config import SstMethod
+from galerakv.errors import ClusterError
+
+BASE_PACKAGES = ("mariadb-server", "mariadb-client", "galera-4", "rsync", "iproute2")
+MARIABACKUP_PACKAGES = ("mariadb-backup", "socat")
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+POLICY_SCRIPT = "#!/bin/sh\n# written by galerakv cluster install; removed when it ends\nexit 101\n"
+APT_TIMEOUT = 1800.0
+
+
+def required_packages(sst_method: SstMethod | None) -> list[str]:
+    """Packages the nodes need; ``None`` means every SST method."""
+    packages = list(BASE_PACKAGES)
+    if sst_method in (None, "mariabackup"):
+        packages += MARIABACKUP_PACKAGES
+    return packages
+
+
+def installed(package: str) -> bool:
+    if shutil.which("dpkg-query") is None:
+        return False
+    try:
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                                capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.strip().endswith("ok installed")
+
+
+def missing_packages(packages: list[str]) -> list[str]:
+    return [p for p in packages if not installed(p)]
+
+
+def install(packages: list[str], report: Callable[[str], None]) -> list[str]:
+    """Install whatever of ``packages`` is missing; returns what was installed."""
+    missing = missing_packages(packages)
+    if not missing:
+        report("all packages present: " + " ".join(packages))
+        return []
+    if shutil.which("apt-get") is None:
+        raise ClusterError("missing packages " + " ".join(missing)
+                           + " and no apt-get on this machine; install them by hand")
+    if os.geteuid() != 0:
+        raise ClusterError("missing packages " + " ".join(missing)
+                           + "; installing them needs root: run `sudo galerakv cluster install`")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    placed = _place_policy()
+    try:
+        report("apt-get update")
+        _apt(["apt-get", "update"], env)
+        report("apt-get install -y " + " ".join(missing))
+        _apt(["apt-get", "install", "-y", "--no-install-recommends", *missing], env)
+    finally:
+        if placed:
+            POLICY_RC_D.unlink(missing_ok=True)
+    still = missing_packages(missing)
+    if still:
+        raise ClusterError("apt-get finished but these are still not installed: " + " ".join(still))
+    return missing
+
+
+def _place_policy() -> bool:
+    if POLICY_RC_D.exists():
+        return False
+    POLICY_RC_D.write_text(POLICY_SCRIPT)
+    POLICY_RC_D.chmod(0o755)
+    return True
+
+
+def _apt(argv: list[str], env: dict[str, str]) -> None:
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True,
+                                timeout=APT_TIMEOUT, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise ClusterError(f"{' '.join(argv[:2])} took more than {APT_TIMEOUT:.0f} s") from exc
+    except OSError as exc:
+        raise ClusterError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise ClusterError(f"{' '.join(argv[:2])} failed (exit {result.returncode}):\n{tail}")

@@ -1,0 +1,287 @@
+"""Bring the cluster up and down, and report its state, on any transport.
+
+``up`` follows the procedure an operator would: install what is missing,
+check everything that can be checked before starting anything, render the
+configuration, bootstrap one node with ``--wsrep-new-cluster`` (the root node
+the first time, afterwards the one ``grastate.dat`` marks safe), wait until it
+is Primary and Synced, create the database and accounts, then join the other
+nodes one at a time, each waiting for Synced. ``down`` stops the nodes in
+reverse order so the root node, stopped last, is the one safe to bootstrap.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from galerakv.cluster import health
+from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
+from galerakv.cluster.render import detect_context, render_all
+from galerakv.cluster.secrets import ADMIN_TCP_USER, Secrets, ensure, load
+from galerakv.cluster.transport.base import QueryFailed, Report, Transport
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import ClusterError, NodeError
+
+BOOTSTRAP_TIMEOUT = 90.0
+JOIN_TIMEOUT = 300.0
+STOP_TIMEOUT = 120.0
+POLL_INTERVAL = 0.25
+STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep%';"
+
+
+# --------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """Every node's status and the verdict on the whole."""
+
+    name: str
+    nodes: tuple[NodeStatus, ...]
+    verdict: ClusterVerdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cluster": self.name, "verdict": self.verdict.verdict,
+                "reasons": list(self.verdict.reasons),
+                "nodes": [n.to_dict() for n in self.nodes]}
+
+
+def node_status(transport: Transport, node: NodeSettings, timeout: float = 10.0) -> NodeStatus:
+    try:
+        out = transport.query(node, STATUS_SQL, timeout=timeout)
+    except QueryFailed as exc:
+        return health.unreachable(node.name, exc.detail)
+    return health.node_status(node.name, health.parse_status_rows(out))
+
+
+def status(settings: Settings, transport: Transport) -> ClusterReport:
+    nodes = tuple(node_status(transport, n) for n in settings.cluster.nodes)
+    return ClusterReport(settings.cluster.name, nodes,
+                         health.cluster_verdict(nodes, len(settings.cluster.nodes)))
+
+
+def grastates(transport: Transport, nodes: tuple[NodeSettings, ...]) -> dict[str, GraState | None]:
+    found: dict[str, GraState | None] = {}
+    for node in nodes:
+        text = transport.grastate(node)
+        found[node.name] = health.parse_grastate(text) if text is not None else None
+    return found
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def node_count_problems(count: int, allow_small: bool) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the number of nodes."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    if count == 0:
+        errors.append("the metadata file lists no [[cluster.nodes]]; "
+                      "run `galerakv cluster init --local 3` for a starter file")
+    elif count < 3 and not allow_small:
+        errors.append(f"{count} node{'s' if count > 1 else ''}: a Galera cluster needs at least 3 "
+                      "to survive the loss of one (pass --allow-small to run it anyway)")
+    elif count < 3:
+        warnings.append(f"only {count} node{'s' if count > 1 else ''}: "
+                        "losing one stops the cluster (too-few-nodes)")
+    if count and count % 2 == 0:
+        warnings.append(f"{count} nodes is an even number: a 50/50 network split leaves no "
+                        "Primary component; add a node or run an arbitrator (garbd) (even-node-count)")
+    return errors, warnings
+
+
+# --------------------------------------------------------------------------- up
+
+
+@dataclass(frozen=True)
+class UpResult:
+    changed: bool
+    started: tuple[str, ...]
+    bootstrapped: str | None
+    report: ClusterReport
+    seconds: float
+
+
+def up(settings: Settings, transport: Transport, report: Report, *, allow_small: bool = False,
+       bootstrap_timeout: float = BOOTSTRAP_TIMEOUT, join_timeout: float = JOIN_TIMEOUT,
+       install: bool = True) -> UpResult:
+    """Start every stopped node; see the module docstring for the order."""
+    began = time.monotonic()
+    nodes = settings.cluster.nodes
+    errors, warnings = node_count_problems(len(nodes), allow_small)
+    if errors:
+        raise ClusterError("; ".join(errors))
+    for warning in warnings:
+        report(f"warning: {warning}")
+
+    if install:
+        missing = transport.missing_packages()
+        if missing:
+            report("installing missing packages: " + " ".join(missing))
+            transport.install_packages(missing, report)
+            transport.ctx = detect_context()
+
+    running = {n.name: node_status(transport, n) for n in nodes if transport.is_running(n)}
+    if len(running) == len(nodes):
+        current = ClusterReport(settings.cluster.name, tuple(running[n.name] for n in nodes),
+                                health.cluster_verdict(list(running.values()), len(nodes)))
+        if current.verdict.healthy:
+            report(f"cluster {settings.cluster.name} is already up and healthy "
+                   f"({len(nodes)}/{len(nodes)} Synced); nothing to do")
+            return UpResult(False, (), None, current, time.monotonic() - began)
+        raise ClusterError("every node runs but the cluster is "
+                           f"{current.verdict.verdict}: " + "; ".join(current.verdict.reasons)
+                           + "; see `galerakv cluster status`")
+
+    stopped = tuple(n for n in nodes if n.name not in running)
+    pre = transport.preflight(stopped)
+    for warning in pre.warnings:
+        report(f"warning: {warning}")
+    if pre.errors:
+        raise ClusterError("cannot start the cluster:\n" + "\n".join(f"  - {e}" for e in pre.errors))
+
+    saved = grastates(transport, stopped)
+    names = [n.name for n in nodes]
+    plan = health.plan_start(names, running, saved)
+    initialized = [n.name for n in stopped if transport.is_initialized(n)]
+    if initialized and load(settings.secrets_path) is None:
+        raise ClusterError(f"{', '.join(initialized)} already hold data but the secrets file "
+                           f"{settings.secrets_path} is missing, so galerakv cannot log in; "
+                           "restore it, or remove the state directory to start afresh")
+    secrets, created = ensure(settings)
+    if created:
+        report(f"generated credentials in {settings.secrets_path} (mode 0600)")
+
+    rendered = render_all(settings, transport.ctx)
+    for node in stopped:
+        transport.write_config(node, rendered[node.name], secrets)
+    report(f"plan: {plan.reason}")
+
+    started: list[str] = []
+    if plan.bootstrap is not None:
+        node = settings.cluster.node(plan.bootstrap)
+        if not transport.is_initialized(node):
+            report(f"{node.name}: creating the system tables")
+            transport.initialize(node, secrets)
+        report(f"{node.name}: bootstrapping a new Primary component (--wsrep-new-cluster)")
+        transport.start(node, bootstrap=True)
+        started.append(node.name)
+        wait_synced(transport, node, report, bootstrap_timeout)
+        ensure_accounts(settings, transport, node, secrets)
+        report(f"{node.name}: database {settings.database.name!r} and accounts ready")
+    for name in plan.join:
+        node = settings.cluster.node(name)
+        if not transport.is_initialized(node):
+            transport.prepare_empty(node)
+        report(f"{node.name}: starting, joining the cluster")
+        transport.start(node, bootstrap=False)
+        started.append(node.name)
+        wait_synced(transport, node, report, join_timeout)
+
+    final = status(settings, transport)
+    return UpResult(True, tuple(started), plan.bootstrap, final, time.monotonic() - began)
+
+
+def wait_synced(transport: Transport, node: NodeSettings, report: Report, timeout: float) -> float:
+    """Wait until ``node`` is Synced in a Primary component; show each state it passes."""
+    began = time.monotonic()
+    shown = ""
+    while True:
+        elapsed = time.monotonic() - began
+        if not transport.is_running(node):
+            raise NodeError(node.name, f"mariadbd exited while starting (after {elapsed:.1f} s)",
+                            transport.log_tail(node))
+        st = node_status(transport, node, timeout=5)
+        if st.reachable and st.synced and st.primary and st.ready:
+            report(f"  {node.name}: Synced, Primary, cluster size {st.cluster_size} "
+                   f"({elapsed:.1f} s)")
+            return elapsed
+        phase = _phase(transport, node, st)
+        if phase != shown:
+            report(f"  {node.name}: {phase} ({elapsed:.1f} s)")
+            shown = phase
+        if elapsed > timeout:
+            raise NodeError(node.name, f"not Synced after {timeout:.0f} s (last state: {phase})",
+                            transport.log_tail(node))
+        time.sleep(POLL_INTERVAL)
+
+
+_PHASES = {
+    "connected": "connected to the group",
+    "joiner": "Joiner: receiving a state transfer",
+    "initializing": "state received, initializing storage",
+    "initialized": "initialized",
+    "joined": "Joined, catching up",
+}
+
+
+def _phase(transport: Transport, node: NodeSettings, st: NodeStatus) -> str:
+    if st.reachable:
+        return f"{st.state or 'starting'}, {st.cluster_status or 'no component'}"
+    change = health.last_status_change(transport.log_tail(node, 200))
+    return _PHASES.get(change or "", "starting (not answering yet)")
+
+
+def client_host(settings: Settings) -> str:
+    """Host part of the accounts used over TCP: loopback for local nodes."""
+    return "127.%" if settings.cluster.transport == "local" else "%"
+
+
+def accounts_sql(settings: Settings, secrets: Secrets) -> str:
+    """Idempotent statements creating the database and every account."""
+    host = client_host(settings)
+    db = settings.database.name
+
+    def pw(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("'", "\\'")
+
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        f"CREATE USER IF NOT EXISTS '{secrets.app.user}'@'{host}' "
+        f"IDENTIFIED BY '{pw(secrets.app.password)}'",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `{db}`.* "
+        f"TO '{secrets.app.user}'@'{host}'",
+        f"CREATE USER IF NOT EXISTS '{secrets.monitor.user}'@'{host}' "
+        f"IDENTIFIED BY '{pw(secrets.monitor.password)}'",
+        f"CREATE USER IF NOT EXISTS '{ADMIN_TCP_USER}'@'{host}' "
+        f"IDENTIFIED BY '{pw(secrets.admin.password)}'",
+        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_TCP_USER}'@'{host}' WITH GRANT OPTION",
+    ]
+    if settings.cluster.sst_method == "mariabackup":
+        statements += [
+            f"CREATE USER IF NOT EXISTS '{secrets.sst.user}'@'localhost' "
+            f"IDENTIFIED BY '{pw(secrets.sst.password)}'",
+            f"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* "
+            f"TO '{secrets.sst.user}'@'localhost'",
+        ]
+    return ";\n".join(statements) + ";\n"
+
+
+def ensure_accounts(settings: Settings, transport: Transport, node: NodeSettings,
+                    secrets: Secrets) -> None:
+    transport.query(node, accounts_sql(settings, secrets), timeout=60)
+
+
+# --------------------------------------------------------------------------- down
+
+
+def down(settings: Settings, transport: Transport, report: Report,
+         timeout: float = STOP_TIMEOUT) -> tuple[str, ...]:
+    """Stop every running node, last node first; returns the names stopped."""
+    stopped: list[str] = []
+    for node in reversed(settings.cluster.nodes):
+        if not transport.is_running(node):
+            report(f"{node.name}: not running")
+            continue
+        began = time.monotonic()
+        report(f"{node.name}: stopping")
+        transport.stop(node, timeout)
+        report(f"  {node.name}: stopped ({time.monotonic() - began:.1f} s)")
+        stopped.append(node.name)
+    if stopped:
+        safe = [n for n, g in grastates(transport, settings.cluster.nodes).items()
+                if g is not None and g.safe_to_bootstrap]
+        if safe:
+            report(f"safe to bootstrap next time: {', '.join(safe)}")
+    return tuple(stopped)

@@ -1,0 +1,285 @@
+"""Render each node's MariaDB/Galera configuration from the metadata file.
+
+Two files per node:
+
+``cluster.cnf``
+    Everything Galera needs, the same shape on every transport: the mandatory
+    settings (ROW binlog, InnoDB, interleaved auto-increment locks), the wsrep
+    provider and addresses, the node's own bind address and small-memory
+    settings for local nodes. On ``ssh`` hosts it goes to /etc/mysql/conf.d/.
+
+``my.cnf`` (local transport only)
+    The file ``mariadbd --defaults-file`` reads: the node's own datadir,
+    socket, pid file and log under ``state_dir/<node>/``, then an ``!include``
+    of ``cluster.cnf``. Using ``--defaults-file`` keeps /etc/mysql out of it.
+
+Rendering is a pure function of the settings and a :class:`RenderContext`
+(provider path, server version, the OS user); the same input always gives
+byte-identical output, which the golden-file tests hold to.
+``--wsrep-new-cluster`` never appears here: it is a command-line flag of the
+one bootstrap start.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import ClusterError
+
+GCOMM_PORT = 4567
+IST_PORT = 4568
+SST_PORT = 4444
+GALERA_PORTS = (GCOMM_PORT, IST_PORT, SST_PORT)
+
+PROVIDER_CANDIDATES = (
+    "/usr/lib/galera/libgalera_smm.so",
+    "/usr/lib/galera-4/libgalera_smm.so",
+    "/usr/lib64/galera-4/libgalera_smm.so",
+    "/usr/lib64/galera/libgalera_smm.so",
+    "/usr/lib/x86_64-linux-gnu/galera/libgalera_smm.so",
+)
+
+# a Unix socket path longer than this does not fit in sockaddr_un.sun_path
+MAX_SOCKET_PATH = 107
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What rendering needs from the machine, passed in so output is deterministic."""
+
+    provider: str = PROVIDER_CANDIDATES[0]
+    server_version: tuple[int, int] = (10, 11)
+    run_as: str = "mysql"
+    local_small_memory: bool = True
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Where one local node keeps its files, all under ``state_dir/<node>/``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings, node: NodeSettings) -> NodePaths:
+        return cls(settings.state_dir / node.name)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "mysqld.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "mysqld.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "mysqld.log"
+
+    @property
+    def my_cnf(self) -> Path:
+        return self.root / "my.cnf"
+
+    @property
+    def cluster_cnf(self) -> Path:
+        return self.root / "cluster.cnf"
+
+    @property
+    def sst_auth_cnf(self) -> Path:
+        return self.root / "sst_auth.cnf"
+
+    @property
+    def launcher_pid(self) -> Path:
+        """The PID galerakv recorded when it started this node's mariadbd."""
+        return self.root / "galerakv.pid"
+
+    @property
+    def grastate(self) -> Path:
+        return self.datadir / "grastate.dat"
+
+
+# --------------------------------------------------------------------------- machine facts
+
+
+def find_provider(candidates: tuple[str, ...] = PROVIDER_CANDIDATES) -> str | None:
+    """The Galera library on this machine, or None."""
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+_VERSION_RE = re.compile(r"Ver\s+(\d+)\.(\d+)\.\d+")
+
+
+def parse_server_version(text: str) -> tuple[int, int] | None:
+    """``mariadbd --version`` output -> (major, minor)."""
+    match = _VERSION_RE.search(text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def detect_context(require_provider: bool = True) -> RenderContext:
+    """The render context of this machine: provider path, server version, OS user."""
+    provider = find_provider()
+    if provider is None and require_provider:
+        raise ClusterError(
+            "the Galera library libgalera_smm.so was not found (looked in "
+            + ", ".join(PROVIDER_CANDIDATES)
+            + "); run `galerakv cluster install` to install galera-4"
+        )
+    version: tuple[int, int] = RenderContext.server_version
+    binary = server_binary()
+    if binary:
+        try:
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                 timeout=20, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            out = ""
+        version = parse_server_version(out) or version
+    return RenderContext(provider=provider or PROVIDER_CANDIDATES[0], server_version=version,
+                         run_as=default_run_as())
+
+
+def server_binary() -> str | None:
+    for name in ("/usr/sbin/mariadbd", "/usr/sbin/mysqld"):
+        if os.path.isfile(name):
+            return name
+    return shutil.which("mariadbd")
+
+
+def default_run_as() -> str:
+    """mariadbd runs as mysql when galerakv runs as root, else as the current user."""
+    if os.geteuid() == 0:
+        return "mysql"
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def has_query_cache(version: tuple[int, int]) -> bool:
+    """MariaDB keeps the query cache (MySQL 8 dropped it); Galera wants it off."""
+    return version[0] >= 5
+
+
+def cluster_address(settings: Settings) -> str:
+    """gcomm:// of every node, root first."""
+    return "gcomm://" + ",".join(f"{n.address}:{GCOMM_PORT}" for n in settings.cluster.nodes)
+
+
+def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContext) -> str:
+    """The Galera part of one node's configuration."""
+    c = settings.cluster
+    provider_options = ";".join([
+        f"gmcast.listen_addr=tcp://{node.address}:{GCOMM_PORT}",
+        f"ist.recv_addr={node.address}:{IST_PORT}",
+        "gcache.size=64M" if ctx.local_small_memory else "gcache.size=1G",
+    ])
+    lines = [
+        f"# galerakv: node {node.name} of cluster {c.name}; generated, do not edit.",
+        "# Regenerate with `galerakv cluster render`. --wsrep-new-cluster is never written",
+        "# here: it is passed on the command line of the one bootstrap start.",
+        "[mysqld]",
+        "# -- this node",
+        f"bind-address = {node.address}",
+        f"port = {node.port}",
+        "skip_name_resolve = ON",
+        "",
+        "# -- settings Galera requires",
+        "binlog_format = ROW",
+        "default_storage_engine = InnoDB",
+        "innodb_autoinc_lock_mode = 2",
+    ]
+    if has_query_cache(ctx.server_version):
+        lines += ["query_cache_type = 0", "query_cache_size = 0"]
+    lines += [
+        "",
+        "# -- replication",
+        "wsrep_on = ON",
+        f"wsrep_provider = {ctx.provider}",
+        f"wsrep_cluster_name = {c.name}",
+        f"wsrep_cluster_address = {cluster_address(settings)}",
+        f"wsrep_node_name = {node.name}",
+        f"wsrep_node_address = {node.address}",
+        f"wsrep_node_incoming_address = {node.address}:{node.port}",
+        f"wsrep_sst_method = {c.sst_method}",
+        f"wsrep_sst_receive_address = {node.address}:{SST_PORT}",
+        f'wsrep_provider_options = "{provider_options}"',
+        "wsrep_slave_threads = 2",
+    ]
+    if ctx.local_small_memory:
+        lines += [
+            "",
+            "# -- small memory: several nodes share one machine",
+            "innodb_buffer_pool_size = 64M",
+            "innodb_log_file_size = 16M",
+            "innodb_log_buffer_size = 4M",
+            "performance_schema = OFF",
+            "max_connections = 64",
+            "key_buffer_size = 1M",
+            "aria_pagecache_buffer_size = 8M",
+            "table_open_cache = 200",
+            "thread_stack = 256K",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_my_cnf(settings: Settings, node: NodeSettings, ctx: RenderContext) -> str:
+    """The local node's defaults file: its own paths, then cluster.cnf."""
+    p = NodePaths.of(settings, node)
+    lines = [
+        f"# galerakv: local node {node.name}; generated, do not edit.",
+        "# mariadbd reads only this file (--defaults-file), never /etc/mysql.",
+        "[mysqld]",
+        f"user = {ctx.run_as}",
+        f"datadir = {p.datadir}",
+        f"socket = {p.socket}",
+        f"pid-file = {p.pid_file}",
+        f"log-error = {p.log}",
+        f"tmpdir = {p.root}",
+        "",
+        "[client]",
+        f"socket = {p.socket}",
+        "",
+        f"!include {p.cluster_cnf}",
+    ]
+    if settings.cluster.sst_method == "mariabackup":
+        # wsrep_sst_auth carries a password, so it lives in its own 0600 file
+        lines.append(f"!include {p.sst_auth_cnf}")
+    return "\n".join(lines) + "\n"
+
+
+def render_node(settings: Settings, node: NodeSettings, ctx: RenderContext) -> dict[str, str]:
+    """File name -> content for one node."""
+    files = {"cluster.cnf": render_cluster_cnf(settings, node, ctx)}
+    if settings.cluster.transport == "local":
+        files["my.cnf"] = render_my_cnf(settings, node, ctx)
+    return files
+
+
+def render_all(settings: Settings, ctx: RenderContext) -> dict[str, dict[str, str]]:
+    """Node name -> (file name -> content), every node, in metadata order."""
+    return {node.name: render_node(settings, node, ctx) for node in settings.cluster.nodes}
+
+
+def write_rendered(rendered: dict[str, dict[str, str]], out: Path) -> list[Path]:
+    """Write ``out/<node>/<file>``; returns the paths written."""
+    written: list[Path] = []
+    for node, files in rendered.items():
+        folder = out / node
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            path = folder / name
+            path.write_text(text)
+            written.append(path)
+    return written

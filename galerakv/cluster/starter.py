@@ -1,0 +1,64 @@
+"""``galerakv cluster init --local N``: a starter galerakv.toml for N loopback nodes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from galerakv.errors import ClusterError
+
+FIRST_ADDRESS = "127.0.0.11"
+MAX_NODES = 99
+
+
+def node_addresses(count: int, first: str = FIRST_ADDRESS) -> list[str]:
+    if count < 1:
+        raise ClusterError(f"--local {count}: the cluster needs at least one node (3 or more "
+                           "to survive a failure)")
+    if count > MAX_NODES:
+        raise ClusterError(f"--local {count}: at most {MAX_NODES} local nodes")
+    try:
+        start = ipaddress.IPv4Address(first)
+    except ValueError as exc:
+        raise ClusterError(f"--first-address {first!r} is not an IPv4 address") from exc
+    last = start + (count - 1)
+    if not (start.is_loopback and last.is_loopback) or int(last) & 0xFF in (0, 255):
+        raise ClusterError(f"{count} nodes from {first} leave the usable loopback range; "
+                           "choose a lower --first-address")
+    return [str(start + i) for i in range(count)]
+
+
+def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "galerakv_cluster",
+                 state_dir: str = ".galerakv") -> str:
+    addresses = node_addresses(count, first)
+    lines = [
+        "# galerakv metadata file: every address, name and credential comes from here.",
+        "# Written by `galerakv cluster init`; see docs/cluster.md.",
+        "",
+        "[cluster]",
+        f'name = "{cluster_name}"        # wsrep_cluster_name',
+        'transport = "local"              # nodes are mariadbd processes on this machine',
+        f'state_dir = "{state_dir}"           # datadirs, logs, configs, secrets (0600)',
+        'sst_method = "rsync"             # rsync | mariabackup',
+        "",
+    ]
+    for i, address in enumerate(addresses, start=1):
+        comment = "   # the root node: bootstrapped first" if i == 1 else ""
+        lines += ["[[cluster.nodes]]" + comment, f'name = "db{i}"', f'address = "{address}"', ""]
+    lines += [
+        "[balancer]",
+        'kind = "haproxy"                 # haproxy | maxscale | none',
+        'address = "127.0.0.10"',
+        "rw_port = 3306                   # one writer at a time, the others as backups",
+        "ro_port = 3307                   # reads spread over every Synced node",
+        "",
+        "[database]",
+        'name = "galerakv"',
+        'user = "galerakv"                # its password is generated into the secrets file',
+        "",
+        "[server]",
+        'host = "127.0.0.1"',
+        "port = 8080",
+        'backend = "sqlite"               # switch to "mariadb" once the cluster is up',
+        "",
+    ]
+    return "\n".join(lines)
