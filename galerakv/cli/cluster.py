@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -63,7 +64,7 @@ def render_cmd(settings: Settings, out: str | None, provider: str | None) -> Non
     _require_nodes(settings)
     ctx = render.detect_context(require_provider=provider is None)
     if provider is not None:
-        ctx = render.RenderContext(provider, ctx.server_version, ctx.run_as)
+        ctx = dataclasses.replace(ctx, provider=provider)
     rendered = render.render_all(settings, ctx)
     if out is None:
         for node, files in rendered.items():

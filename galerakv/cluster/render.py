@@ -58,6 +58,7 @@ class RenderContext:
     server_version: tuple[int, int] = (10, 11)
     run_as: str = "mysql"
     local_small_memory: bool = True
+    server_flavor: str = "mariadb"  # or "mysql"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def detect_context(require_provider: bool = True) -> RenderContext:
             + "); run `galerakv cluster install` to install galera-4"
         )
     version: tuple[int, int] = RenderContext.server_version
+    flavor = RenderContext.server_flavor
     binary = server_binary()
     if binary:
         try:
@@ -146,8 +148,9 @@ def detect_context(require_provider: bool = True) -> RenderContext:
         except (OSError, subprocess.TimeoutExpired):
             out = ""
         version = parse_server_version(out) or version
+        flavor = "mariadb" if "mariadb" in out.lower() or not out else "mysql"
     return RenderContext(provider=provider or PROVIDER_CANDIDATES[0], server_version=version,
-                         run_as=default_run_as())
+                         run_as=default_run_as(), server_flavor=flavor)
 
 
 def server_binary() -> str | None:
@@ -167,9 +170,9 @@ def default_run_as() -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def has_query_cache(version: tuple[int, int]) -> bool:
-    """MariaDB keeps the query cache (MySQL 8 dropped it); Galera wants it off."""
-    return version[0] >= 5
+def has_query_cache(flavor: str, version: tuple[int, int]) -> bool:
+    """MariaDB keeps the query cache, MySQL 8 dropped it; Galera wants it off where it exists."""
+    return flavor == "mariadb" or version < (8, 0)
 
 
 def cluster_address(settings: Settings) -> str:
@@ -200,7 +203,7 @@ def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContex
         "default_storage_engine = InnoDB",
         "innodb_autoinc_lock_mode = 2",
     ]
-    if has_query_cache(ctx.server_version):
+    if has_query_cache(ctx.server_flavor, ctx.server_version):
         lines += ["query_cache_type = 0", "query_cache_size = 0"]
     lines += [
         "",
