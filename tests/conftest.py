@@ -1,0 +1,148 @@
+"""Fixtures shared by every test suite: settings, in-process clients, real server processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import tomli_w
+
+from galerakv import config
+from galerakv.server.app import App
+
+# Every backend the one API suite runs against. The MariaDB backend joins this
+# list when it lands; the suite itself does not change.
+BACKENDS = ["sqlite"]
+
+
+def backend_config(backend: str, tmp: Path) -> dict[str, Any]:
+    if backend == "sqlite":
+        return {"server": {"backend": "sqlite", "sqlite_path": str(tmp / "kv.sqlite3")}}
+    raise AssertionError(f"unknown backend {backend}")
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_app(backend: str, tmp_path: Path) -> Callable[..., App]:
+    """Build an App on the current backend; keyword tables override the config."""
+
+    def factory(**extra: dict[str, Any]) -> App:
+        data = merge(backend_config(backend, tmp_path), extra)
+        return App(config.parse(data, source=tmp_path / "galerakv.toml"))
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_app: Callable[..., App]) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client on a fresh store of the current backend."""
+    app = make_app()
+    await app.startup()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://galerakv") as c:
+            yield c
+    finally:
+        await app.shutdown()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A real ``galerakv serve`` process on a loopback port."""
+
+    config_path: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.log_path = self.config_path.with_suffix(".log")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "galerakv.cli.main", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+@pytest.fixture
+def live_server(backend: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory of real server processes on the current backend; all stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def factory(**extra: dict[str, Any]) -> ServerProcess:
+        port = free_port()
+        data = merge(backend_config(backend, tmp_path), {"server": {"port": port, "host": "127.0.0.1"}})
+        data = merge(data, extra)
+        path = write_config(tmp_path / f"server-{port}.toml", data)
+        server = ServerProcess(path, port)
+        server.start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
