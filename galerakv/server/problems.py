@@ -18,7 +18,6 @@ CODES: dict[str, tuple[int, str]] = {
     "bad_request": (400, "The request is malformed"),
     "invalid_namespace": (400, "The namespace is not valid"),
     "invalid_key": (400, "The key is not valid"),
-    "invalid_value": (400, "The value is not valid"),
     "invalid_query": (400, "A query parameter is not valid"),
     "invalid_header": (400, "A header is not valid"),
     "invalid_etag": (400, "An ETag in a precondition header is not valid"),
