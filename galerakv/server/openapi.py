@@ -9,6 +9,10 @@ from galerakv.config import Settings
 from galerakv.server.problems import CODES, PROBLEM_TYPE
 
 _REF = "#/components/schemas/"
+# the forms the precondition headers accept (see galerakv.server.validate)
+_ETAG = r'"[\x21\x23-\x7e]+"'
+_ONE_ETAG = rf"^\s*(\*|{_ETAG})\s*$"
+_ETAG_LIST = rf"^\s*(\*|(W/)?{_ETAG}(\s*,\s*(W/)?{_ETAG})*)\s*$"
 
 
 def _problem(description: str, *codes: str) -> dict[str, Any]:
@@ -48,7 +52,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                  "schema": {"type": "string", "minLength": 1}}
     if_match = {"name": "If-Match", "in": "header", "required": False,
                 "description": 'Compare-and-set: the ETag the key must have, or * for "exists"',
-                "schema": {"type": "string"}}
+                "schema": {"type": "string", "pattern": _ONE_ETAG}}
     value_props = {
         "value": {"type": "string", "description": "UTF-8 value"},
         "value_base64": {"type": "string", "description": "any bytes, base64"},
@@ -60,8 +64,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "key": {"type": "string", "minLength": 1},
             **value_props,
             "content_type": {"type": "string"},
-            "ttl": {"type": "number", "exclusiveMinimum": 0},
-            "if_match": {"type": "string", "description": "batch only"},
+            "ttl": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                    "maximum": limits.max_ttl_seconds},
+            "if_match": {"type": "string", "pattern": _ONE_ETAG, "description": "batch only"},
             "if_none_match": {"type": "string", "enum": ["*"], "description": "batch only"},
         },
     }
@@ -87,7 +92,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "get": {
             "summary": "Read a value", "operationId": "getKey",
             "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": _ETAG_LIST},
                             "description": "304 when the key's ETag is one of these, or *"}],
             "responses": {
                 "200": {"description": "The raw value with its stored Content-Type",
@@ -108,7 +113,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "parameters": [
                 {"name": "ttl", "in": "query", "required": False,
                  "description": f"Expire after this many seconds (at most {limits.max_ttl_seconds})",
-                 "schema": {"type": "number", "exclusiveMinimum": 0}},
+                 "schema": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                            "maximum": limits.max_ttl_seconds}},
                 if_match,
                 {"name": "If-None-Match", "in": "header", "required": False,
                  "description": "* = create only", "schema": {"type": "string", "enum": ["*"]}},

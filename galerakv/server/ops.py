@@ -115,8 +115,6 @@ def parse_op(obj: Any, where: str, limits: LimitsSettings, conditions: bool) -> 
 
 def parse_ops(obj: Any, where: str, limits: LimitsSettings, max_ops: int, too_large: str,
               conditions: bool) -> list[Op]:
-    if obj is None:
-        return []
     if not isinstance(obj, list):
         raise _bad(where, "must be a JSON array of operations")
     if len(obj) > max_ops:

@@ -144,12 +144,12 @@ async def txn(app: App, req: Request, ns: str) -> Response:
         raise Problem("invalid_operation",
                       'the body must be {"compare": [...], "success": [...], "failure": [...]}')
     limits = app.settings.limits
-    raw_compares = data.get("compare") or []
+    raw_compares = data.get("compare", [])
     if not isinstance(raw_compares, list):
         raise Problem("invalid_operation", "compare must be a JSON array", at="compare")
-    success = ops.parse_ops(data.get("success"), "success", limits, limits.max_txn_ops,
+    success = ops.parse_ops(data.get("success", []), "success", limits, limits.max_txn_ops,
                             "txn_too_large", conditions=False)
-    failure = ops.parse_ops(data.get("failure"), "failure", limits, limits.max_txn_ops,
+    failure = ops.parse_ops(data.get("failure", []), "failure", limits, limits.max_txn_ops,
                             "txn_too_large", conditions=False)
     total = len(raw_compares) + len(success) + len(failure)
     if total > limits.max_txn_ops:
