@@ -1,0 +1,446 @@
+"""galerakv (SQLite) vs a single-member etcd (v3 JSON gateway), side by side, with wrk.
+
+Starts both servers itself on loopback (free ports, temp dirs), preloads the same keys,
+then runs rounds of: galerakv GET, etcd GET, galerakv PUT, etcd PUT (alternating, so
+drift on the machine hits both), and prints a markdown table of medians with the ratios
+galerakv/etcd. It stops only the processes it started (by PID) and removes its temp dir.
+
+    python bench/run.py                     # 3 rounds x 10 s, 32 connections
+    python bench/run.py --workers 2 --runs 5 --output bench/results/latest.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wrkbench import Owned, Summary, WrkResult, free_port, run_wrk, summarize, wait_http
+
+NS = "bench"
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+class Timeout(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def key_name(i: int) -> str:
+    return f"key-{i:04d}"
+
+
+def value_for(i: int, size: int) -> bytes:
+    head = f"value-{i:04d}-".encode()
+    return (head + b"x" * size)[:size]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def lua_lit(s: str) -> str:
+    """A Lua long-bracket string literal (no escapes needed for JSON or paths)."""
+    if "]]" in s or "\n" in s:
+        raise ValueError(f"cannot embed {s!r} in a Lua long string")
+    return f"[[{s}]]"
+
+
+def lua_requests(method: str, paths: list[str], bodies: list[str] | None, ctype: str) -> str:
+    """A wrk script cycling over pre-built requests; each thread starts at another offset."""
+    n = len(paths)
+    p = ",\n".join(lua_lit(x) for x in paths)
+    b = ",\n".join(lua_lit(x) for x in bodies) if bodies is not None else ""
+    return f"""
+local paths = {{
+{p}
+}}
+local bodies = {{
+{b}
+}}
+local reqs = {{}}
+local i = 0
+local tid = 0
+setup = function(thread)
+  thread:set("tid", tid)
+  tid = tid + 1
+end
+init = function(args)
+  local headers = {{["Content-Type"] = "{ctype}"}}
+  for k = 1, {n} do
+    local body = nil
+    if #bodies > 0 then body = bodies[k] end
+    reqs[k] = wrk.format("{method}", paths[k], headers, body)
+  end
+  i = (tid * 379) % {n}
+end
+request = function()
+  i = (i % {n}) + 1
+  return reqs[i]
+end
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    base: str
+    get_lua: str
+    put_lua: str
+
+
+def galerakv_scripts(keys: int, size: int) -> tuple[str, str]:
+    paths = [f"/v1/ns/{NS}/kv/{key_name(i)}" for i in range(keys)]
+    bodies = [value_for(i, size).decode("ascii") for i in range(keys)]
+    get = lua_requests("GET", paths, None, "application/octet-stream")
+    put = lua_requests("PUT", paths, bodies, "application/octet-stream")
+    return get, put
+
+
+def etcd_scripts(keys: int, size: int) -> tuple[str, str]:
+    rng = [
+        json.dumps({"key": b64(f"{NS}/{key_name(i)}".encode())}, separators=(",", ":"))
+        for i in range(keys)
+    ]
+    puts = [
+        json.dumps(
+            {"key": b64(f"{NS}/{key_name(i)}".encode()), "value": b64(value_for(i, size))},
+            separators=(",", ":"),
+        )
+        for i in range(keys)
+    ]
+    get = lua_requests("POST", ["/v3/kv/range"] * keys, rng, "application/json")
+    put = lua_requests("POST", ["/v3/kv/put"] * keys, puts, "application/json")
+    return get, put
+
+
+def http_call(
+    port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def preload_galerakv(port: int, keys: int, size: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for i in range(keys):
+            path = f"/v1/ns/{NS}/kv/{key_name(i)}"
+            conn.request(
+                "PUT",
+                path,
+                body=value_for(i, size),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status not in (200, 201):
+                raise RuntimeError(f"galerakv PUT {path}: {resp.status} {data[:200]!r}")
+            if resp.getheader("ETag") is None:
+                raise RuntimeError(f"galerakv PUT {path}: no ETag in response")
+    finally:
+        conn.close()
+    status, data = http_call(port, "GET", f"/v1/ns/{NS}/kv/{key_name(7)}", None, {})
+    if status != 200 or data != value_for(7, size):
+        raise RuntimeError(f"galerakv GET check failed: {status} {data[:200]!r}")
+
+
+def preload_etcd(port: int, keys: int, size: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for i in range(keys):
+            body = json.dumps(
+                {"key": b64(f"{NS}/{key_name(i)}".encode()), "value": b64(value_for(i, size))}
+            ).encode()
+            conn.request(
+                "POST", "/v3/kv/put", body=body, headers={"Content-Type": "application/json"}
+            )
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"etcd put: {resp.status} {data[:200]!r}")
+    finally:
+        conn.close()
+    body = json.dumps({"key": b64(f"{NS}/{key_name(7)}".encode())}).encode()
+    status, data = http_call(
+        port, "POST", "/v3/kv/range", body, {"Content-Type": "application/json"}
+    )
+    kvs = json.loads(data).get("kvs", []) if status == 200 else []
+    if not kvs or base64.b64decode(kvs[0]["value"]) != value_for(7, size):
+        raise RuntimeError(f"etcd range check failed: {status} {data[:200]!r}")
+
+
+def start_etcd(work: Path) -> tuple[Owned, int]:
+    client, peer = free_port(), free_port()
+    argv = [
+        ETCD,
+        "--name",
+        "bench",
+        "--data-dir",
+        str(work / "etcd"),
+        "--listen-client-urls",
+        f"http://127.0.0.1:{client}",
+        "--advertise-client-urls",
+        f"http://127.0.0.1:{client}",
+        "--listen-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-advertise-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-cluster",
+        f"bench=http://127.0.0.1:{peer}",
+        "--initial-cluster-state",
+        "new",
+        "--logger",
+        "zap",
+        "--log-level",
+        "warn",
+    ]
+    proc = Owned("etcd", argv, work / "etcd.log")
+    try:
+        wait_http(client, "/health", 30.0, proc.proc)
+    except Exception:
+        log(f"etcd did not start; log:\n{proc.tail()}")
+        proc.stop()
+        raise
+    return proc, client
+
+
+def galerakv_argv(config: Path) -> list[str]:
+    exe = Path(sys.executable).with_name("galerakv")
+    if exe.exists():
+        return [str(exe), "serve", "--config", str(config)]
+    found = shutil.which("galerakv")
+    if found:
+        return [found, "serve", "--config", str(config)]
+    return [sys.executable, "-m", "galerakv.cli.main", "serve", "--config", str(config)]
+
+
+def start_galerakv(work: Path, workers: int) -> tuple[Owned, int]:
+    port = free_port()
+    db = work / "galerakv" / "kv.sqlite3"
+    db.parent.mkdir()
+    config = work / "galerakv.toml"
+    config.write_text(
+        f'[server]\nport = {port}\nhost = "127.0.0.1"\nsqlite_path = "{db}"\nworkers = {workers}\n'
+    )
+    env = dict(os.environ)
+    env.pop("GALERAKV_CONFIG", None)
+    proc = Owned("galerakv", galerakv_argv(config), work / "galerakv.log", cwd=str(work), env=env)
+    try:
+        wait_http(port, "/healthz", 60.0, proc.proc)
+    except Exception:
+        log(f"galerakv did not start; log:\n{proc.tail()}")
+        proc.stop()
+        raise
+    return proc, port
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Bound the whole run: SIGALRM / SIGTERM / SIGHUP raise, so cleanup still runs."""
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        raise Timeout(f"stopped by signal {signal.Signals(signum).name}")
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGALRM, signal.SIGTERM, signal.SIGHUP)}
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def versions() -> str:
+    etcd_v = subprocess.run([ETCD, "--version"], capture_output=True, text=True, timeout=10)
+    ev = etcd_v.stdout.splitlines()[0].split(":", 1)[-1].strip() if etcd_v.stdout else "?"
+    try:
+        from importlib.metadata import version
+
+        gv = version("galerakv")
+    except Exception:
+        gv = "?"
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"galerakv {gv} (Python {platform.python_version()}), etcd {ev}; "
+        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}"
+    )
+
+
+def fmt_ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def table(results: dict[tuple[str, str], Summary], args: argparse.Namespace) -> str:
+    lines = [
+        "| op | galerakv req/s | etcd req/s | ratio | galerakv p50 ms | etcd p50 ms "
+        "| galerakv p99 ms | etcd p99 ms | p99 ratio | goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    goals = {"GET": 2.0, "PUT": 1.0}
+    for op in ("GET", "PUT"):
+        g, e = results.get(("galerakv", op)), results.get(("etcd", op))
+        if g is None or e is None:
+            continue
+        ok = g.rps >= goals[op] * e.rps and g.p99_ms <= e.p99_ms
+        lines.append(
+            f"| {op} | {g.rps:,.0f} | {e.rps:,.0f} | {fmt_ratio(g.rps, e.rps)} "
+            f"| {g.p50_ms:.2f} | {e.p50_ms:.2f} | {g.p99_ms:.2f} | {e.p99_ms:.2f} "
+            f"| {fmt_ratio(g.p99_ms, e.p99_ms)} "
+            f"| >= {goals[op]:g}x, p99 <= etcd: {'met' if ok else 'NOT met'} |"
+        )
+    return "\n".join(lines)
+
+
+def per_run(results: dict[tuple[str, str], Summary]) -> str:
+    out = []
+    for (name, op), s in results.items():
+        runs = ", ".join(
+            f"{r.rps:,.0f} ({r.p50_ms:.2f}/{r.p99_ms:.2f})"
+            + (f" errors={r.non2xx + r.sock_errors}" if r.non2xx + r.sock_errors else "")
+            for r in s.runs
+        )
+        out.append(f"- {name} {op}: {runs}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--runs", type=int, default=3, help="rounds (medians are quoted)")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--keys", type=int, default=1000)
+    ap.add_argument("--value-size", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2, help="galerakv worker processes")
+    ap.add_argument("--only", choices=["galerakv", "etcd"], default=None)
+    ap.add_argument("--output", type=Path, default=None, help="also write the report here")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    args = ap.parse_args()
+    if args.value_size < 16:
+        ap.error("--value-size must be >= 16")
+
+    budget = 120 + args.runs * 4 * (args.duration + 35) + 2 * 35
+    command = "python bench/run.py " + shlex.join(sys.argv[1:])
+    work = Path(tempfile.mkdtemp(prefix="galerakv-bench-"))
+    owned: list[Owned] = []
+    results: dict[tuple[str, str], Summary] = {}
+    started = dt.datetime.now(dt.UTC)
+    try:
+        with deadline(budget):
+            targets: list[Target] = []
+            if args.only in (None, "galerakv"):
+                g, gport = start_galerakv(work, args.workers)
+                owned.append(g)
+                log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}, {args.workers} worker(s)")
+                preload_galerakv(gport, args.keys, args.value_size)
+                gl, pl = galerakv_scripts(args.keys, args.value_size)
+                targets.append(Target("galerakv", f"http://127.0.0.1:{gport}", gl, pl))
+            if args.only in (None, "etcd"):
+                e, eport = start_etcd(work)
+                owned.append(e)
+                log(f"etcd pid {e.pid} on 127.0.0.1:{eport}")
+                preload_etcd(eport, args.keys, args.value_size)
+                gl, pl = etcd_scripts(args.keys, args.value_size)
+                targets.append(Target("etcd", f"http://127.0.0.1:{eport}", gl, pl))
+            log(f"preloaded {args.keys} keys of {args.value_size} bytes")
+
+            def wrk(t: Target, lua: str, seconds: int) -> WrkResult:
+                return run_wrk(
+                    t.base + "/",
+                    lua,
+                    threads=args.threads,
+                    connections=args.connections,
+                    duration=seconds,
+                    workdir=work,
+                )
+
+            for t in targets:  # warm-up, not counted
+                wrk(t, t.get_lua, 2)
+            raw: dict[tuple[str, str], list[WrkResult]] = {}
+            for r in range(args.runs):
+                for op in ("GET", "PUT"):
+                    for t in targets:
+                        res = wrk(t, t.get_lua if op == "GET" else t.put_lua, args.duration)
+                        raw.setdefault((t.name, op), []).append(res)
+                        log(f"round {r + 1}/{args.runs} {t.name} {op}: {res}")
+            for k, v in raw.items():
+                results[k] = summarize(v)
+    except (Timeout, KeyboardInterrupt) as exc:
+        log(f"aborted: {exc!r}")
+        return 2
+    finally:
+        for p in reversed(owned):
+            p.stop()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    errors = sum(s.errors for s in results.values())
+    report = "\n".join(
+        [
+            f"galerakv (SQLite, {args.workers} worker(s)) vs etcd (1 member, v3 JSON gateway), "
+            f"{started:%Y-%m-%d %H:%M} UTC",
+            "",
+            f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.keys} keys, "
+            f"{args.value_size}-byte values; medians of {args.runs} alternating rounds.",
+            "",
+            table(results, args),
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {versions()}. wrk runs on the same CPUs as the servers.",
+            "",
+            "Per run, req/s (p50/p99 ms):",
+            "",
+            per_run(results),
+            "",
+            f"Non-2xx responses and socket errors: {errors}.",
+        ]
+    )
+    print(report)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report + "\n")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
