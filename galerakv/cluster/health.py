@@ -254,9 +254,14 @@ def plan_start(names: Sequence[str], running: Mapping[str, NodeStatus],
 # --------------------------------------------------------------------------- log reading
 
 _STATUS_CHANGE_RE = re.compile(r"Server status change (\w+) -> (\w+)")
+START_MARKER = "---- galerakv: starting"
 
 
 def last_status_change(log_text: str) -> str | None:
-    """The node's latest wsrep status (``joiner``, ``synced``, ...) from its log."""
-    matches = _STATUS_CHANGE_RE.findall(log_text)
+    """The node's latest wsrep status (``joiner``, ``synced``, ...) from its log.
+
+    Only lines after the last start marker count: earlier runs are history.
+    """
+    _, _, current = log_text.rpartition(START_MARKER)
+    matches = _STATUS_CHANGE_RE.findall(current)
     return matches[-1][1] if matches else None

@@ -196,6 +196,8 @@ def test_plan_start_refuses_running_nodes_without_primary() -> None:
         ("x WSREP: Server status change disconnected -> connected\n"
          "y WSREP: Server status change connected -> joiner\n", "joiner"),
         ("WSREP: Server status change joined -> synced", "synced"),
+        ("WSREP: Server status change joined -> synced\n"
+         f"{health.START_MARKER} db2\nWSREP: starting\n", None),
     ],
 )
 def test_last_status_change(log: str, expected: str | None) -> None:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from galerakv.cluster import install as _install
+from galerakv.cluster.health import START_MARKER
 from galerakv.cluster.render import (
     GALERA_PORTS,
     MAX_SOCKET_PATH,
@@ -202,6 +203,9 @@ class LocalTransport(Transport):
         if not p.log.exists():
             p.log.touch(mode=0o640)
         self._own(p.log)
+        with open(p.log, "a") as log:
+            # health.last_status_change() reads only what follows the last marker
+            log.write(f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}\n")
         argv = [binary, f"--defaults-file={p.my_cnf}"]
         if bootstrap:
             argv.append("--wsrep-new-cluster")  # command line only, never in a file
@@ -219,6 +223,11 @@ class LocalTransport(Transport):
             os.close(log_fd)
             os.close(null_fd)
         p.launcher_pid.write_text(f"{pid}\n")
+        # posix_spawn may return before the child's exec has replaced its command line;
+        # wait for it, so is_running() never mistakes a starting node for a dead one
+        deadline = time.monotonic() + 5
+        while not runs_mariadbd(pid, p.my_cnf) and _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _recorded_pid(self, node: NodeSettings) -> int | None:
         try:

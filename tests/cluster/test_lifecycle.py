@@ -1,0 +1,107 @@
+"""Real MariaDB Galera clusters: up, status, verify, sql, down, up again.
+
+Each test drives the ``galerakv`` command exactly as a user would; see
+conftest.py for where the nodes live and how they are cleaned up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from galerakv import config
+from galerakv.cluster.render import detect_context
+from galerakv.cluster.transport.local import LocalTransport
+
+from .conftest import LocalCluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+MakeCluster = Callable[[int, str], LocalCluster]
+
+
+def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
+    c = make_cluster(3, "127.0.0.11")
+
+    # first time: the root node is bootstrapped, the others join
+    out = c.ok("up")
+    assert "db1 is the root node" in out and "healthy" in out
+    code, st = c.status()
+    assert code == 0 and st["verdict"] == "healthy"
+    assert [n["cluster_size"] for n in st["nodes"]] == [3, 3, 3]
+    assert all(n["state"] == "Synced" and n["primary"] for n in st["nodes"])
+    assert len({n["cluster_state_uuid"] for n in st["nodes"]}) == 1
+
+    secrets = c.state_dir / "secrets.toml"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    password = secrets.read_text().split('password = "')[1].split('"')[0]
+    assert password not in out
+
+    out = c.ok("verify")
+    assert "verify: ok" in out and "db1 -> db3" in out
+    assert "galerakv_verify" not in c.sql("db2", "SHOW DATABASES")
+
+    # a row written on the first node is read on the last
+    c.sql("db1", "CREATE TABLE galerakv.kv_check (k VARCHAR(32) PRIMARY KEY, v VARCHAR(64)) "
+                 "ENGINE=InnoDB; INSERT INTO galerakv.kv_check VALUES ('greeting', 'hello galera')")
+    assert "hello galera" in c.sql("db3", "SELECT v FROM galerakv.kv_check WHERE k = 'greeting'")
+
+    # idempotent
+    assert "nothing to do" in c.ok("up")
+
+    # another cluster on the same addresses is refused before anything is created
+    other = make_cluster(3, "127.0.0.11")
+    refused = other.cli("up", "--no-install")
+    assert refused.returncode == 1 and "already in use" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not other.state_dir.exists()
+
+    # clean stop in reverse order: the root node stops last and is safe to bootstrap
+    out = c.ok("down")
+    assert out.index("db3: stopping") < out.index("db2: stopping") < out.index("db1: stopping")
+    assert "safe_to_bootstrap: 1" in c.grastate("db1")
+    assert "safe_to_bootstrap: 0" in c.grastate("db3")
+    code, st = c.status()
+    assert code == 1 and st["verdict"] == "down"
+
+    out = c.ok("up")
+    assert "db1 is marked safe_to_bootstrap" in out
+    assert "hello galera" in c.sql("db2", "SELECT v FROM galerakv.kv_check")
+
+    # stop the root node first: now db2 stops last, and `up` must start from it
+    settings = config.load(c.config)
+    LocalTransport(settings, detect_context()).stop(settings.cluster.node("db1"), 60)
+    c.ok("down")
+    assert "safe_to_bootstrap: 1" in c.grastate("db2")
+    assert "safe_to_bootstrap: 0" in c.grastate("db1")
+    out = c.ok("up")
+    assert "db2 is marked safe_to_bootstrap" in out
+    assert "db2: bootstrapping" in out
+    code, st = c.status()
+    assert code == 0 and st["verdict"] == "healthy"
+    assert "hello galera" in c.sql("db1", "SELECT v FROM galerakv.kv_check")
+    c.ok("down")
+
+    # a bootstrap node that cannot start fails `up` with its log tail; nothing else starts
+    assert "safe_to_bootstrap: 1" in c.grastate("db1")
+    (c.state_dir / "db1" / "data" / "ibdata1").write_bytes(b"not an InnoDB system tablespace")
+    failed = c.cli("up")
+    assert failed.returncode == 1, failed.stdout
+    assert "db1: mariadbd exited while starting" in failed.stderr
+    assert "--- last lines of its log ---" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "stopped 0 nodes" in c.ok("down")
+
+
+def test_five_nodes_up_verify_down(make_cluster: MakeCluster) -> None:
+    c = make_cluster(5, "127.0.0.21")
+    c.ok("up")
+    code, st = c.status()
+    assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [5] * 5
+    out = c.ok("verify", "--json")
+    assert '"ok": true' in out
+    out = c.ok("down")
+    assert "stopped 5 nodes" in out
+    code, _ = c.status()
+    assert code == 1
