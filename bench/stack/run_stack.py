@@ -112,10 +112,7 @@ def main() -> int:
                 time.sleep(0.5)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(
-        f"\nwrk -t2 -c{args.connections} -d{args.duration}s --latency; "
-        f"medians of {args.runs} runs\n"
-    )
+    print(f"\nwrk -t2 -c{args.connections} -d{args.duration}s --latency; medians of {args.runs} runs\n")
     print("| stack | GET req/s | GET p50 ms | GET p99 ms | PUT req/s | PUT p50 ms | PUT p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, g, p in rows:

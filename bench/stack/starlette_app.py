@@ -13,17 +13,13 @@ PUT_BODY = b'{"etag":"\\"2-abcdef0123456789\\""}'
 
 async def get_key(request: Request) -> Response:
     _ = request.path_params["key"]
-    return Response(
-        VALUE, media_type="application/octet-stream", headers={"etag": '"1-abcdef0123456789"'}
-    )
+    return Response(VALUE, media_type="application/octet-stream", headers={"etag": '"1-abcdef0123456789"'})
 
 
 async def put_key(request: Request) -> Response:
     body = await request.body()
     _ = len(body)
-    return Response(
-        PUT_BODY, media_type="application/json", headers={"etag": '"2-abcdef0123456789"'}
-    )
+    return Response(PUT_BODY, media_type="application/json", headers={"etag": '"2-abcdef0123456789"'})
 
 
 app = Starlette(
