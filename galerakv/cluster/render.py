@@ -220,6 +220,14 @@ def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContex
         f'wsrep_provider_options = "{provider_options}"',
         "wsrep_slave_threads = 2",
     ]
+    if c.sst_method == "mariabackup":
+        lines += [
+            "",
+            "# -- mariabackup streams with socat: bind it to this node's address, not 0.0.0.0",
+            "[sst]",
+            f"sockopt = bind={node.address}",
+            "[mysqld]",
+        ]
     if ctx.local_small_memory:
         lines += [
             "",

@@ -50,6 +50,17 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
     # idempotent
     assert "nothing to do" in c.ok("up")
 
+    # one node leaves: degraded; `up` lets it rejoin the running Primary, no bootstrap
+    settings = config.load(c.config)
+    transport = LocalTransport(settings, detect_context())
+    transport.stop(settings.cluster.node("db3"), 60)
+    code, st = c.status()
+    assert code == 1 and st["verdict"] == "degraded"
+    assert any(r.startswith("db3: not reachable") for r in st["reasons"])
+    out = c.ok("up")
+    assert "joining the Primary component of db1" in out and "bootstrapping" not in out
+    assert c.status()[0] == 0
+
     # another cluster on the same addresses is refused before anything is created
     other = make_cluster(3, "127.0.0.11")
     refused = other.cli("up", "--no-install")
@@ -70,8 +81,7 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
     assert "hello galera" in c.sql("db2", "SELECT v FROM galerakv.kv_check")
 
     # stop the root node first: now db2 stops last, and `up` must start from it
-    settings = config.load(c.config)
-    LocalTransport(settings, detect_context()).stop(settings.cluster.node("db1"), 60)
+    transport.stop(settings.cluster.node("db1"), 60)
     c.ok("down")
     assert "safe_to_bootstrap: 1" in c.grastate("db2")
     assert "safe_to_bootstrap: 0" in c.grastate("db1")
