@@ -35,19 +35,19 @@ def required_packages(sst_method: SstMethod | None) -> list[str]:
     return packages
 
 
-def installed(package: str) -> bool:
-    if shutil.which("dpkg-query") is None:
-        return False
-    try:
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                                capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0 and result.stdout.strip().endswith("ok installed")
-
-
 def missing_packages(packages: list[str]) -> list[str]:
-    return [p for p in packages if not installed(p)]
+    """The packages dpkg does not report as installed (all of them without dpkg)."""
+    if not packages or shutil.which("dpkg-query") is None:
+        return list(packages)
+    try:
+        # one call for all; dpkg-query exits 1 when some are unknown but still lists the rest
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *packages],
+                                capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return list(packages)
+    ok = {line.split(" ", 1)[0].split(":")[0] for line in result.stdout.splitlines()
+          if line.endswith("ok installed")}
+    return [p for p in packages if p not in ok]
 
 
 def install(packages: list[str], report: Callable[[str], None]) -> list[str]:

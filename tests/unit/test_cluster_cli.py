@@ -197,3 +197,12 @@ def test_port_problem() -> None:
         assert port_problem("127.0.0.1", port) == "is already in use by another program"
     assert port_problem("127.0.0.1", port) is None
     assert port_problem("192.0.2.1", 3306) == "is not an address of this machine"
+
+
+def test_required_packages() -> None:
+    from galerakv.cluster import install
+
+    assert install.required_packages("rsync") == list(install.BASE_PACKAGES)
+    assert set(install.MARIABACKUP_PACKAGES) <= set(install.required_packages("mariabackup"))
+    assert install.required_packages(None) == install.required_packages("mariabackup")
+    assert install.missing_packages([]) == []
