@@ -227,7 +227,9 @@ def choose_bootstrap_node(names: Sequence[str], grastates: Mapping[str, GraState
     positions = ", ".join(f"{n}: seqno {known[n].seqno}" for n in names if n in known)
     raise ClusterError(
         "no node is marked safe to bootstrap (the cluster did not stop cleanly; "
-        f"{positions}); run `galerakv cluster recover` to pick the most advanced node"
+        f"{positions}); run `galerakv cluster recover` to pick the most advanced node "
+        "(by hand: `mariadbd --wsrep-recover` on each, then set safe_to_bootstrap: 1 in the "
+        "grastate.dat of the one with the highest seqno)"
     )
 
 

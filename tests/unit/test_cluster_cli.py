@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
@@ -206,3 +207,12 @@ def test_required_packages() -> None:
     assert set(install.MARIABACKUP_PACKAGES) <= set(install.required_packages("mariabackup"))
     assert install.required_packages(None) == install.required_packages("mariabackup")
     assert install.missing_packages([]) == []
+
+
+def test_status_of_a_cluster_never_started_is_down(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    code, out = invoke("cluster", "status", "--config", str(cfg), "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["verdict"] == "down"
+    assert all(not n["reachable"] and "never started" in n["error"] for n in data["nodes"])

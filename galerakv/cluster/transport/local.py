@@ -291,6 +291,10 @@ class LocalTransport(Transport):
         return [*argv, "--batch"] if batch else argv
 
     def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:
+        if not self.admin_cnf.is_file():
+            raise QueryFailed(node.name, f"no admin credentials at {self.admin_cnf} "
+                              "(the cluster was never started with `galerakv cluster up`)",
+                              unreachable=True)
         argv = [*self.client_argv(node, batch=True), "--skip-column-names",
                 "--connect-timeout=5"]
         try:
