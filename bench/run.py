@@ -234,16 +234,30 @@ def galerakv_argv(config: Path) -> list[str]:
     return [sys.executable, "-m", "galerakv.cli.main", "serve", "--config", str(config)]
 
 
-def start_galerakv(work: Path, workers: int, synchronous: str | None) -> tuple[Owned, int]:
+def granian_argv(config: Path, workers: int, port: int) -> list[str]:
+    """Experimental: the same app factory served by granian (ASGI) instead of `galerakv serve`."""
+    exe = shutil.which("granian") or str(Path(sys.executable).with_name("granian"))
+    return [
+        exe, "--interface", "asgi", "--factory", "--http", "1", "--loop", "uvloop", "--no-ws",
+        "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        "galerakv.server.run:create_app",
+    ]  # fmt: skip
+
+
+def start_galerakv(work: Path, workers: int, synchronous: str | None, server: str = "galerakv") -> tuple[Owned, int]:
     port = free_port()
-    db = work / "galerakv" / "kv.sqlite3"
+    db = work / "data" / "kv.sqlite3"  # not "galerakv/": cwd is on sys.path for granian
     db.parent.mkdir()
     config = work / "galerakv.toml"
     sync = f'sqlite_synchronous = "{synchronous}"\n' if synchronous else ""
     config.write_text(f'[server]\nport = {port}\nhost = "127.0.0.1"\nsqlite_path = "{db}"\nworkers = {workers}\n{sync}')
     env = dict(os.environ)
     env.pop("GALERAKV_CONFIG", None)
-    proc = Owned("galerakv", galerakv_argv(config), work / "galerakv.log", cwd=str(work), env=env)
+    argv = galerakv_argv(config)
+    if server == "granian":
+        env["GALERAKV_CONFIG"] = str(config)  # read by galerakv.server.run:create_app
+        argv = granian_argv(config, workers, port)
+    proc = Owned("galerakv", argv, work / "galerakv.log", cwd=str(work), env=env)
     try:
         wait_http(port, "/healthz", 60.0, proc.proc)
     except Exception:
@@ -344,6 +358,12 @@ def main() -> int:
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1, help="galerakv worker processes (server default: 1)")
     ap.add_argument(
+        "--server",
+        choices=["galerakv", "granian"],
+        default="galerakv",
+        help="galerakv: `galerakv serve` (uvicorn); granian: experimental, the same app on granian ASGI",
+    )
+    ap.add_argument(
         "--sqlite-synchronous",
         choices=["normal", "full"],
         default=None,
@@ -372,7 +392,7 @@ def main() -> int:
         with deadline(budget):
             targets: list[Target] = []
             if args.only in (None, "galerakv"):
-                g, gport = start_galerakv(work, args.workers, args.sqlite_synchronous)
+                g, gport = start_galerakv(work, args.workers, args.sqlite_synchronous, args.server)
                 owned.append(g)
                 log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}, {args.workers} worker(s)")
                 preload_galerakv(gport, args.keys, args.value_size)
@@ -421,10 +441,11 @@ def main() -> int:
 
     errors = sum(s.errors for s in results.values())
     load = f"1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    on = " on granian" if args.server == "granian" else ""
     read_mode = "serializable" if args.etcd_serializable else "linearizable"
     report = "\n".join(
         [
-            f"galerakv (SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'}) "
+            f"galerakv{on} (SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'}) "
             f"vs etcd (1 member, v3 JSON gateway, {read_mode} range), "
             f"{started:%Y-%m-%d %H:%M} UTC",
             "",
