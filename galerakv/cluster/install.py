@@ -12,6 +12,7 @@ afterwards (or left alone if it was already there).
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -97,3 +98,24 @@ def _apt(argv: list[str], env: dict[str, str]) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise ClusterError(f"{' '.join(argv[:2])} failed (exit {result.returncode}):\n{tail}")
+
+
+def install_script(packages: list[str]) -> str:
+    """The same steps as :func:`install`, as a POSIX shell script for a remote root shell."""
+    names = " ".join(shlex.quote(p) for p in packages)
+    return f"""set -eu
+missing=""
+for p in {names}; do
+  dpkg-query -W -f='${{Status}}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+placed=0
+if [ ! -e {POLICY_RC_D} ]; then
+  printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D}; chmod 755 {POLICY_RC_D}; placed=1
+fi
+trap 'if [ "$placed" = 1 ]; then rm -f {POLICY_RC_D}; fi' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
+echo "installed:$missing"
+"""

@@ -5,13 +5,14 @@ Two files per node:
 ``cluster.cnf``
     Everything Galera needs, the same shape on every transport: the mandatory
     settings (ROW binlog, InnoDB, interleaved auto-increment locks), the wsrep
-    provider and addresses, the node's own bind address and small-memory
-    settings for local nodes. On ``ssh`` hosts it goes to /etc/mysql/conf.d/.
+    provider and addresses, the node's own bind address, and small-memory
+    settings when several nodes share one machine.
 
-``my.cnf`` (local transport only)
+``my.cnf``
     The file ``mariadbd --defaults-file`` reads: the node's own datadir,
     socket, pid file and log under ``state_dir/<node>/``, then an ``!include``
     of ``cluster.cnf``. Using ``--defaults-file`` keeps /etc/mysql out of it.
+    ``ssh`` hosts use the same layout under the same ``state_dir``.
 
 Rendering is a pure function of the settings and a :class:`RenderContext`
 (provider path, server version, the OS user); the same input always gives
@@ -272,10 +273,8 @@ def render_my_cnf(settings: Settings, node: NodeSettings, ctx: RenderContext) ->
 
 def render_node(settings: Settings, node: NodeSettings, ctx: RenderContext) -> dict[str, str]:
     """File name -> content for one node."""
-    files = {"cluster.cnf": render_cluster_cnf(settings, node, ctx)}
-    if settings.cluster.transport == "local":
-        files["my.cnf"] = render_my_cnf(settings, node, ctx)
-    return files
+    return {"cluster.cnf": render_cluster_cnf(settings, node, ctx),
+            "my.cnf": render_my_cnf(settings, node, ctx)}
 
 
 def render_all(settings: Settings, ctx: RenderContext) -> dict[str, dict[str, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from galerakv.cluster.render import RenderContext, detect_context
 from galerakv.cluster.transport.base import Preflight, QueryFailed, Report, Transport
 from galerakv.config import Settings
-from galerakv.errors import ClusterError
 
 __all__ = ["Preflight", "QueryFailed", "Report", "Transport", "make_transport"]
 
@@ -16,5 +15,6 @@ def make_transport(settings: Settings, ctx: RenderContext | None = None) -> Tran
         from galerakv.cluster.transport.local import LocalTransport
 
         return LocalTransport(settings, ctx or detect_context(require_provider=False))
-    raise ClusterError(f"cluster.transport = {settings.cluster.transport!r} is not supported yet; "
-                       "use \"local\"")
+    from galerakv.cluster.transport.ssh import SshTransport, ssh_context
+
+    return SshTransport(settings, ctx or ssh_context())

@@ -24,6 +24,9 @@ from galerakv.cluster.secrets import Secrets
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
 
+# client errors that mean "could not reach the server", not "the server said no"
+UNREACHABLE_CODES = ("ERROR 2002", "ERROR 2003", "ERROR 2006", "ERROR 2013")
+
 Report = Callable[[str], None]
 """Where progress lines go (click.echo in the CLI)."""
 

@@ -40,13 +40,18 @@ from galerakv.cluster.render import (
     server_binary,
 )
 from galerakv.cluster.secrets import Secrets, client_option_file, write_private
-from galerakv.cluster.transport.base import Preflight, QueryFailed, Report, Transport
+from galerakv.cluster.transport.base import (
+    UNREACHABLE_CODES,
+    Preflight,
+    QueryFailed,
+    Report,
+    Transport,
+)
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
 
 INSTALL_DB = "mariadb-install-db"
 CLIENT = "mariadb"
-_UNREACHABLE_CODES = ("ERROR 2002", "ERROR 2003", "ERROR 2006", "ERROR 2013")
 
 
 class LocalTransport(Transport):
@@ -158,20 +163,8 @@ class LocalTransport(Transport):
         p = self.paths(node)
         self.prepare_empty(node)
         init_sql = self.settings.state_dir / f".init-{node.name}.sql"
-        # install-db runs with grants disabled, so the root account is edited in place:
-        # only root@localhost stays, with the generated password from the first second
-        pw = secrets.admin.password.replace("\\", "\\\\").replace("'", "\\'")
-        write_private(init_sql, "\n".join([
-            "DELETE FROM mysql.global_priv WHERE User='root' AND Host<>'localhost';",
-            "DELETE FROM mysql.global_priv WHERE User='';",
-            "UPDATE mysql.global_priv SET Priv=JSON_SET(Priv, '$.plugin', 'mysql_native_password',"
-            f" '$.authentication_string', PASSWORD('{pw}')) WHERE User='root' AND Host='localhost';",
-            "",
-        ]))
-        argv = [INSTALL_DB, f"--defaults-file={p.my_cnf}", "--auth-root-authentication-method=normal",
-                "--skip-test-db", f"--extra-file={init_sql}",
-                # creating system tables needs no replication; loading Galera costs seconds
-                "--wsrep-on=OFF"]
+        write_private(init_sql, init_sql_text(secrets))
+        argv = install_db_argv(p, init_sql)
         try:
             result = subprocess.run(argv, capture_output=True, text=True, timeout=180,
                                     check=False, stdin=subprocess.DEVNULL)
@@ -312,11 +305,34 @@ class LocalTransport(Transport):
             err = result.stderr.strip().splitlines()
             message = err[-1] if err else f"{CLIENT} exited with {result.returncode}"
             raise QueryFailed(node.name, message,
-                              unreachable=message.startswith(_UNREACHABLE_CODES))
+                              unreachable=message.startswith(UNREACHABLE_CODES))
         return result.stdout
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def init_sql_text(secrets: Secrets) -> str:
+    """SQL run by mariadb-install-db right after it creates the system tables.
+
+    install-db runs with grants disabled, so the root account is edited in place:
+    only root@localhost stays, with the generated password from the first second.
+    """
+    pw = secrets.admin.password.replace("\\", "\\\\").replace("'", "\\'")
+    return "\n".join([
+        "DELETE FROM mysql.global_priv WHERE User='root' AND Host<>'localhost';",
+        "DELETE FROM mysql.global_priv WHERE User='';",
+        "UPDATE mysql.global_priv SET Priv=JSON_SET(Priv, '$.plugin', 'mysql_native_password',"
+        f" '$.authentication_string', PASSWORD('{pw}')) WHERE User='root' AND Host='localhost';",
+        "",
+    ])
+
+
+def install_db_argv(p: NodePaths, init_sql: Path | str) -> list[str]:
+    return [INSTALL_DB, f"--defaults-file={p.my_cnf}", "--auth-root-authentication-method=normal",
+            "--skip-test-db", f"--extra-file={init_sql}",
+            # creating system tables needs no replication; loading Galera costs seconds
+            "--wsrep-on=OFF"]
 
 
 def _clean_env() -> dict[str, str]:

@@ -1,0 +1,299 @@
+"""Nodes on real hosts, driven by running the local transport's commands over ssh.
+
+Each node is the host at its ``address``, reached as ``root@<address>``
+(user, port and key come from ~/.ssh/config, as for any ssh command). On the
+host the layout is the local one: ``state_dir/<node>/`` holds my.cnf,
+cluster.cnf, the datadir, socket, log and the PID galerakv started, and
+mariadbd runs with ``--defaults-file`` as the mysql user. Every step is a
+short POSIX shell script; file contents and SQL travel on standard input,
+never on a command line.
+
+:class:`ShellRunner` runs the same scripts on this machine instead of over
+ssh; the test suite uses it to exercise this transport against real nodes.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from galerakv.cluster import install as _install
+from galerakv.cluster.health import START_MARKER
+from galerakv.cluster.render import GALERA_PORTS, MAX_SOCKET_PATH, NodePaths, RenderContext
+from galerakv.cluster.secrets import Secrets, client_option_file
+from galerakv.cluster.transport.base import (
+    UNREACHABLE_CODES,
+    Preflight,
+    QueryFailed,
+    Report,
+    Transport,
+)
+from galerakv.cluster.transport.local import init_sql_text, install_db_argv
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import NodeError
+
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
+MARIADBD = "/usr/sbin/mariadbd"
+
+
+class Runner(Protocol):
+    """Runs a shell script on a host."""
+
+    def run(self, host: str, script: str, stdin: str | None,
+            timeout: float) -> subprocess.CompletedProcess[str]: ...
+
+    def interactive_argv(self, host: str, command: list[str]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class SshRunner:
+    user: str = "root"
+
+    def run(self, host: str, script: str, stdin: str | None,
+            timeout: float) -> subprocess.CompletedProcess[str]:
+        argv = ["ssh", *SSH_OPTIONS, f"{self.user}@{host}", "sh -c " + shlex.quote(script)]
+        return _run(argv, stdin, timeout)
+
+    def interactive_argv(self, host: str, command: list[str]) -> list[str]:
+        return ["ssh", "-t", *SSH_OPTIONS, f"{self.user}@{host}", shlex.join(command)]
+
+
+@dataclass(frozen=True)
+class ShellRunner:
+    """Runs the scripts on this machine (tests; or a host that is this machine)."""
+
+    def run(self, host: str, script: str, stdin: str | None,
+            timeout: float) -> subprocess.CompletedProcess[str]:
+        return _run(["sh", "-c", script], stdin, timeout)
+
+    def interactive_argv(self, host: str, command: list[str]) -> list[str]:
+        return command
+
+
+def _run(argv: list[str], stdin: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, input=stdin if stdin is not None else "",
+                              capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(argv, 124, "", f"no answer within {timeout:.0f} s: {exc}")
+    except OSError as exc:
+        return subprocess.CompletedProcess(argv, 127, "", f"cannot run {argv[0]}: {exc.strerror}")
+
+
+def ssh_context() -> RenderContext:
+    """Real hosts: Debian's provider path, full-size memory settings."""
+    return RenderContext(run_as="mysql", local_small_memory=False)
+
+
+class SshTransport(Transport):
+    """Every node on its own host, reached over ssh."""
+
+    def __init__(self, settings: Settings, ctx: RenderContext,
+                 runner: Runner | None = None) -> None:
+        super().__init__(settings, ctx)
+        self.runner: Runner = runner or SshRunner()
+
+    def paths(self, node: NodeSettings) -> NodePaths:
+        return NodePaths.of(self.settings, node)
+
+    @property
+    def admin_cnf(self) -> str:
+        return str(self.settings.state_dir / "admin.cnf")
+
+    def _sh(self, node: NodeSettings, script: str, stdin: str | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return self.runner.run(node.address, script, stdin, timeout)
+
+    def _ok(self, node: NodeSettings, what: str, script: str, stdin: str | None = None,
+            timeout: float = 60.0) -> str:
+        result = self._sh(node, script, stdin, timeout)
+        if result.returncode != 0:
+            err = "\n".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+            raise NodeError(node.name, f"{what} failed on {node.address} "
+                            f"(exit {result.returncode}): {err}")
+        return result.stdout
+
+    # ------------------------------------------------------------------ checks
+
+    def preflight(self, nodes: tuple[NodeSettings, ...]) -> Preflight:
+        errors: list[str] = []
+        state_dir = shlex.quote(str(self.settings.state_dir))
+        for node in nodes:
+            sock = str(self.paths(node).socket)
+            if len(sock) > MAX_SOCKET_PATH:
+                errors.append(f"{node.name}: socket path {sock} is longer than "
+                              f"{MAX_SOCKET_PATH} bytes; choose a shorter cluster.state_dir")
+            ports = " ".join(str(p) for p in (node.port, *GALERA_PORTS))
+            addr = node.address.replace(".", "\\.")
+            user = self.ctx.run_as
+            listening = f"({addr}|0\\.0\\.0\\.0|\\*|\\[::\\]):$port"
+            script = f"""
+[ -f {shlex.quote(self.ctx.provider)} ] \\
+  || echo "the Galera library {self.ctx.provider} is missing; run galerakv cluster install"
+[ -x {MARIADBD} ] || echo "mariadbd is not installed; run galerakv cluster install"
+if command -v ss >/dev/null; then
+  for port in {ports}; do
+    ss -Hltn "sport = :$port" | awk '{{print $4}}' | grep -q -x -E "{listening}" \\
+      && echo "{node.address}:$port is already in use by another program"
+  done
+fi
+d={state_dir}
+while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+[ -w "$d" ] || echo "cluster.state_dir: $d is not writable"
+runuser -u {user} -- sh -c 'cd "$1"' sh "$d" 2>/dev/null \\
+  || echo "the {user} user cannot enter $d (datadir-permissions); chmod o+x every parent"
+exit 0
+"""
+            result = self._sh(node, script, timeout=30)
+            if result.returncode != 0:
+                errors.append(f"{node.name}: cannot run commands on {node.address}: "
+                              f"{result.stderr.strip()[-200:]}")
+                continue
+            errors += [f"{node.name}: {line}" for line in result.stdout.splitlines() if line.strip()]
+        return Preflight(tuple(errors))
+
+    def missing_packages(self) -> list[str]:
+        wanted = _install.required_packages(self.settings.cluster.sst_method)
+        fmt = shlex.quote("${Package} ${Status}\\n")
+        missing: list[str] = []
+        for node in self.settings.cluster.nodes:
+            out = self._sh(node, f"dpkg-query -W -f={fmt} {' '.join(wanted)} 2>/dev/null; exit 0",
+                           timeout=60).stdout
+            ok = {line.split(" ", 1)[0].split(":")[0] for line in out.splitlines()
+                  if line.endswith("ok installed")}
+            missing += [p for p in wanted if p not in ok and p not in missing]
+        return missing
+
+    def install_packages(self, packages: list[str], report: Report) -> None:
+        script = _install.install_script(packages)
+        for node in self.settings.cluster.nodes:
+            report(f"{node.name}: installing on {node.address}")
+            out = self._ok(node, "package installation", script, timeout=_install.APT_TIMEOUT)
+            for line in out.splitlines()[-1:]:
+                report(f"  {node.name}: {line}")
+
+    # ------------------------------------------------------------------ files
+
+    def _put(self, node: NodeSettings, path: str, text: str, mode: str, owner: str) -> None:
+        q = shlex.quote(path)
+        self._ok(node, f"writing {path}",
+                 f"set -e; umask 077; cat > {q}.tmp; chmod {mode} {q}.tmp; "
+                 f"chown {owner} {q}.tmp; mv {q}.tmp {q}", stdin=text)
+
+    def write_config(self, node: NodeSettings, files: dict[str, str], secrets: Secrets) -> None:
+        p = self.paths(node)
+        user = self.ctx.run_as
+        self._ok(node, "creating the node directory",
+                 f"set -e; mkdir -p -m 0755 {shlex.quote(str(self.settings.state_dir))}; "
+                 f"mkdir -p {shlex.quote(str(p.root))}; chmod 0750 {shlex.quote(str(p.root))}; "
+                 f"chown {user}:{user} {shlex.quote(str(p.root))}")
+        for name, text in files.items():
+            self._put(node, str(p.root / name), text, "0644", "root:root")
+        if self.settings.cluster.sst_method == "mariabackup":
+            sst = secrets.sst
+            self._put(node, str(p.sst_auth_cnf),
+                      f"[mysqld]\nwsrep_sst_auth = {sst.user}:{sst.password}\n", "0600",
+                      f"{user}:{user}")
+        self._put(node, self.admin_cnf, client_option_file(secrets.admin), "0600", "root:root")
+
+    def is_initialized(self, node: NodeSettings) -> bool:
+        datadir = shlex.quote(str(self.paths(node).datadir / "mysql"))
+        return self._sh(node, f"test -d {datadir}", timeout=30).returncode == 0
+
+    def prepare_empty(self, node: NodeSettings) -> None:
+        d = shlex.quote(str(self.paths(node).datadir))
+        user = self.ctx.run_as
+        self._ok(node, "creating the datadir",
+                 f"set -e; mkdir -p {d}; chmod 0750 {d}; chown {user}:{user} {d}")
+
+    def initialize(self, node: NodeSettings, secrets: Secrets) -> None:
+        p = self.paths(node)
+        self.prepare_empty(node)
+        init_sql = str(self.settings.state_dir / f".init-{node.name}.sql")
+        d = shlex.quote(str(p.datadir))
+        script = (f"umask 077; f={shlex.quote(init_sql)}; cat > \"$f\"; "
+                  f"{shlex.join(install_db_argv(p, init_sql))} >/dev/null 2>&1; rc=$?; rm -f \"$f\"; "
+                  f"if [ $rc -ne 0 ]; then find {d} -mindepth 1 -delete; fi; exit $rc")
+        result = self._sh(node, script, stdin=init_sql_text(secrets), timeout=180)
+        if result.returncode != 0:
+            raise NodeError(node.name, f"mariadb-install-db failed (exit {result.returncode})",
+                            self.log_tail(node))
+
+    # ------------------------------------------------------------------ processes
+
+    def _running_script(self, node: NodeSettings) -> str:
+        p = self.paths(node)
+        return (f"pid=$(cat {shlex.quote(str(p.launcher_pid))} 2>/dev/null) || exit 1; "
+                "[ -r /proc/$pid/stat ] || exit 1; "
+                "[ \"$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f1)\" != Z ] || exit 1; "
+                "tr '\\0' '\\n' < /proc/$pid/cmdline | grep -q -x -F -- "
+                f"{shlex.quote(f'--defaults-file={p.my_cnf}')}")
+
+    def start(self, node: NodeSettings, bootstrap: bool) -> None:
+        p = self.paths(node)
+        user = self.ctx.run_as
+        log = shlex.quote(str(p.log))
+        argv = [MARIADBD, f"--defaults-file={p.my_cnf}"]
+        if bootstrap:
+            argv.append("--wsrep-new-cluster")  # command line only, never in a file
+        marker = f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}"
+        script = (f"set -e; touch {log}; chown {user}:{user} {log}; "
+                  f"echo {shlex.quote(marker)} >> {log}; cd /; "
+                  f"setsid {shlex.join(argv)} </dev/null >>{log} 2>&1 & "
+                  f"echo $! > {shlex.quote(str(p.launcher_pid))}; "
+                  # wait until exec has replaced the command line (or the process died)
+                  f"i=0; while [ $i -lt 50 ]; do if ({self._running_script(node)}); then exit 0; fi; "
+                  "i=$((i+1)); sleep 0.1; done; exit 0")
+        self._ok(node, "starting mariadbd", script, timeout=30)
+
+    def is_running(self, node: NodeSettings) -> bool:
+        return self._sh(node, self._running_script(node), timeout=30).returncode == 0
+
+    def stop(self, node: NodeSettings, timeout: float) -> None:
+        p = self.paths(node)
+        if not self.is_running(node):
+            self._sh(node, f"rm -f {shlex.quote(str(p.launcher_pid))}", timeout=30)
+            return
+        self._ok(node, "stopping mariadbd",
+                 f"kill -TERM $(cat {shlex.quote(str(p.launcher_pid))})")
+        deadline = time.monotonic() + timeout
+        while self.is_running(node):
+            if time.monotonic() > deadline:
+                raise NodeError(node.name, f"mariadbd did not stop within {timeout:.0f} s "
+                                "after SIGTERM; it may be in a state transfer", self.log_tail(node))
+            time.sleep(0.2)
+        self._sh(node, f"rm -f {shlex.quote(str(p.launcher_pid))}", timeout=30)
+
+    def grastate(self, node: NodeSettings) -> str | None:
+        result = self._sh(node, f"cat {shlex.quote(str(self.paths(node).grastate))}", timeout=30)
+        return result.stdout if result.returncode == 0 else None
+
+    def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
+        log = shlex.quote(str(self.paths(node).log))
+        return self._sh(node, f"tail -n {int(lines)} {log} 2>/dev/null", timeout=30).stdout.rstrip()
+
+    # ------------------------------------------------------------------ SQL
+
+    def _client(self, node: NodeSettings) -> list[str]:
+        return ["mariadb", f"--defaults-file={self.admin_cnf}",
+                f"--socket={self.paths(node).socket}"]
+
+    def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
+        command = [*self._client(node), "--batch"] if batch else self._client(node)
+        return self.runner.interactive_argv(node.address, command)
+
+    def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:
+        command = shlex.join([*self._client(node), "--batch", "--skip-column-names",
+                              "--connect-timeout=5"])
+        result = self._sh(node, command, stdin=sql, timeout=timeout)
+        if result.returncode != 0:
+            err = result.stderr.strip().splitlines()
+            message = err[-1] if err else f"exit {result.returncode}"
+            unreachable = result.returncode in (124, 127, 255) or message.startswith(
+                UNREACHABLE_CODES) or "Could not open required defaults file" in message
+            raise QueryFailed(node.name, message, unreachable=unreachable)
+        return result.stdout
+
