@@ -259,6 +259,9 @@ class _Reader:
             return default
         value = table[key]
         path = f"{prefix}.{key}"
+        if not hint:
+            shown = str(default) if isinstance(default, Path) else default
+            hint = f"leave it out for the default ({shown!r}); every key is in docs/configuration.md"
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; a TOML true is never a valid number here
         if isinstance(value, bool) and bool not in kinds:
@@ -278,11 +281,12 @@ class _Reader:
                default: str) -> str:
         def check(v: str) -> str | None:
             return None if v in choices else f"must be one of {', '.join(repr(c) for c in choices)}"
-        hint = ""
+        hint = "use one of " + ", ".join(repr(c) for c in choices)
         value = table.get(key)
         if isinstance(value, str) and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else ""
+            if close:
+                hint = f"did you mean {close[0]!r}?"
         return self.get(table, prefix, key, str, default, check, hint)
 
 
@@ -505,7 +509,8 @@ def _parse_auth(r: _Reader, t: dict[str, Any]) -> AuthSettings:
                     r.issue(f"{prefix}.scopes.{ns}", scope, "is not a valid namespace",
                             "letters, digits, '.', '_' and '-', or \"*\" for every namespace")
                 elif scope not in ("read", "readwrite"):
-                    r.issue(f"{prefix}.scopes.{ns}", scope, "must be \"read\" or \"readwrite\"")
+                    r.issue(f"{prefix}.scopes.{ns}", scope, "must be \"read\" or \"readwrite\"",
+                            "read: GET, HEAD and listing; readwrite: also PUT, DELETE, batch and txn writes")
                 else:
                     scopes[ns] = scope
         if secret or digest:

@@ -17,7 +17,7 @@ from typing import Any
 
 from galerakv.cluster import health
 from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
-from galerakv.cluster.render import detect_context, render_all
+from galerakv.cluster.render import render_all
 from galerakv.cluster.secrets import ADMIN_TCP_USER, Secrets, ensure, load
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
@@ -120,7 +120,6 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         if missing:
             report("installing missing packages: " + " ".join(missing))
             transport.install_packages(missing, report)
-            transport.ctx = detect_context()
 
     running = {n.name: node_status(transport, n) for n in nodes if transport.is_running(n)}
     if len(running) == len(nodes):

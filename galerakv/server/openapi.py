@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from galerakv import __version__
-from galerakv.config import Settings
+from galerakv.config import LimitsSettings, Settings
 from galerakv.server.problems import CODES, PROBLEM_TYPE
 
 _REF = "#/components/schemas/"
+_NO_NUL = r"^[^\x00]*$"
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_CONTENT_TYPE = r"^([\x21-\x7e][\x20-\x7e]{0,254})?$"
 # the forms the precondition headers accept (see galerakv.server.validate)
 _ETAG = r'"[\x21\x23-\x7e]+"'
 _ONE_ETAG = rf"^\s*(\*|{_ETAG})\s*$"
@@ -41,6 +44,28 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 _ETAG_HEADER = {"ETag": {"description": "Strong ETag of the stored version", "schema": {"type": "string"}}}
 
 
+def _op_schema(limits: LimitsSettings, key: dict[str, Any], values: dict[str, Any],
+               conditions: bool) -> dict[str, Any]:
+    """One of get / put / delete, each with exactly the fields the server takes."""
+    cond: dict[str, Any] = {}
+    if conditions:
+        cond = {"if_match": {"type": "string", "pattern": _ONE_ETAG},
+                "if_none_match": {"type": "string", "enum": ["*"]}}
+
+    def op(kind: str, extra: dict[str, Any], **more: Any) -> dict[str, Any]:
+        return {"type": "object", "required": ["op", "key"], "additionalProperties": False,
+                "properties": {"op": {"type": "string", "enum": [kind]}, "key": key, **extra}, **more}
+
+    put_fields = {**values, "content_type": {"type": "string", "pattern": _CONTENT_TYPE},
+                  "ttl": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                          "maximum": limits.max_ttl_seconds}, **cond}
+    return {"oneOf": [
+        op("get", {}),
+        op("put", put_fields, oneOf=[{"required": ["value"]}, {"required": ["value_base64"]}]),
+        op("delete", cond),
+    ]}
+
+
 def openapi_document(settings: Settings) -> dict[str, Any]:
     limits = settings.limits
     ns_param = {"name": "ns", "in": "path", "required": True,
@@ -49,27 +74,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     key_param = {"name": "key", "in": "path", "required": True,
                  "description": f"Key: any UTF-8 text but NUL, at most {limits.max_key_bytes} bytes;"
                                 " percent-encode reserved characters ('/' may also appear as is)",
-                 "schema": {"type": "string", "minLength": 1}}
+                 "schema": {"type": "string", "minLength": 1, "pattern": r"^[^\x00]+$"}}
     if_match = {"name": "If-Match", "in": "header", "required": False,
                 "description": 'Compare-and-set: the ETag the key must have, or * for "exists"',
                 "schema": {"type": "string", "pattern": _ONE_ETAG}}
     value_props = {
         "value": {"type": "string", "description": "UTF-8 value"},
-        "value_base64": {"type": "string", "description": "any bytes, base64"},
+        "value_base64": {"type": "string", "pattern": _BASE64, "description": "any bytes, base64"},
     }
-    op_schema = {
-        "type": "object", "required": ["op", "key"],
-        "properties": {
-            "op": {"type": "string", "enum": ["get", "put", "delete"]},
-            "key": {"type": "string", "minLength": 1},
-            **value_props,
-            "content_type": {"type": "string"},
-            "ttl": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
-                    "maximum": limits.max_ttl_seconds},
-            "if_match": {"type": "string", "pattern": _ONE_ETAG, "description": "batch only"},
-            "if_none_match": {"type": "string", "enum": ["*"], "description": "batch only"},
-        },
-    }
+    key_schema = {"type": "string", "minLength": 1, "pattern": _NO_NUL}
     result_schema = {
         "type": "object", "required": ["key", "status"],
         "properties": {
@@ -148,7 +161,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "List keys in key order, one page at a time",
                     "operationId": "listKeys",
                     "parameters": [
-                        {"name": "prefix", "in": "query", "schema": {"type": "string"}},
+                        {"name": "prefix", "in": "query", "schema": {"type": "string", "pattern": _NO_NUL}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1,
                                     "maximum": limits.max_list_limit, "default": 100}},
@@ -156,7 +169,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                          "description": "next_cursor of the previous page"},
                         {"name": "keys_only", "in": "query", "schema": {"type": "boolean"}},
                         {"name": "delimiter", "in": "query",
-                         "schema": {"type": "string", "maxLength": 16},
+                         "schema": {"type": "string", "maxLength": 16, "pattern": _NO_NUL},
                          "description": "group keys by the text up to this delimiter"},
                     ],
                     "responses": {"200": _json("ListPage", "One page"),
@@ -169,7 +182,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "Independent operations, each with its own status",
                     "operationId": "batch",
                     "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"type": "object", "required": ["ops"], "properties": {
+                        "schema": {"type": "object", "required": ["ops"], "additionalProperties": False,
+                                   "properties": {
                             "ops": {"type": "array", "maxItems": limits.max_batch_ops,
                                     "items": {"$ref": _REF + "Op"}}}}}}},
                     "responses": {"200": _json("BatchResult", "Per-operation results"),
@@ -227,20 +241,23 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                    "prefixes": {"type": "array", "items": {"type": "string"}},
                                    "next_cursor": {"type": "string", "nullable": True}},
                 },
-                "Op": op_schema,
+                "Op": _op_schema(limits, key_schema, value_props, conditions=True),
+                "TxnOp": _op_schema(limits, key_schema, value_props, conditions=False),
                 "OpResult": result_schema,
                 "BatchResult": {"type": "object", "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"$ref": _REF + "OpResult"}}}},
-                "Compare": {
-                    "type": "object", "required": ["key"],
-                    "properties": {"key": {"type": "string"}, "exists": {"type": "boolean"},
-                                   "etag": {"type": "string"}, **value_props,
-                                   "not": {"type": "boolean"}},
-                },
+                "Compare": {"oneOf": [
+                    {"type": "object", "required": ["key", target], "additionalProperties": False,
+                     "properties": {"key": key_schema, target: schema, "not": {"type": "boolean"}}}
+                    for target, schema in (("exists", {"type": "boolean"}),
+                                           ("etag", {"type": "string", "pattern": rf"^\s*{_ETAG}\s*$"}),
+                                           ("value", value_props["value"]),
+                                           ("value_base64", value_props["value_base64"]))]},
                 "Txn": {"type": "object", "properties": {
                     "compare": {"type": "array", "items": {"$ref": _REF + "Compare"}},
-                    "success": {"type": "array", "items": {"$ref": _REF + "Op"}},
-                    "failure": {"type": "array", "items": {"$ref": _REF + "Op"}}}},
+                    "success": {"type": "array", "items": {"$ref": _REF + "TxnOp"}},
+                    "failure": {"type": "array", "items": {"$ref": _REF + "TxnOp"}}},
+                    "additionalProperties": False},
                 "TxnResult": {"type": "object", "required": ["succeeded", "results"],
                               "properties": {"succeeded": {"type": "boolean"},
                                              "results": {"type": "array",

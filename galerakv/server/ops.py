@@ -39,8 +39,10 @@ def _fields(obj: Any, where: str, allowed: set[str]) -> dict[str, Any]:
 
 
 def _string(obj: dict[str, Any], name: str, where: str) -> str | None:
-    value = obj.get(name)
-    if value is not None and not isinstance(value, str):
+    if name not in obj:
+        return None
+    value = obj[name]
+    if not isinstance(value, str):  # an explicit null is refused too: leave the field out instead
         raise _bad(f"{where}.{name}", "must be a string")
     return value
 
@@ -108,6 +110,8 @@ def parse_op(obj: Any, where: str, limits: LimitsSettings, conditions: bool) -> 
             content_type = validate.content_type(ct)
         except Problem as p:
             raise _bad(f"{where}.content_type", p.detail) from None
+        if "ttl" in fields and fields["ttl"] is None:
+            raise _bad(f"{where}.ttl", "must be a number of seconds; leave it out for no expiry")
         ttl = validate.ttl(fields.get("ttl"), limits, f"{where}.ttl")
         return Op("put", key, value, content_type, ttl, version, create_only)
     return Op(kind, key, if_match=version, if_none_match=create_only)

@@ -53,9 +53,6 @@ async def put_key(app: App, req: Request, ns: str, key: str) -> Response:
     ttl = validate.ttl(params.get("ttl"), limits)
     version = validate.if_match(req.header(b"if-match"))
     create_only = validate.if_none_match_put(req.header(b"if-none-match"))
-    if version is not None and create_only:
-        raise Problem("invalid_header", "If-Match and If-None-Match: * together can never hold; "
-                      "send one of them")
     content_type = validate.content_type(req.header(b"content-type"))
     body = await req.body(limits.max_value_bytes, "value_too_large")
     result = await app.store.put(ns, key, body, content_type, ttl=ttl, if_match=version,

@@ -96,7 +96,7 @@ def if_match(raw: str | None) -> str | None:
     raw = raw.strip()
     if raw == "*":
         return "*"
-    if "," in raw:
+    if not _ETAG_RE.match(raw) and "," in raw:
         raise Problem("invalid_etag", "If-Match takes exactly one ETag (or *), not a list",
                       header="If-Match")
     return parse_etag(raw, "If-Match")

@@ -137,6 +137,14 @@ async def test_if_none_match_star_creates_only(client: httpx.AsyncClient) -> Non
     assert (await client.get(f"{K}/once")).content == b"1"
 
 
+@pytest.mark.parametrize("exists", [True, False])
+async def test_if_match_with_if_none_match_star_never_holds(client: httpx.AsyncClient, exists: bool) -> None:
+    etag = (await put(client, "both", "1")).headers["etag"] if exists else '"1"'
+    r = await put(client, "both", "2", headers={"if-match": etag, "if-none-match": "*"})
+    assert r.status_code == 412
+    assert (await client.get(f"{K}/both")).status_code == (200 if exists else 404)
+
+
 async def test_delete_if_match(client: httpx.AsyncClient) -> None:
     etag = (await put(client, "dm", "1")).headers["etag"]
     await put(client, "dm", "2")

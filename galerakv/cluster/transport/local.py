@@ -37,6 +37,7 @@ from galerakv.cluster.render import (
     MAX_SOCKET_PATH,
     NodePaths,
     RenderContext,
+    detect_context,
     server_binary,
 )
 from galerakv.cluster.secrets import Secrets, client_option_file, write_private
@@ -123,6 +124,7 @@ class LocalTransport(Transport):
 
     def install_packages(self, packages: list[str], report: Report) -> None:
         _install.install(packages, report)
+        self.ctx = detect_context()  # the provider and server version exist now
 
     # ------------------------------------------------------------------ files
 
