@@ -42,7 +42,7 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
     print(f"galerakv serving on http://{host}:{port} ({settings.server.backend}, "
           f"{workers} worker{'s' if workers > 1 else ''})", flush=True)
     common: dict[str, Any] = {"host": host, "port": port, "log_level": level, "access_log": settings.server.access_log,
-              "loop": "uvloop", "http": "httptools", "lifespan": "on", "server_header": False,
+              "loop": "uvloop", "http": "httptools", "lifespan": "on", "server_header": False, "proxy_headers": False,
               "date_header": False}
     if workers > 1:
         if settings.source is not None:
