@@ -26,6 +26,7 @@ from galerakv.errors import ClusterError, NodeError
 BOOTSTRAP_TIMEOUT = 90.0
 JOIN_TIMEOUT = 300.0
 STOP_TIMEOUT = 120.0
+LEAVE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.25
 STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep%';"
 
@@ -269,18 +270,44 @@ def down(settings: Settings, transport: Transport, report: Report,
          timeout: float = STOP_TIMEOUT) -> tuple[str, ...]:
     """Stop every running node, last node first; returns the names stopped."""
     stopped: list[str] = []
-    for node in reversed(settings.cluster.nodes):
-        if not transport.is_running(node):
+    nodes = settings.cluster.nodes
+    running = [n for n in nodes if transport.is_running(n)]
+    for node in reversed(nodes):
+        if node not in running:
             report(f"{node.name}: not running")
             continue
         began = time.monotonic()
         report(f"{node.name}: stopping")
         transport.stop(node, timeout)
+        running.remove(node)
         report(f"  {node.name}: stopped ({time.monotonic() - began:.1f} s)")
         stopped.append(node.name)
+        if running:
+            wait_for_leave(transport, running, report)
     if stopped:
         safe = [n for n, g in grastates(transport, settings.cluster.nodes).items()
                 if g is not None and g.safe_to_bootstrap]
         if safe:
             report(f"safe to bootstrap next time: {', '.join(safe)}")
     return tuple(stopped)
+
+
+def wait_for_leave(transport: Transport, remaining: list[NodeSettings], report: Report,
+                   timeout: float = LEAVE_TIMEOUT) -> None:
+    """Wait until the nodes still running agree the cluster has shrunk to them.
+
+    Stopping the next node while the group is still reforming its membership can
+    leave that node hanging in shutdown (gcomm "GATHER -> CLOSED"), so each stop
+    waits for the previous leave to settle.
+    """
+    began = time.monotonic()
+    while True:
+        sizes = [node_status(transport, n, timeout=5) for n in remaining]
+        if all(s.reachable and s.primary and s.cluster_size == len(remaining) for s in sizes):
+            return
+        if time.monotonic() - began > timeout:
+            seen = ", ".join(f"{s.name}: size {s.cluster_size} {s.cluster_status or '?'}"
+                             for s in sizes)
+            report(f"  warning: the remaining nodes did not settle within {timeout:.0f} s ({seen})")
+            return
+        time.sleep(POLL_INTERVAL)

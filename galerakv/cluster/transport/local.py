@@ -257,7 +257,9 @@ class LocalTransport(Transport):
         while runs_mariadbd(pid, self.paths(node).my_cnf):
             if time.monotonic() > deadline:
                 raise NodeError(node.name, f"mariadbd (PID {pid}) did not stop within "
-                                f"{timeout:.0f} s after SIGTERM; it may be in a state transfer",
+                                f"{timeout:.0f} s after SIGTERM; it may be in a state transfer "
+                                "(wait and run `galerakv cluster down` again) or hung (`kill -9 "
+                                f"{pid}`; the node then rejoins by state transfer)",
                                 self.log_tail(node))
             time.sleep(0.1)
         self.paths(node).launcher_pid.unlink(missing_ok=True)
