@@ -139,6 +139,24 @@ class BackendStatus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def unmet_condition(op: Op, current: Entry | None) -> OpResult | None:
+    """The result of ``op`` when its condition fails against ``current``, else None.
+
+    Shared by every backend, so If-Match / If-None-Match mean the same everywhere:
+    ``if_none_match`` wants no entry; ``if_match`` wants an entry with that
+    version (``*``: any entry). A delete of a missing key is ``not_found``.
+    """
+    if op.kind == "get":
+        return None
+    if op.if_none_match and current is not None:
+        return OpResult("precondition_failed", current)
+    if op.if_match is not None and (current is None or (op.if_match != "*" and current.version != op.if_match)):
+        return OpResult("precondition_failed", current)
+    if op.kind == "delete" and current is None:
+        return OpResult("not_found")
+    return None
+
+
 def expiry(ttl: float | None, now: float | None = None) -> float | None:
     """Absolute expiry time for a TTL in seconds (None: never)."""
     if ttl is None:
@@ -159,7 +177,9 @@ class Store(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def get(self, ns: str, key: str) -> Entry | None: ...
+    async def get(self, ns: str, key: str, *, local: bool = False) -> Entry | None:
+        """The live entry or None. ``local``: a cheaper read that may miss the
+        latest writes made through other nodes (replicated backends only)."""
 
     @abc.abstractmethod
     async def put(self, ns: str, key: str, value: bytes, content_type: str, *,
@@ -172,7 +192,7 @@ class Store(abc.ABC):
         """Remove a key. Status ``ok``, ``not_found`` or ``precondition_failed``."""
 
     @abc.abstractmethod
-    async def list_keys(self, ns: str, query: ListQuery) -> ListPage: ...
+    async def list_keys(self, ns: str, query: ListQuery, *, local: bool = False) -> ListPage: ...
 
     @abc.abstractmethod
     async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]: ...

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable, Sequence
 
+from galerakv.backend.base import Entry, ListPage, ListQuery
 from galerakv.errors import InvalidRequest
 
 _MAX_CP = 0x10FFFF
@@ -54,3 +56,51 @@ def decode_cursor(cursor: str) -> tuple[str, bool]:
             "unchanged, or omit it to start from the beginning", "invalid_cursor"
         ) from exc
     return key, bool(inclusive)
+
+
+# fetch(start, inclusive, upper, count) -> up to ``count`` live entries with
+# start <(=) key < upper (no upper bound when None), in key order.
+Fetch = Callable[[str, bool, "str | None", int], Awaitable[Sequence[Entry]]]
+
+
+async def paginate(q: ListQuery, fetch: Fetch) -> ListPage:
+    """One page of a listing, for any backend that can fetch a key range in order.
+
+    With a delimiter, a whole group of keys under one common prefix costs one
+    range fetch and one seek past it, so a page costs about ``limit`` index
+    seeks however large the namespace is.
+    """
+    start, inclusive = q.prefix, True
+    if q.cursor is not None:
+        ckey, cinc = decode_cursor(q.cursor)
+        if ckey > start or (ckey == start and not cinc):
+            start, inclusive = ckey, cinc
+    upper = successor(q.prefix)
+    entries: list[Entry] = []
+    prefixes: list[str] = []
+    while True:
+        want = q.limit - len(entries) - len(prefixes)
+        if want <= 0:
+            break
+        rows = await fetch(start, inclusive, upper, want + 1)
+        jumped = False
+        for entry in rows[:want]:
+            if q.delimiter:
+                cut = entry.key.find(q.delimiter, len(q.prefix))
+                if cut >= 0:
+                    common = entry.key[: cut + len(q.delimiter)]
+                    prefixes.append(common)
+                    nxt = successor(common)
+                    if nxt is None or (upper is not None and nxt >= upper):
+                        return ListPage(tuple(entries), tuple(prefixes), None)
+                    start, inclusive, jumped = nxt, True, True
+                    break
+            entries.append(entry)
+            start, inclusive = entry.key, False
+        if jumped:
+            continue
+        if len(rows) <= want:
+            return ListPage(tuple(entries), tuple(prefixes), None)
+        break
+    more = await fetch(start, inclusive, upper, 1)
+    return ListPage(tuple(entries), tuple(prefixes), encode_cursor(start, inclusive) if more else None)

@@ -35,8 +35,9 @@ from galerakv.backend.base import (
     Store,
     TxnResult,
     expiry,
+    unmet_condition,
 )
-from galerakv.backend.keys import decode_cursor, encode_cursor, successor
+from galerakv.backend.keys import paginate
 from galerakv.errors import BackendUnavailable, InvalidRequest, StoreError
 
 SCHEMA_VERSION = 1
@@ -86,19 +87,13 @@ class _Tx:
         return None if row is None else _entry(key, row)
 
     def apply(self, ns: str, op: Op) -> OpResult:
-        if op.kind == "get":
-            found = self.current(ns, op.key)
-            return OpResult("ok", found) if found else OpResult("not_found")
         cur = self.current(ns, op.key)
-        if op.if_none_match and cur is not None:
-            return OpResult("precondition_failed", cur)
-        if op.if_match is not None and (
-            cur is None or (op.if_match != "*" and cur.version != op.if_match)
-        ):
-            return OpResult("precondition_failed", cur)
+        if op.kind == "get":
+            return OpResult("ok", cur) if cur else OpResult("not_found")
+        unmet = unmet_condition(op, cur)
+        if unmet is not None:
+            return unmet
         if op.kind == "delete":
-            if cur is None:
-                return OpResult("not_found")
             self.conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, op.key))
             return OpResult("ok", cur)
         rev = self.next_version()
@@ -258,73 +253,31 @@ class SQLiteStore(Store):
 
     # ----------------------------------------------------------------- reads
 
-    async def get(self, ns: str, key: str) -> Entry | None:
+    async def get(self, ns: str, key: str, *, local: bool = False) -> Entry | None:
         try:
             row = self._read().execute(_GET, (ns, key, time.time())).fetchone()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         return None if row is None else _entry(key, row)
 
-    async def list_keys(self, ns: str, query: ListQuery) -> ListPage:
-        try:
-            return self._list(ns, query)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    def _list(self, ns: str, q: ListQuery) -> ListPage:
+    async def list_keys(self, ns: str, query: ListQuery, *, local: bool = False) -> ListPage:
         conn = self._read()
         now = time.time()
-        start, inclusive = (q.prefix, True)
-        if q.cursor is not None:
-            ckey, cinc = decode_cursor(q.cursor)
-            if ckey > start or (ckey == start and not cinc):
-                start, inclusive = ckey, cinc
-        upper = successor(q.prefix)
-        cols = "key, rev, expires_at" if q.keys_only else "key, rev, expires_at, value, content_type"
-        entries: list[Entry] = []
-        prefixes: list[str] = []
-        while True:
-            want = q.limit - len(entries) - len(prefixes)
-            if want <= 0:
-                break
+        cols = "key, rev, expires_at" if query.keys_only else "key, rev, expires_at, value, content_type"
+
+        async def fetch(start: str, inclusive: bool, upper: str | None, count: int) -> list[Entry]:
             sql = (f"SELECT {cols} FROM kv WHERE ns = ? AND key {'>=' if inclusive else '>'} ?"
-                   + (" AND key < ?" if upper is not None else "")
-                   + f" AND {_LIVE} ORDER BY key LIMIT ?")
-            args: list[Any] = [ns, start]
-            if upper is not None:
-                args.append(upper)
-            args += [now, want + 1]
-            rows = conn.execute(sql, args).fetchall()
-            jumped = False
-            for row in rows[:want]:
-                key = row[0]
-                if q.delimiter:
-                    cut = key.find(q.delimiter, len(q.prefix))
-                    if cut >= 0:
-                        common = key[: cut + len(q.delimiter)]
-                        prefixes.append(common)
-                        nxt = successor(common)
-                        if nxt is None or (upper is not None and nxt >= upper):
-                            return ListPage(tuple(entries), tuple(prefixes), None)
-                        start, inclusive, jumped = nxt, True, True
-                        break
-                if q.keys_only:
-                    entries.append(Entry(key, b"", "", str(row[1]), row[2]))
-                else:
-                    entries.append(Entry(key, bytes(row[3]), row[4], str(row[1]), row[2]))
-                start, inclusive = key, False
-            if jumped:
-                continue
-            if len(rows) <= want:
-                return ListPage(tuple(entries), tuple(prefixes), None)
-            break
-        # the page is full; is there anything after it?
-        sql = (f"SELECT 1 FROM kv WHERE ns = ? AND key {'>=' if inclusive else '>'} ?"
-               + (" AND key < ?" if upper is not None else "") + f" AND {_LIVE} LIMIT 1")
-        args = [ns, start] + ([upper] if upper is not None else []) + [now]
-        more = conn.execute(sql, args).fetchone() is not None
-        return ListPage(tuple(entries), tuple(prefixes),
-                        encode_cursor(start, inclusive) if more else None)
+                   + (" AND key < ?" if upper is not None else "") + f" AND {_LIVE} ORDER BY key LIMIT ?")
+            args: list[Any] = [ns, start, *([upper] if upper is not None else []), now, count]
+            try:
+                rows = conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            if query.keys_only:
+                return [Entry(r[0], b"", "", str(r[1]), r[2]) for r in rows]
+            return [Entry(r[0], bytes(r[3]), r[4], str(r[1]), r[2]) for r in rows]
+
+        return await paginate(query, fetch)
 
     # ----------------------------------------------------------------- writes
 
