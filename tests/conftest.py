@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,11 @@ import tomli_w
 from galerakv import config
 from galerakv.server.app import App
 
-# Every backend the one API suite runs against. The MariaDB backend joins this
-# list when it lands; the suite itself does not change.
-BACKENDS = ["sqlite"]
-
-
-def backend_config(backend: str, tmp: Path) -> dict[str, Any]:
-    if backend == "sqlite":
-        return {"server": {"backend": "sqlite", "sqlite_path": str(tmp / "kv.sqlite3")}}
-    raise AssertionError(f"unknown backend {backend}")
+# Every backend the one API suite runs against; the suite itself does not
+# change. "mariadb" runs on one real 3-node Galera cluster shared by the session
+# (route = "nodes"), emptied before each test.
+BACKENDS = ["sqlite", "mariadb"]
+GALERA_FIRST_ADDRESS = "127.0.0.51"
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -46,17 +43,42 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def galera_api_cluster() -> Iterator[dict[str, Any]]:
+    """One real 3-node Galera cluster for the API suite; its parsed galerakv.toml."""
+    from tests.cluster.conftest import make_local_cluster
+
+    with make_local_cluster(3, GALERA_FIRST_ADDRESS, "galerakv_api") as cluster:
+        cluster.ok("up")
+        data = tomllib.loads(cluster.config.read_text())
+        data["cluster"]["state_dir"] = str(cluster.state_dir)
+        data["__cluster__"] = cluster
+        yield data
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def make_app(backend: str, tmp_path: Path) -> Callable[..., App]:
+def backend_config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The configuration tables that put the server on the current backend, on an empty store."""
+    if backend == "sqlite":
+        return {"server": {"backend": "sqlite", "sqlite_path": str(tmp_path / "kv.sqlite3")}}
+    data = dict(request.getfixturevalue("galera_api_cluster"))
+    cluster = data.pop("__cluster__")
+    # start every test on an empty table (it does not exist before the first server starts)
+    cluster.cli("sql", "--node", "db1", "-e", "DELETE FROM galerakv.kv")
+    return merge(data, {"server": {"backend": "mariadb", "route": "nodes"}})
+
+
+@pytest.fixture
+def make_app(backend_config: dict[str, Any], tmp_path: Path) -> Callable[..., App]:
     """Build an App on the current backend; keyword tables override the config."""
 
     def factory(**extra: dict[str, Any]) -> App:
-        data = merge(backend_config(backend, tmp_path), extra)
+        data = merge(backend_config, extra)
         return App(config.parse(data, source=tmp_path / "galerakv.toml"))
 
     return factory
@@ -129,13 +151,13 @@ class ServerProcess:
 
 
 @pytest.fixture
-def live_server(backend: str, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def live_server(backend_config: dict[str, Any], tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Factory of real server processes on the current backend; all stopped at the end."""
     started: list[ServerProcess] = []
 
     def factory(**extra: dict[str, Any]) -> ServerProcess:
         port = free_port()
-        data = merge(backend_config(backend, tmp_path), {"server": {"port": port, "host": "127.0.0.1"}})
+        data = merge(backend_config, {"server": {"port": port, "host": "127.0.0.1"}})
         data = merge(data, extra)
         path = write_config(tmp_path / f"server-{port}.toml", data)
         server = ServerProcess(path, port)

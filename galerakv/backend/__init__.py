@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from galerakv.backend.base import Store
 from galerakv.config import Settings
-from galerakv.errors import ConfigError, ConfigIssue
 
 __all__ = ["Store", "create_store"]
 
@@ -15,7 +14,17 @@ def create_store(settings: Settings) -> Store:
         from galerakv.backend.sqlite import SQLiteStore
 
         return SQLiteStore(settings.server.sqlite_path, settings.server.sqlite_synchronous)
-    raise ConfigError([ConfigIssue(
-        str(settings.source or "<defaults>"), "server.backend", settings.server.backend,
-        "the MariaDB Galera backend is not available in this version yet",
-        'use backend = "sqlite" for now')])
+    from galerakv.backend.mariadb import MariaDBStore
+    from galerakv.cluster import secrets
+    from galerakv.errors import BackendUnavailable, ClusterError
+
+    path = settings.secrets_path
+    try:
+        found = secrets.load(path)
+    except ClusterError as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    if found is None:
+        raise BackendUnavailable(
+            f"the secrets file {path} does not exist: it holds the application user's password and is "
+            "written by `galerakv cluster up`; run that first, or point --config at the cluster's galerakv.toml")
+    return MariaDBStore(settings, found.app.user, found.app.password)

@@ -72,13 +72,13 @@ def test_oversize_chunked_value_rejected(live_server: Callable[..., ServerProces
         assert c.get("/v1/ns/app/kv/streamed").status_code == 404
 
 
-def test_health_ready_status_openapi(live_server: Callable[..., ServerProcess]) -> None:
+def test_health_ready_status_openapi(live_server: Callable[..., ServerProcess], backend: str) -> None:
     server = live_server()
     with httpx.Client(base_url=server.url, timeout=10) as c:
         assert c.get("/healthz").json() == {"status": "ok"}
         ready = c.get("/readyz")
         assert ready.status_code == 200 and ready.json()["ready"] is True
-        assert ready.json()["backend"] == "sqlite"
+        assert ready.json()["backend"] == backend
         status = c.get("/v1/status").json()
         assert status["limits"]["max_value_bytes"] == 1024 * 1024
         doc = c.get("/openapi.json")

@@ -10,6 +10,7 @@ GALERAKV_KEEP_TEST_STATE is set, to read the nodes' logs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -113,3 +114,30 @@ def make_cluster() -> Iterator[Callable[[int, str], LocalCluster]]:
             cluster.kill_leftovers()
             if not os.environ.get("GALERAKV_KEEP_TEST_STATE"):
                 shutil.rmtree(cluster.config.parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def make_local_cluster(count: int, first_address: str, name: str) -> Iterator[LocalCluster]:
+    """A cluster outside the ``make_cluster`` fixture (for session-scoped use); stopped on exit.
+
+    Not skipped when MariaDB is missing: the test command installs it, so a
+    missing package is a failure to see, not a reason to pass quietly.
+    """
+    if os.geteuid() != 0:
+        pytest.fail("real Galera nodes need root (mariadbd drops to the mysql user); run the tests as root")
+    BASE.mkdir(parents=True, exist_ok=True)
+    BASE.chmod(0o755)
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BASE))
+    root.chmod(0o755)
+    config = root / "galerakv.toml"
+    config.write_text(starter.starter_toml(count, first_address, cluster_name=name, state_dir="state"))
+    cluster = LocalCluster(config, root / "state", [f"db{i}" for i in range(1, count + 1)])
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.cli("down", timeout=300)
+        finally:
+            cluster.kill_leftovers()
+            if not os.environ.get("GALERAKV_KEEP_TEST_STATE"):
+                shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,530 @@
+"""The MariaDB Galera backend: the store contract on a Galera cluster, on asyncmy pools.
+
+Routing (see :mod:`galerakv.backend.routing`): one writer at a time, reads
+spread over Synced nodes, endpoints probed every second; a node that fails a
+query (connection lost, error 1047 "WSREP has not yet prepared node", a
+timeout) is taken out at once and brought back by the probe.
+
+Consistency: reads are causal by default: ``SET STATEMENT wsrep_sync_wait=1
+FOR SELECT ...`` makes the node apply every write the cluster committed before
+the read began, so a GET after a 2xx write sees it through any node and any
+server instance. ``local=True`` (``?consistency=local``) skips the wait.
+
+Writes run in one transaction on the writer (``SELECT ... FOR UPDATE``, then
+the change), under one retry policy: a certification conflict (1213) or lock
+wait timeout is retried with the conditions checked again; a node failure
+before COMMIT is retried on the next writer. When the connection dies during
+COMMIT the outcome is unknown: versions are chosen here, before the write, so
+another node is asked whether the new version is there. Only a write known
+not to have committed is repeated; otherwise the caller gets OutcomeUnknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncmy
+from asyncmy.errors import MySQLError
+
+from galerakv.backend import routing
+from galerakv.backend.base import (
+    BackendStatus,
+    Compare,
+    Entry,
+    ListPage,
+    ListQuery,
+    Op,
+    OpResult,
+    Store,
+    TxnResult,
+    expiry,
+    unmet_condition,
+)
+from galerakv.backend.keys import paginate
+from galerakv.backend.retry import RetryPolicy
+from galerakv.config import Settings
+from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
+
+log = logging.getLogger("galerakv.backend.mariadb")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, Sequence[str]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS kv ("
+        " ns VARBINARY(128) NOT NULL,"
+        " k VARBINARY(2900) NOT NULL,"
+        " v LONGBLOB NOT NULL,"
+        " ct VARBINARY(255) NOT NULL,"
+        " ver BIGINT UNSIGNED NOT NULL,"
+        " exp DOUBLE NULL,"
+        " PRIMARY KEY (ns, k),"
+        " KEY kv_exp (exp)"
+        ") ENGINE=InnoDB",
+    ),
+}
+
+# MariaDB error codes
+ER_LOCK_DEADLOCK = 1213          # also a Galera certification conflict at commit
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_UNKNOWN_COM_ERROR = 1047      # WSREP has not yet prepared node for application use
+ER_ACCESS_DENIED = 1045
+ER_DBACCESS_DENIED = 1044
+ER_NO_SUCH_TABLE = 1146
+ER_BAD_DB = 1049
+ER_QUERY_INTERRUPTED = 1317
+CLIENT_ERRORS = range(2000, 3000)  # connection lost, server gone, cannot connect
+CONFLICTS = {ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT}
+NODE_FAILURES = {ER_UNKNOWN_COM_ERROR, ER_QUERY_INTERRUPTED, 1180, 1927}  # 1927: connection killed
+
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 3.0
+WRITE_TIMEOUT = 12.0
+PROBE_INTERVAL = 1.0
+
+_LIVE = "(exp IS NULL OR exp > %s)"
+_COLS = "k, v, ct, ver, exp"
+
+
+def _code(exc: BaseException) -> int:
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else 0
+
+
+def _node_failure(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError | OSError | ConnectionError):
+        return True
+    code = _code(exc)
+    return code in NODE_FAILURES or code in CLIENT_ERRORS
+
+
+def new_version() -> int:
+    """A version never given before to any key: microseconds since the epoch and 12 random bits."""
+    return (time.time_ns() // 1000) << 12 | random.getrandbits(12)
+
+
+def _entry(row: Sequence[Any], keys_only: bool = False) -> Entry:
+    key = bytes(row[0]).decode()
+    if keys_only:
+        return Entry(key, b"", "", str(row[1]), row[2])
+    return Entry(key, bytes(row[1]), bytes(row[2]).decode(), str(row[3]), row[4])
+
+
+class _Uncommitted(Exception):
+    """The write failed before COMMIT was sent: safe to try again elsewhere."""
+
+
+class _Tx:
+    """A write transaction on the writer, as the store's operations see it."""
+
+    def __init__(self, cur: Any, ns: str, now: float) -> None:
+        self.cur = cur
+        self.ns = ns.encode()
+        self.now = now
+        self.written: list[tuple[str, str | None]] = []  # (key, new version or None if deleted)
+
+    async def current(self, key: str) -> Entry | None:
+        await self.cur.execute(f"SELECT {_COLS} FROM kv WHERE ns = %s AND k = %s AND {_LIVE} FOR UPDATE",
+                               (self.ns, key.encode(), self.now))
+        row = await self.cur.fetchone()
+        return None if row is None else _entry(row)
+
+    async def apply(self, op: Op) -> OpResult:
+        cur = await self.current(op.key)
+        if op.kind == "get":
+            return OpResult("ok", cur) if cur else OpResult("not_found")
+        unmet = unmet_condition(op, cur)
+        if unmet is not None:
+            return unmet
+        if op.kind == "delete":
+            await self.cur.execute("DELETE FROM kv WHERE ns = %s AND k = %s", (self.ns, op.key.encode()))
+            self.written.append((op.key, None))
+            return OpResult("ok", cur)
+        version = new_version()
+        expires = expiry(op.ttl, self.now)
+        await self.cur.execute(
+            "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)",
+            (self.ns, op.key.encode(), op.value, op.content_type.encode(), version, expires))
+        self.written.append((op.key, str(version)))
+        entry = Entry(op.key, op.value, op.content_type, str(version), expires)
+        return OpResult("created" if cur is None else "ok", entry)
+
+
+class MariaDBStore(Store):
+    """Key-value store on a MariaDB Galera cluster (see the module docstring)."""
+
+    kind = "mariadb"
+
+    def __init__(self, settings: Settings, user: str, password: str, *, pool_size: int = 16,
+                 policy: RetryPolicy | None = None) -> None:
+        self.settings = settings
+        self.database = settings.database.name
+        self._user = user
+        self._password = password
+        self.pool_size = pool_size
+        self.policy = policy or RetryPolicy()
+        self.router = routing.Router(routing.endpoints(settings))
+        self._pools: dict[str, Any] = {}
+        self._pool_locks: dict[str, asyncio.Lock] = {}
+        self._prober: asyncio.Task[None] | None = None
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+        self.last_problem = "not probed yet"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Probe every endpoint once, prepare the schema if a node serves, then keep probing.
+
+        A cluster that is down is not an error here (the server starts and
+        answers 503 until it comes back); wrong credentials are.
+        """
+        await self._probe_all()
+        if any(h.reason.startswith("access denied") for h in self.router.health.values()):
+            raise BackendUnavailable(
+                f"MariaDB refused the application user {self._user!r}: {self.last_problem}; check the "
+                f"[app] password in {self.settings.secrets_path} (written by `galerakv cluster up`)")
+        with contextlib.suppress(StoreError):
+            await self._ensure_schema()
+        self._prober = asyncio.create_task(self._probe_loop())
+
+    async def close(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
+            self._prober = None
+        for pool in self._pools.values():
+            pool.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.wait_closed(), 5)
+        self._pools.clear()
+
+    # ------------------------------------------------------------------ probing
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            try:
+                await self._probe_all()
+                if not self._schema_ready and self.router.writer is not None:
+                    await self._ensure_schema()
+            except StoreError as exc:
+                log.info("probe: %s", exc)
+            except Exception:  # the prober must never die
+                log.exception("probe failed")
+
+    async def _probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(ep) for ep in self.router.endpoints))
+
+    async def _probe(self, ep: routing.Endpoint) -> None:
+        before = self.router.writer
+        try:
+            conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
+        except (MySQLError, OSError, TimeoutError) as exc:
+            reason = self._describe(exc)
+            self.router.update(ep.name, routing.Health(False, reason))
+            self.last_problem = f"{ep.name}: {reason}"
+        else:
+            try:
+                async with conn.cursor() as cur:
+                    await asyncio.wait_for(cur.execute("SHOW STATUS LIKE 'wsrep_%'"), READ_TIMEOUT)
+                    rows = await cur.fetchall()
+                health = routing.judge({str(k): str(v) for k, v in rows})
+                self.router.update(ep.name, health)
+                if not health.healthy:
+                    self.last_problem = f"{ep.name}: {health.reason}"
+            except (MySQLError, OSError, TimeoutError) as exc:
+                self.router.update(ep.name, routing.Health(False, self._describe(exc)))
+            finally:
+                conn.close()
+        if self.router.writer != before:
+            log.warning("writer: %s -> %s", before, self.router.writer)
+
+    def _describe(self, exc: BaseException) -> str:
+        code = _code(exc)
+        if code in (ER_ACCESS_DENIED, ER_DBACCESS_DENIED):
+            return f"access denied ({exc.args[1] if len(exc.args) > 1 else exc})"
+        if isinstance(exc, TimeoutError):
+            return "no answer (timeout)"
+        return f"unreachable ({exc.args[1] if len(getattr(exc, 'args', ())) > 1 else exc})"
+
+    async def _connect(self, ep: routing.Endpoint) -> Any:
+        return await asyncmy.connect(host=ep.host, port=ep.port, user=self._user, password=self._password,
+                                     db=self.database, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+
+    async def _pool(self, ep: routing.Endpoint) -> Any:
+        pool = self._pools.get(ep.name)
+        if pool is not None:
+            return pool
+        lock = self._pool_locks.setdefault(ep.name, asyncio.Lock())
+        async with lock:
+            pool = self._pools.get(ep.name)
+            if pool is None:
+                pool = await asyncmy.create_pool(
+                    minsize=1, maxsize=self.pool_size, host=ep.host, port=ep.port, user=self._user,
+                    password=self._password, db=self.database, autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT, pool_recycle=300)
+                self._pools[ep.name] = pool
+        return pool
+
+    async def _ensure_schema(self) -> None:
+        """Create or migrate the tables once (callers test ``_schema_ready`` first)."""
+        async with self._schema_lock:
+            if self._schema_ready:
+                return
+
+            async def migrate(cur: Any) -> None:
+                await cur.execute("CREATE TABLE IF NOT EXISTS galerakv_schema ("
+                                  " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+                                  " version INT UNSIGNED NOT NULL) ENGINE=InnoDB")
+                await cur.execute("SELECT version FROM galerakv_schema WHERE id = 1")
+                row = await cur.fetchone()
+                current = row[0] if row else 0
+                if current > SCHEMA_VERSION:
+                    raise InvalidRequest(f"the database schema is version {current}, newer than this "
+                                         f"galerakv ({SCHEMA_VERSION}); upgrade galerakv")
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[version]:
+                        await cur.execute(statement)
+                    await cur.execute("INSERT INTO galerakv_schema (id, version) VALUES (1, %s)"
+                                      " ON DUPLICATE KEY UPDATE version = VALUES(version)", (version,))
+
+            await self._on_writer(migrate)
+            self._schema_ready = True
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _writer(self) -> routing.Endpoint:
+        name = self.router.writer
+        if name is None:
+            raise BackendUnavailable(f"no Synced Galera node to write to ({self.last_problem})", retry_after=2)
+        return self.router.by_name[name]
+
+    async def _on_writer(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``work`` once on the writer in autocommit mode (schema, purge)."""
+        ep = self._writer()
+        pool = await self._pool(ep)
+        conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+        try:
+            async with conn.cursor() as cur:
+                return await asyncio.wait_for(work(cur), WRITE_TIMEOUT)
+        except (MySQLError, OSError, TimeoutError) as exc:
+            conn.close()
+            if _node_failure(exc):
+                self.router.fail(ep.name, self._describe(exc))
+            raise self._translate(exc) from exc
+        finally:
+            pool.release(conn)
+
+    def _translate(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        code = _code(exc)
+        if code in (ER_NO_SUCH_TABLE, ER_BAD_DB):
+            self._schema_ready = False
+        return BackendUnavailable(f"MariaDB: {exc}")
+
+    async def _read(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """Run a read on a healthy node, moving on to the next one when a node fails."""
+        if not self._schema_ready:
+            await self._ensure_schema()
+        tried: list[str] = []
+        for ep in self.router.readers():
+            pool = await self._pool(ep)
+            try:
+                conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+            except (MySQLError, OSError, TimeoutError) as exc:
+                self.router.fail(ep.name, self._describe(exc))
+                tried.append(ep.name)
+                continue
+            try:
+                async with conn.cursor() as cur:
+                    return await asyncio.wait_for(work(cur), READ_TIMEOUT)
+            except (MySQLError, OSError, TimeoutError) as exc:
+                conn.close()
+                if not _node_failure(exc):
+                    raise self._translate(exc) from exc
+                self.router.fail(ep.name, self._describe(exc))
+                tried.append(ep.name)
+            finally:
+                pool.release(conn)
+        raise BackendUnavailable(f"no Synced Galera node answered a read (tried {', '.join(tried) or 'none'}; "
+                                 f"{self.last_problem})", retry_after=2)
+
+    async def _write(self, ns: str, work: Callable[[_Tx], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction on the writer under the retry policy."""
+        if not self._schema_ready:
+            await self._ensure_schema()
+        last: BaseException | None = None
+        for attempt in self.policy.attempts():
+            ep = self._writer()
+            pool = await self._pool(ep)
+            try:
+                return await self._attempt_write(ep, pool, ns, work)
+            except _Uncommitted as exc:
+                last = exc.__cause__ or exc
+            except MySQLError as exc:
+                if _code(exc) not in CONFLICTS:
+                    raise self._translate(exc) from exc
+                last = exc
+            if attempt.last:
+                break
+            await attempt.backoff()
+        raise BackendUnavailable(f"the write did not go through after {self.policy.tries} tries: {last}",
+                                 retry_after=1)
+
+    async def _attempt_write(self, ep: routing.Endpoint, pool: Any, ns: str,
+                             work: Callable[[_Tx], Awaitable[T]]) -> T:
+        try:
+            conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+        except (MySQLError, OSError, TimeoutError) as exc:
+            self.router.fail(ep.name, self._describe(exc))
+            raise _Uncommitted() from exc
+        committing = False
+        tx: _Tx | None = None
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("BEGIN")
+                tx = _Tx(cur, ns, time.time())
+                result = await asyncio.wait_for(work(tx), WRITE_TIMEOUT)
+                committing = True
+                await asyncio.wait_for(cur.execute("COMMIT"), WRITE_TIMEOUT)
+                return result
+        except (MySQLError, OSError, TimeoutError) as exc:
+            conn.close()  # never reuse a connection in an unknown transaction state
+            if _code(exc) in CONFLICTS:
+                raise
+            if not _node_failure(exc):
+                raise self._translate(exc) from exc
+            self.router.fail(ep.name, self._describe(exc))
+            if not committing:
+                raise _Uncommitted() from exc
+            assert tx is not None
+            committed = await self._committed(tx)
+            if committed is None:
+                raise OutcomeUnknown(
+                    f"{ep.name} failed during COMMIT and no other node could tell whether the write "
+                    "committed; read the key before retrying", retry_after=1) from exc
+            if not committed:
+                raise _Uncommitted() from exc
+            return result
+        finally:
+            pool.release(conn)
+
+    async def _committed(self, tx: _Tx) -> bool | None:
+        """After a lost COMMIT: did it commit? Asked of another node, causally; None if unknown."""
+        if not tx.written:
+            return False
+
+        async def check(cur: Any) -> bool:
+            key, version = tx.written[0]
+            await cur.execute("SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
+                              (tx.ns, key.encode()))
+            row = await cur.fetchone()
+            if version is None:
+                return row is None
+            return row is not None and str(row[0]) == version
+
+        for _ in range(3):
+            try:
+                return await self._read(check)
+            except BackendUnavailable:
+                await asyncio.sleep(0.5)
+        return None
+
+    # ------------------------------------------------------------------ reads
+
+    @staticmethod
+    def _select(local: bool) -> str:
+        return "SELECT" if local else "SET STATEMENT wsrep_sync_wait=1 FOR SELECT"
+
+    async def get(self, ns: str, key: str, *, local: bool = False) -> Entry | None:
+        sql = f"{self._select(local)} {_COLS} FROM kv WHERE ns = %s AND k = %s AND {_LIVE}"
+        args = (ns.encode(), key.encode(), time.time())
+
+        async def work(cur: Any) -> Entry | None:
+            await cur.execute(sql, args)
+            row = await cur.fetchone()
+            return None if row is None else _entry(row)
+
+        return await self._read(work)
+
+    async def list_keys(self, ns: str, query: ListQuery, *, local: bool = False) -> ListPage:
+        now = time.time()
+        cols = "k, ver, exp" if query.keys_only else _COLS
+        nsb = ns.encode()
+
+        async def fetch(start: str, inclusive: bool, upper: str | None, count: int) -> list[Entry]:
+            sql = (f"{self._select(local)} {cols} FROM kv WHERE ns = %s AND k {'>=' if inclusive else '>'} %s"
+                   + (" AND k < %s" if upper is not None else "") + f" AND {_LIVE} ORDER BY k LIMIT %s")
+            args: list[Any] = [nsb, start.encode(), *([upper.encode()] if upper is not None else []), now, count]
+
+            async def work(cur: Any) -> list[Entry]:
+                await cur.execute(sql, args)
+                return [_entry(row, query.keys_only) for row in await cur.fetchall()]
+
+            return await self._read(work)
+
+        return await paginate(query, fetch)
+
+    # ------------------------------------------------------------------ writes
+
+    async def put(self, ns: str, key: str, value: bytes, content_type: str, *,
+                  ttl: float | None = None, if_match: str | None = None,
+                  if_none_match: bool = False) -> OpResult:
+        op = Op("put", key, value, content_type, ttl, if_match, if_none_match)
+        return await self._write(ns, lambda tx: tx.apply(op))
+
+    async def delete(self, ns: str, key: str, *, if_match: str | None = None) -> OpResult:
+        op = Op("delete", key, if_match=if_match)
+        return await self._write(ns, lambda tx: tx.apply(op))
+
+    async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]:
+        if all(op.kind == "get" for op in ops):
+            return [OpResult("ok", e) if (e := await self.get(ns, op.key)) else OpResult("not_found")
+                    for op in ops]
+
+        async def work(tx: _Tx) -> list[OpResult]:
+            return [await tx.apply(op) for op in ops]
+
+        return await self._write(ns, work)
+
+    async def txn(self, ns: str, compares: Sequence[Compare], success: Sequence[Op],
+                  failure: Sequence[Op]) -> TxnResult:
+        async def work(tx: _Tx) -> TxnResult:
+            ok = True
+            for c in compares:
+                if not c.holds(await tx.current(c.key)):
+                    ok = False
+            branch = success if ok else failure
+            return TxnResult(ok, tuple([await tx.apply(op) for op in branch]))
+
+        return await self._write(ns, work)
+
+    async def purge_expired(self, limit: int = 1000) -> int:
+        async def work(cur: Any) -> int:
+            await cur.execute("DELETE FROM kv WHERE exp IS NOT NULL AND exp <= %s LIMIT %s", (time.time(), limit))
+            return int(cur.rowcount)
+
+        if self.router.writer is None or not self._schema_ready:
+            return 0
+        return await self._on_writer(work)
+
+    async def status(self) -> BackendStatus:
+        writer = self.router.writer
+        extra: dict[str, Any] = {"route": self.settings.server.route, "writer": writer,
+                                 "nodes": self.router.summary(), "schema_ready": self._schema_ready}
+        if writer is None:
+            return BackendStatus(False, self.kind, f"no Synced Galera node ({self.last_problem})", extra)
+        if not self._schema_ready:
+            return BackendStatus(False, self.kind, "schema not created yet", extra)
+        return BackendStatus(True, self.kind, f"writing to {writer}", extra)
