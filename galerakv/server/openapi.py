@@ -75,6 +75,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                  "description": f"Key: any UTF-8 text but NUL, at most {limits.max_key_bytes} bytes;"
                                 " percent-encode reserved characters ('/' may also appear as is)",
                  "schema": {"type": "string", "minLength": 1, "pattern": r"^[^\x00]+$"}}
+    consistency = {"name": "consistency", "in": "query", "required": False,
+                   "description": "strong (default): sees every write acknowledged before the read; local: "
+                                  "cheaper on a Galera cluster, may miss the latest writes made through other nodes",
+                   "schema": {"type": "string", "enum": ["strong", "local"]}}
     if_match = {"name": "If-Match", "in": "header", "required": False,
                 "description": 'Compare-and-set: the ETag the key must have, or * for "exists"',
                 "schema": {"type": "string", "pattern": _ONE_ETAG}}
@@ -104,7 +108,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "parameters": [ns_param, key_param],
         "get": {
             "summary": "Read a value", "operationId": "getKey",
-            "parameters": [{"name": "If-None-Match", "in": "header", "required": False,
+            "parameters": [consistency, {"name": "If-None-Match", "in": "header", "required": False,
                             "schema": {"type": "string", "pattern": _ETAG_LIST},
                             "description": "304 when the key's ETag is one of these, or *"}],
             "responses": {
@@ -161,6 +165,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "summary": "List keys in key order, one page at a time",
                     "operationId": "listKeys",
                     "parameters": [
+                        consistency,
                         {"name": "prefix", "in": "query", "schema": {"type": "string", "pattern": _NO_NUL}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1,

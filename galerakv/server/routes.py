@@ -12,7 +12,8 @@ from galerakv.server.problems import Problem
 if TYPE_CHECKING:
     from galerakv.server.app import App
 
-_LIST_PARAMS = {"prefix", "limit", "cursor", "keys_only", "delimiter"}
+_LIST_PARAMS = {"prefix", "limit", "cursor", "keys_only", "delimiter", "consistency"}
+_READ_PARAMS = {"consistency"}
 _KEY_PARAMS = {"ttl"}
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -32,9 +33,18 @@ def _etag_header(version: str) -> tuple[bytes, bytes]:
     return (b"etag", f'"{version}"'.encode())
 
 
+def _local(params: dict[str, str]) -> bool:
+    """``?consistency=local``: a cheaper read that may not see the latest writes made elsewhere."""
+    value = params.get("consistency", "strong")
+    if value not in ("strong", "local"):
+        raise Problem("invalid_query", f"consistency must be strong (the default) or local, not {value[:32]!r}",
+                      parameter="consistency")
+    return value == "local"
+
+
 async def get_key(app: App, req: Request, ns: str, key: str) -> Response:
-    _check_params(req, set())
-    entry = await app.store.get(ns, key)
+    params = _check_params(req, _READ_PARAMS)
+    entry = await app.store.get(ns, key, local=_local(params))
     if entry is None:
         raise Problem("not_found", f"no key {key[:200]!r} in namespace {ns!r}", key=key[:200])
     etag = _etag_header(entry.version)
@@ -110,7 +120,7 @@ async def list_keys(app: App, req: Request, ns: str) -> Response:
                       parameter="prefix")
     cursor = params.get("cursor") or None
     query = ListQuery(prefix, int(raw_limit), cursor, keys_only_raw in _TRUE, delimiter)
-    page = await app.store.list_keys(ns, query)
+    page = await app.store.list_keys(ns, query, local=_local(params))
     body = {
         "items": [ops.entry_json(e, with_value=not query.keys_only) for e in page.entries],
         "prefixes": list(page.prefixes),

@@ -35,6 +35,8 @@ CASES: list[tuple[str, str, dict[str, Any], int, str, str]] = [
     ("DELETE", f"{K}/k", {"headers": {"if-match": "W/\"1\""}}, 400, "invalid_etag", "quoted"),
     ("GET", f"{K}/k", {"headers": {"if-none-match": "nope"}}, 400, "invalid_etag", "If-None-Match"),
     ("GET", K, {"params": {"limit": "0"}}, 400, "invalid_query", "limit"),
+    ("GET", K, {"params": {"consistency": "eventual"}}, 400, "invalid_query", "consistency"),
+    ("GET", f"{K}/k", {"params": {"consistency": "weak"}}, 400, "invalid_query", "consistency"),
     ("GET", K, {"params": {"limit": "ten"}}, 400, "invalid_query", "limit"),
     ("GET", K, {"params": {"keys_only": "maybe"}}, 400, "invalid_query", "keys_only"),
     ("GET", K, {"params": {"cursor": "garbage!"}}, 400, "invalid_cursor", "cursor"),

@@ -59,6 +59,15 @@ async def test_head_has_headers_and_no_body(client: httpx.AsyncClient) -> None:
     assert (await client.head(f"{K}/missing")).status_code == 404
 
 
+async def test_local_consistency_reads(client: httpx.AsyncClient) -> None:
+    await put(client, "lc", "v")
+    r = await client.get(f"{K}/lc", params={"consistency": "local"})
+    assert r.status_code == 200 and r.content == b"v"
+    listed = (await client.get(K, params={"consistency": "local"})).json()["items"]
+    assert [i["key"] for i in listed] == ["lc"]
+    assert (await client.get(f"{K}/lc", params={"consistency": "strong"})).content == b"v"
+
+
 async def test_get_missing_is_404_problem(client: httpx.AsyncClient) -> None:
     r = await client.get(f"{K}/nope")
     assert r.status_code == 404
