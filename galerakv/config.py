@@ -73,6 +73,9 @@ class BalancerSettings:
     address: str = "127.0.0.10"
     rw_port: int = 3306
     ro_port: int = 3307
+    check_port: int = 9200  # galerakv clustercheck, on each node's address
+    check_interval: float = 1.0  # seconds between health checks
+    available_when_donor: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class ServerSettings:
     sqlite_path: Path = Path("galerakv-data/kv.sqlite3")
     sqlite_synchronous: Literal["normal", "full"] = "normal"
     route: Route = "balancer"
+    engine: Literal["granian", "uvicorn"] = "granian"
     workers: int = 1
     ttl_purge_interval: float = 30.0
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
@@ -326,9 +330,10 @@ def _is_loopback(address: str) -> bool:
 _TOP = {"cluster", "balancer", "database", "server", "limits", "auth"}
 _CLUSTER = {"name", "transport", "state_dir", "sst_method", "nodes"}
 _NODE = {"name", "address", "port"}
-_BALANCER = {"kind", "address", "rw_port", "ro_port"}
+_BALANCER = {"kind", "address", "rw_port", "ro_port", "check_port", "check_interval",
+             "available_when_donor"}
 _DATABASE = {"name", "user"}
-_SERVER = {"host", "port", "backend", "sqlite_path", "sqlite_synchronous", "route", "workers",
+_SERVER = {"host", "port", "backend", "sqlite_path", "sqlite_synchronous", "route", "engine", "workers",
            "ttl_purge_interval", "log_level", "access_log"}
 _LIMITS = {"max_key_bytes", "max_value_bytes", "max_batch_ops", "max_txn_ops", "max_list_limit",
            "max_ttl_seconds", "max_request_bytes"}
@@ -419,7 +424,11 @@ def _parse_balancer(r: _Reader, t: dict[str, Any]) -> BalancerSettings:
     if rw == ro and "rw_port" in t and "ro_port" in t:
         r.issue("balancer.ro_port", ro, "must differ from balancer.rw_port",
                 "reads and writes need their own ports, for example 3306 and 3307")
-    return BalancerSettings(kind, address, rw, ro)  # type: ignore[arg-type]
+    check_port = r.get(t, "balancer", "check_port", int, d.check_port, _range(1, 65535))
+    interval = r.get(t, "balancer", "check_interval", (int, float), d.check_interval, _range(0.1, 60))
+    donor = r.get(t, "balancer", "available_when_donor", bool, d.available_when_donor)
+    return BalancerSettings(kind, address, rw, ro, check_port, float(interval),  # type: ignore[arg-type]
+                            donor)
 
 
 def _parse_database(r: _Reader, t: dict[str, Any]) -> DatabaseSettings:
@@ -444,6 +453,7 @@ def _parse_server(r: _Reader, t: dict[str, Any], base: Path) -> ServerSettings:
                  lambda v: None if v.strip() else "must not be empty")
     sync = r.choice(t, "server", "sqlite_synchronous", ("normal", "full"), d.sqlite_synchronous)
     route = r.choice(t, "server", "route", ("balancer", "nodes"), d.route)
+    engine = r.choice(t, "server", "engine", ("granian", "uvicorn"), d.engine)
     workers = r.get(t, "server", "workers", int, d.workers, _range(1, 64))
     purge = r.get(t, "server", "ttl_purge_interval", (int, float), d.ttl_purge_interval,
                   _range(0.1, 86400))
@@ -452,7 +462,7 @@ def _parse_server(r: _Reader, t: dict[str, Any], base: Path) -> ServerSettings:
     access = r.get(t, "server", "access_log", bool, d.access_log)
     p = Path(path)
     return ServerSettings(host, port, backend, p if p.is_absolute() else base / p,  # type: ignore[arg-type]
-                          sync, route, workers, float(purge), level, access)  # type: ignore[arg-type]
+                          sync, route, engine, workers, float(purge), level, access)  # type: ignore[arg-type]
 
 
 def _parse_limits(r: _Reader, t: dict[str, Any]) -> LimitsSettings:
@@ -533,7 +543,12 @@ def _cross_checks(r: _Reader, s: Settings, data: Mapping[str, Any]) -> None:
     if s.balancer.kind != "none":
         for i, node in enumerate(nodes):
             for port_key, port in (("rw_port", s.balancer.rw_port), ("ro_port", s.balancer.ro_port)):
-                if node.address == s.balancer.address and node.port == port:
+                if node.address == s.balancer.address and port in (node.port, s.balancer.check_port,
+                                                                   4567, 4568, 4444):
                     r.issue(f"balancer.{port_key}", port,
                             f"collides with cluster.nodes[{i}] ({node.name}) at {node.address}:{port}",
                             "give the balancer its own address, for example 127.0.0.10")
+            if s.balancer.check_port in (node.port, 4567, 4568, 4444):
+                r.issue("balancer.check_port", s.balancer.check_port,
+                        f"collides with a port cluster.nodes[{i}] ({node.name}) uses at {node.address}",
+                        "the health check listens on each node's address; leave it at 9200")

@@ -137,9 +137,18 @@ class ServerProcess:
         raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
 
     def kill9(self) -> None:
+        """kill -9 the server; its worker processes must die with it (nothing answers afterwards)."""
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/healthz", timeout=0.5)
+            except httpx.TransportError:
+                return
+            time.sleep(0.05)
+        raise AssertionError("a worker process still answers after kill -9 of the server")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from typing import Any
 
 from galerakv import config
@@ -16,7 +17,27 @@ from galerakv.server.app import App
 
 def create_app() -> App:
     """Factory for worker processes: settings come from ``$GALERAKV_CONFIG`` (set by :func:`run`)."""
+    _die_with_parent()
     return App(config.load(os.environ.get(config.ENV_VAR) or None))
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the serving process dies, even by kill -9.
+
+    Without it a worker outlives a killed supervisor and keeps serving on the
+    port (SO_REUSEPORT), so "the server was killed" would not be true.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 async def _preflight(settings: Settings) -> None:
@@ -28,8 +49,6 @@ async def _preflight(settings: Settings) -> None:
 
 def run(settings: Settings, host: str | None = None, port: int | None = None,
         workers: int | None = None) -> None:
-    import uvicorn
-
     try:
         asyncio.run(_preflight(settings))
     except GalerakvError as exc:
@@ -39,16 +58,39 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
     workers = workers or settings.server.workers
     level = settings.server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"galerakv serving on http://{host}:{port} ({settings.server.backend}, "
+    engine = settings.server.engine
+    print(f"galerakv serving on http://{host}:{port} ({settings.server.backend}, {engine}, "
           f"{workers} worker{'s' if workers > 1 else ''})", flush=True)
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": level, "access_log": settings.server.access_log,
-              "loop": "uvloop", "http": "httptools", "lifespan": "on", "server_header": False, "proxy_headers": False,
-              "date_header": False}
+    # worker processes build their App from the same file
+    if settings.source is not None:
+        os.environ[config.ENV_VAR] = str(settings.source)
+    else:
+        os.environ.pop(config.ENV_VAR, None)
+    if engine == "granian":
+        _run_granian(settings, host, port, workers)
+    else:
+        _run_uvicorn(settings, host, port, workers)
+
+
+def _run_granian(settings: Settings, host: str, port: int, workers: int) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+
+    Granian(
+        "galerakv.server.run:create_app", factory=True, interface=Interfaces.ASGI, address=host, port=port,
+        workers=workers, http=HTTPModes.http1, loop=Loops.uvloop, websockets=False,
+        log_level=settings.server.log_level, log_access=settings.server.access_log,  # type: ignore[arg-type]
+    ).serve()
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    common: dict[str, Any] = {
+        "host": host, "port": port, "log_level": settings.server.log_level,
+        "access_log": settings.server.access_log, "loop": "uvloop", "http": "httptools", "lifespan": "on",
+        "server_header": False, "proxy_headers": False, "date_header": False}
     if workers > 1:
-        if settings.source is not None:
-            os.environ[config.ENV_VAR] = str(settings.source)
-        else:
-            os.environ.pop(config.ENV_VAR, None)
         uvicorn.run("galerakv.server.run:create_app", factory=True, workers=workers, **common)
     else:
         uvicorn.run(App(settings), **common)
