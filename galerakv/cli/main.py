@@ -6,6 +6,7 @@ import click
 
 from galerakv import __version__
 from galerakv.cli.cluster import cluster
+from galerakv.cli.clustercheck import clustercheck
 from galerakv.cli.common import config_option, emit_json, fail, json_option
 from galerakv.config import Settings
 
@@ -61,6 +62,7 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
 
 
 main.add_command(cluster)
+main.add_command(clustercheck)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

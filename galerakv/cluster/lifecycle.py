@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from galerakv.cluster import health
+from galerakv.cluster import balancer, health
+from galerakv.cluster import install as _install
 from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
 from galerakv.cluster.render import render_all
 from galerakv.cluster.secrets import ADMIN_TCP_USER, Secrets, ensure, load
@@ -121,14 +122,26 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         if missing:
             report("installing missing packages: " + " ".join(missing))
             transport.install_packages(missing, report)
+        # the balancer runs on this machine, whatever the transport
+        extra = _install.missing_packages(balancer.required_packages(settings))
+        if extra:
+            report("installing missing packages: " + " ".join(extra))
+            _install.install(extra, report)
+    balancer_pre = balancer.preflight(settings)
+    for warning in balancer_pre.warnings:
+        report(f"warning: {warning}")
 
     running = {n.name: node_status(transport, n) for n in nodes if transport.is_running(n)}
     if len(running) == len(nodes):
         current = ClusterReport(settings.cluster.name, tuple(running[n.name] for n in nodes),
                                 health.cluster_verdict(list(running.values()), len(nodes)))
         if current.verdict.healthy:
+            if balancer_pre.errors:
+                raise ClusterError("cannot start the balancer:\n"
+                                   + "\n".join(f"  - {e}" for e in balancer_pre.errors))
             report(f"cluster {settings.cluster.name} is already up and healthy "
                    f"({len(nodes)}/{len(nodes)} Synced); nothing to do")
+            balancer.start(settings, transport, report)
             return UpResult(False, (), None, current, time.monotonic() - began)
         raise ClusterError("every node runs but the cluster is "
                            f"{current.verdict.verdict}: " + "; ".join(current.verdict.reasons)
@@ -138,8 +151,9 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     pre = transport.preflight(stopped)
     for warning in pre.warnings:
         report(f"warning: {warning}")
-    if pre.errors:
-        raise ClusterError("cannot start the cluster:\n" + "\n".join(f"  - {e}" for e in pre.errors))
+    if pre.errors or balancer_pre.errors:
+        raise ClusterError("cannot start the cluster:\n"
+                           + "\n".join(f"  - {e}" for e in (*pre.errors, *balancer_pre.errors)))
 
     saved = grastates(transport, stopped)
     names = [n.name for n in nodes]
@@ -179,6 +193,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         started.append(node.name)
         wait_synced(transport, node, report, join_timeout)
 
+    balancer.start(settings, transport, report)
     final = status(settings, transport)
     return UpResult(True, tuple(started), plan.bootstrap, final, time.monotonic() - began)
 
@@ -269,6 +284,7 @@ def ensure_accounts(settings: Settings, transport: Transport, node: NodeSettings
 def down(settings: Settings, transport: Transport, report: Report,
          timeout: float = STOP_TIMEOUT) -> tuple[str, ...]:
     """Stop every running node, last node first; returns the names stopped."""
+    balancer.stop(settings, report)  # first: no new connections to nodes that are leaving
     stopped: list[str] = []
     nodes = settings.cluster.nodes
     running = [n for n in nodes if transport.is_running(n)]

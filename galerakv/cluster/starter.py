@@ -27,9 +27,24 @@ def node_addresses(count: int, first: str = FIRST_ADDRESS) -> list[str]:
     return [str(start + i) for i in range(count)]
 
 
+def balancer_address(addresses: list[str]) -> str:
+    """The address just below the first node's (127.0.0.10 for 127.0.0.11), else just above the last."""
+    below = ipaddress.IPv4Address(addresses[0]) - 1
+    if int(below) & 0xFF != 0:
+        return str(below)
+    return str(ipaddress.IPv4Address(addresses[-1]) + 1)
+
+
 def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "galerakv_cluster",
-                 state_dir: str = ".galerakv") -> str:
+                 state_dir: str = ".galerakv", balancer_kind: str = "haproxy",
+                 balancer: str | None = None) -> str:
+    """The starter file; the balancer listens next to the nodes unless ``balancer`` names an address."""
     addresses = node_addresses(count, first)
+    if balancer_kind not in ("haproxy", "maxscale", "none"):
+        raise ClusterError(f"balancer kind {balancer_kind!r}: use haproxy, maxscale or none")
+    balancer = balancer or balancer_address(addresses)
+    if balancer in addresses:
+        raise ClusterError(f"the balancer address {balancer} is also a node's address; choose another")
     lines = [
         "# galerakv metadata file: every address, name and credential comes from here.",
         "# Written by `galerakv cluster init`; see docs/cluster.md.",
@@ -46,8 +61,8 @@ def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "ga
         lines += ["[[cluster.nodes]]" + comment, f'name = "db{i}"', f'address = "{address}"', ""]
     lines += [
         "[balancer]",
-        'kind = "haproxy"                 # haproxy | maxscale | none',
-        'address = "127.0.0.10"',
+        f'kind = "{balancer_kind}"' + " " * (24 - len(balancer_kind)) + "# haproxy | maxscale | none",
+        f'address = "{balancer}"',
         "rw_port = 3306                   # one writer at a time, the others as backups",
         "ro_port = 3307                   # reads spread over every Synced node",
         "",

@@ -1,0 +1,49 @@
+"""``galerakv clustercheck``: the HTTP health responder a load balancer asks about one node."""
+
+from __future__ import annotations
+
+import click
+
+from galerakv.cli.common import config_option, fail
+from galerakv.cluster import clustercheck as _check
+from galerakv.cluster.balancer_render import CheckPaths
+from galerakv.cluster.secrets import load
+from galerakv.config import Settings
+
+
+@click.command("clustercheck")
+@config_option
+@click.option("--node", "node_name", required=True, help="The node to answer for.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to listen on, on the node's address (default: balancer.check_port).")
+@click.option("--donor-ok", is_flag=True, default=None,
+              help="Count a Donor/Desynced node as up (default: balancer.available_when_donor).")
+@click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
+              help="Seconds to wait for the node's answer before saying 503.")
+def clustercheck(settings: Settings, node_name: str, port: int | None, donor_ok: bool | None,
+                 timeout: float) -> None:
+    """Answer HTTP 200 while NODE is Synced, Primary and ready, else 503.
+
+    While the file state_dir/NODE/maintenance exists (`galerakv cluster
+    maintenance --node NODE on`) the answer is 503, so the balancer drains it.
+    """
+    try:
+        node = settings.cluster.node(node_name)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+        return
+    secrets = load(settings.secrets_path)
+    if secrets is None:
+        fail(f"no credentials at {settings.secrets_path}; run `galerakv cluster up` first")
+        return
+    listen = port or settings.balancer.check_port
+    source = _check.NodeStatusSource(node.address, node.port, secrets.monitor.user,
+                                     secrets.monitor.password, connect_timeout=timeout)
+    try:
+        _check.run(node.address, listen, source,
+                   donor_ok=settings.balancer.available_when_donor if donor_ok is None else donor_ok,
+                   maintenance=CheckPaths.of(settings, node).maintenance, timeout=timeout,
+                   node=node.name)
+    except OSError as exc:
+        fail(f"cannot listen on {node.address}:{listen}: {exc.strerror or exc}; "
+             "choose another --port (balancer.check_port)")

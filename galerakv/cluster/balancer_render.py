@@ -1,0 +1,286 @@
+"""Render the load balancer's configuration: ``haproxy.cfg`` and ``maxscale.cnf``.
+
+HAProxy (``kind = "haproxy"``, run by galerakv):
+
+- ``galerakv_rw`` on ``rw_port``: one server active, the others ``backup`` in
+  the metadata order (root first). HAProxy sends to the first backup only when
+  the active server is down, so writes go to one node at a time, which avoids
+  Galera certification conflicts. When the active server comes back, sessions
+  still open on the backup are shut (``on-marked-up shutdown-backup-sessions``)
+  so two nodes never take writes for long.
+- ``galerakv_ro`` on ``ro_port``: every node, ``balance leastconn``.
+- Both check each node through ``galerakv clustercheck`` on ``check_port``
+  (``option httpchk``): 200 only when the node is Synced, Primary and ready.
+  ``option mysql-check`` is not used: it only proves that the server accepts
+  connections, and a Donor or non-Primary node does.
+- A stats socket under ``state_dir/balancer/`` (``galerakv cluster status``
+  reads each server's state from it).
+
+MariaDB MaxScale (``kind = "maxscale"``; not packaged by Debian):
+
+- one ``[server]`` section per node with ``priority`` in metadata order;
+- a ``galeramon`` monitor (``use_priority``, no master failback, so the writer
+  stays put when an old writer returns);
+- a ``readwritesplit`` service on ``rw_port`` and a ``readconnroute`` service
+  with ``router_options=synced`` on ``ro_port``;
+- durations with units (``1000ms``) and ``password=`` (``passwd`` is deprecated).
+
+Rendering is pure: the same settings (and accounts) give the same bytes, which
+the golden-file tests hold to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from galerakv.cluster.secrets import Account
+from galerakv.config import NodeSettings, Settings
+
+FALL = 2
+RISE = 2
+MAXSCALE_ADMIN_PORT = 8989
+RW_PROXY = "galerakv_rw"
+RO_PROXY = "galerakv_ro"
+RW_SERVICE = "rw-service"
+RO_SERVICE = "ro-service"
+MONITOR = "galera-monitor"
+
+
+@dataclass(frozen=True)
+class BalancerPaths:
+    """Where the balancer keeps its files: ``state_dir/balancer/``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> BalancerPaths:
+        return cls(settings.state_dir / "balancer")
+
+    @property
+    def haproxy_cfg(self) -> Path:
+        return self.root / "haproxy.cfg"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        return self.root / "haproxy.sock"
+
+    @property
+    def haproxy_pid(self) -> Path:
+        """The PID galerakv recorded when it started HAProxy."""
+        return self.root / "haproxy.pid"
+
+    @property
+    def haproxy_log(self) -> Path:
+        return self.root / "haproxy.log"
+
+    @property
+    def maxscale_dir(self) -> Path:
+        return self.root / "maxscale"
+
+    @property
+    def maxscale_cnf(self) -> Path:
+        return self.maxscale_dir / "maxscale.cnf"
+
+    @property
+    def maxscale_pid(self) -> Path:
+        return self.maxscale_dir / "galerakv.pid"
+
+    @property
+    def maxscale_log(self) -> Path:
+        return self.maxscale_dir / "maxscale.out"
+
+    @property
+    def maxscale_accounts(self) -> Path:
+        """The MaxScale monitor and service accounts (0600)."""
+        return self.maxscale_dir / "accounts.toml"
+
+
+@dataclass(frozen=True)
+class CheckPaths:
+    """One node's ``galerakv clustercheck`` files, under ``state_dir/<node>/``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings, node: NodeSettings) -> CheckPaths:
+        return cls(settings.state_dir / node.name)
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "clustercheck.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "clustercheck.log"
+
+    @property
+    def maintenance(self) -> Path:
+        """While this file exists the node's check answers 503 (drained)."""
+        return self.root / "maintenance"
+
+
+def duration(seconds: float) -> str:
+    """``1s`` for whole seconds, else milliseconds: ``500ms``."""
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+# --------------------------------------------------------------------------- HAProxy
+
+
+def render_haproxy_cfg(settings: Settings) -> str:
+    """The whole haproxy.cfg for ``settings``."""
+    b = settings.balancer
+    paths = BalancerPaths.of(settings)
+    inter = duration(b.check_interval)
+    check = (f"check port {b.check_port} inter {inter} fall {FALL} rise {RISE} "
+             "on-marked-down shutdown-sessions")
+    lines = [
+        f"# galerakv: HAProxy for cluster {settings.cluster.name}; generated, do not edit.",
+        "# Regenerate with `galerakv cluster render`. Health checks ask `galerakv clustercheck`",
+        f"# on each node's address, port {b.check_port}: 200 only when the node is Synced,",
+        "# Primary and ready. (option mysql-check cannot see a Donor or non-Primary node.)",
+        "global",
+        "    maxconn 4096",
+        f"    stats socket {paths.haproxy_socket} mode 600 level admin",
+        "    stats timeout 10s",
+        "",
+        "defaults",
+        "    mode tcp",
+        "    timeout connect 2s",
+        "    timeout client 8h",
+        "    timeout server 8h",
+        f"    timeout check {inter}",
+        "    retries 2",
+        "    option redispatch",
+        "",
+        f"listen {RW_PROXY}",
+        "    # writes: one node at a time, root first; the others wait as backups",
+        f"    bind {b.address}:{b.rw_port}",
+        "    option httpchk GET /",
+        "    http-check expect status 200",
+    ]
+    for i, node in enumerate(settings.cluster.nodes):
+        role = f"{check} on-marked-up shutdown-backup-sessions" if i == 0 else f"{check} backup"
+        lines.append(f"    server {node.name} {node.address}:{node.port} {role}")
+    lines += [
+        "",
+        f"listen {RO_PROXY}",
+        "    # reads: every healthy node, the one with the fewest connections first",
+        f"    bind {b.address}:{b.ro_port}",
+        "    balance leastconn",
+        "    option httpchk GET /",
+        "    http-check expect status 200",
+    ]
+    for node in settings.cluster.nodes:
+        lines.append(f"    server {node.name} {node.address}:{node.port} {check}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- MaxScale
+
+
+@dataclass(frozen=True)
+class MaxScaleAccounts:
+    """The monitor's and the services' database accounts."""
+
+    monitor: Account
+    service: Account
+
+
+MAXSCALE_MONITOR_USER = "galerakv_mxs_monitor"
+MAXSCALE_SERVICE_USER = "galerakv_mxs_service"
+
+
+def render_maxscale_cnf(settings: Settings, accounts: MaxScaleAccounts) -> str:
+    """The whole maxscale.cnf for ``settings``, with these accounts' passwords."""
+    b = settings.balancer
+    paths = BalancerPaths.of(settings)
+    d = paths.maxscale_dir
+    names = ",".join(n.name for n in settings.cluster.nodes)
+    lines = [
+        f"# galerakv: MariaDB MaxScale for cluster {settings.cluster.name}; generated, do not edit.",
+        "# Regenerate with `galerakv cluster render`; `galerakv cluster up` writes it (mode 0600)",
+        "# and runs `maxscale --nodaemon --config=<this file>`. Holds passwords: keep it private.",
+        "[maxscale]",
+        "threads=auto",
+        f"logdir={d / 'log'}",
+        f"datadir={d / 'data'}",
+        f"cachedir={d / 'cache'}",
+        f"piddir={d / 'run'}",
+        f"persistdir={d / 'persist'}",
+        f"admin_host={b.address}",
+        f"admin_port={MAXSCALE_ADMIN_PORT}",
+        "",
+    ]
+    for priority, node in enumerate(settings.cluster.nodes, start=1):
+        lines += [f"[{node.name}]", "type=server", f"address={node.address}", f"port={node.port}",
+                  f"priority={priority}", ""]
+    lines += [
+        f"[{MONITOR}]",
+        "type=monitor",
+        "module=galeramon",
+        f"servers={names}",
+        f"user={accounts.monitor.user}",
+        f"password={accounts.monitor.password}",
+        f"monitor_interval={duration(b.check_interval)}",
+        f"backend_connect_timeout={duration(max(1.0, b.check_interval))}",
+        "# the writer is the Synced node with the lowest priority (the root node first) ...",
+        "use_priority=true",
+        "# ... and stays the writer when an earlier one comes back",
+        "disable_master_failback=true",
+        f"available_when_donor={'true' if b.available_when_donor else 'false'}",
+        "",
+        f"[{RW_SERVICE}]",
+        "type=service",
+        "router=readwritesplit",
+        f"cluster={MONITOR}",
+        f"user={accounts.service.user}",
+        f"password={accounts.service.password}",
+        "",
+        f"[{RO_SERVICE}]",
+        "type=service",
+        "router=readconnroute",
+        "router_options=synced",
+        f"cluster={MONITOR}",
+        f"user={accounts.service.user}",
+        f"password={accounts.service.password}",
+        "",
+        "[rw-listener]",
+        "type=listener",
+        f"service={RW_SERVICE}",
+        f"address={b.address}",
+        f"port={b.rw_port}",
+        "",
+        "[ro-listener]",
+        "type=listener",
+        f"service={RO_SERVICE}",
+        f"address={b.address}",
+        f"port={b.ro_port}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def maxscale_grants_sql(accounts: MaxScaleAccounts, host: str) -> list[str]:
+    """Statements creating the MaxScale accounts with the grants MaxScale documents.
+
+    The service account reads the user tables, so MaxScale can authenticate
+    clients itself; the monitor account needs only ``REPLICATION CLIENT``
+    (called ``BINLOG MONITOR`` since MariaDB 10.5) for galeramon's status queries.
+    """
+    def pw(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("'", "\\'")
+
+    mon = f"'{accounts.monitor.user}'@'{host}'"
+    svc = f"'{accounts.service.user}'@'{host}'"
+    statements = [
+        f"CREATE USER IF NOT EXISTS {mon} IDENTIFIED BY '{pw(accounts.monitor.password)}'",
+        f"GRANT REPLICATION CLIENT ON *.* TO {mon}",
+        f"CREATE USER IF NOT EXISTS {svc} IDENTIFIED BY '{pw(accounts.service.password)}'",
+    ]
+    for table in ("user", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv",
+                  "roles_mapping"):
+        statements.append(f"GRANT SELECT ON mysql.{table} TO {svc}")
+    statements.append(f"GRANT SHOW DATABASES ON *.* TO {svc}")
+    return statements
