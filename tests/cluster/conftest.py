@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from galerakv.cluster import starter
+from galerakv import config
+from galerakv.cluster import balancer, starter
 from galerakv.cluster.transport.local import runs_mariadbd
 
 BASE = Path("/var/tmp/galerakv-tests")
@@ -74,6 +75,9 @@ class LocalCluster:
         return (self.state_dir / node / "data" / "grastate.dat").read_text()
 
     def kill_leftovers(self) -> None:
+        # health checks and HAProxy, by the PIDs galerakv recorded (a no-op without a balancer)
+        with contextlib.suppress(Exception):
+            balancer.stop(config.load(self.config), lambda _line: None)
         for name in self.names:
             node_dir = self.state_dir / name
             try:
@@ -94,14 +98,14 @@ def make_cluster() -> Iterator[Callable[[int, str], LocalCluster]]:
         pytest.skip(reason)
     made: list[LocalCluster] = []
 
-    def make(count: int, first_address: str) -> LocalCluster:
+    def make(count: int, first_address: str, balancer: str = "none") -> LocalCluster:
         BASE.mkdir(parents=True, exist_ok=True)
         BASE.chmod(0o755)
         root = Path(tempfile.mkdtemp(prefix="c-", dir=BASE))
         root.chmod(0o755)
         config = root / "galerakv.toml"
         config.write_text(starter.starter_toml(count, first_address, cluster_name="galerakv_test",
-                                               state_dir="state"))
+                                               state_dir="state", balancer_kind=balancer))
         cluster = LocalCluster(config, root / "state", [f"db{i}" for i in range(1, count + 1)])
         made.append(cluster)
         return cluster
@@ -117,8 +121,12 @@ def make_cluster() -> Iterator[Callable[[int, str], LocalCluster]]:
 
 
 @contextlib.contextmanager
-def make_local_cluster(count: int, first_address: str, name: str) -> Iterator[LocalCluster]:
+def make_local_cluster(count: int, first_address: str, name: str,
+                       balancer: str = "none") -> Iterator[LocalCluster]:
     """A cluster outside the ``make_cluster`` fixture (for session-scoped use); stopped on exit.
+
+    ``balancer`` is the ``[balancer] kind``; with "haproxy" ``up`` also starts the
+    health checks and HAProxy on the address just below the first node's.
 
     Not skipped when MariaDB is missing: the test command installs it, so a
     missing package is a failure to see, not a reason to pass quietly.
@@ -130,7 +138,8 @@ def make_local_cluster(count: int, first_address: str, name: str) -> Iterator[Lo
     root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BASE))
     root.chmod(0o755)
     config = root / "galerakv.toml"
-    config.write_text(starter.starter_toml(count, first_address, cluster_name=name, state_dir="state"))
+    config.write_text(starter.starter_toml(count, first_address, cluster_name=name, state_dir="state",
+                                           balancer_kind=balancer))
     cluster = LocalCluster(config, root / "state", [f"db{i}" for i in range(1, count + 1)])
     try:
         yield cluster
