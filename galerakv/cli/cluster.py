@@ -12,6 +12,7 @@ import click
 from galerakv.cli.common import config_option, emit_json, fail, handle_errors, json_option
 from galerakv.cluster import balancer, lifecycle, render, starter
 from galerakv.cluster import balancer_render as _brender
+from galerakv.cluster import doctor as _doctor
 from galerakv.cluster import install as _install
 from galerakv.cluster import sql as _sql
 from galerakv.cluster import verify as _verify
@@ -195,6 +196,24 @@ def _print_status(settings: Settings, nodes: tuple[NodeStatus, ...]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@cluster.command()
+@config_option
+@json_option
+@click.option("--offline", is_flag=True,
+              help="Only galerakv.toml, rendered configs and files: no node is contacted.")
+@handle_errors
+def doctor(settings: Settings, as_json: bool, offline: bool) -> None:
+    """Find common Galera mistakes, with evidence and fix; exit 1 on anything critical."""
+    _require_nodes(settings)
+    report = _doctor.run(settings, make_transport(settings), offline=offline)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(_doctor.format_text(report))
+    if not report.ok:
+        sys.exit(1)
 
 
 @cluster.command()

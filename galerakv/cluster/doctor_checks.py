@@ -1,0 +1,312 @@
+"""Checks on the configuration, the files and the saved positions: pure functions of
+:class:`~galerakv.cluster.doctor_facts.Facts` to findings.
+
+A setting is checked twice when both are known: as the node's option files
+write it and as its running server uses it (``SHOW GLOBAL VARIABLES``), so a
+fixed file with a restart still pending shows, and ssh hosts (no local files)
+are still checked. Both give evidence to the same finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from galerakv.cluster.doctor_catalogue import Finding, finding
+from galerakv.cluster.doctor_facts import (
+    Facts,
+    NodeFacts,
+    gcomm_hosts,
+    is_on,
+    provider_options,
+)
+from galerakv.cluster.health import ZERO_UUID
+
+# what mariadbd uses when an option file does not say (MariaDB 10.11)
+SERVER_DEFAULTS = {
+    "wsrep_on": "OFF",
+    "wsrep_provider": "none",
+    "wsrep_cluster_name": "my_wsrep_cluster",
+    "wsrep_cluster_address": "",
+    "wsrep_node_address": "",
+    "binlog_format": "MIXED",
+    "innodb_autoinc_lock_mode": "1",
+    "default_storage_engine": "InnoDB",
+    "bind_address": "",
+    "skip_name_resolve": "OFF",
+    "wsrep_sst_method": "rsync",
+    "wsrep_sst_auth": "",
+    "wsrep_provider_options": "",
+}
+BACKUP_SST = ("mariabackup", "xtrabackup", "xtrabackup-v2")
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of reading a node's settings: its option files or its running server."""
+
+    kind: str  # "config" | "running"
+    get: Callable[[str], tuple[str | None, str]]  # name -> (value, evidence)
+
+
+def views(nf: NodeFacts) -> list[View]:
+    found: list[View] = []
+    config = nf.config
+    if config is not None:
+        def from_config(name: str) -> tuple[str | None, str]:
+            opt = config.get(name)
+            if opt is not None:
+                return opt.value, f"{opt.where}: {name} = {opt.value}"
+            default = SERVER_DEFAULTS.get(name)
+            return default, (f"{config.path}: {name} not set (server default: "
+                             f"{default if default else 'empty'})")
+        found.append(View("config", from_config))
+    live = nf.live
+    if live is not None:
+        def from_server(name: str) -> tuple[str | None, str]:
+            value = live.variables.get(name)
+            return value, f"running server (SHOW GLOBAL VARIABLES): {name} = {value}"
+        found.append(View("running", from_server))
+    return found
+
+
+# --------------------------------------------------------------------------- node count
+
+
+def check_node_count(facts: Facts) -> list[Finding]:
+    count = facts.expected_size
+    found = []
+    if 0 < count < 3:
+        found.append(finding("too-few-nodes", None, f"{count} node{'s' if count > 1 else ''} in "
+                             "galerakv.toml: losing one stops the cluster",
+                             [f"galerakv.toml: {count} [[cluster.nodes]]"]))
+    if count and count % 2 == 0:
+        found.append(finding("even-node-count", None, f"{count} nodes is an even number: a 50/50 "
+                             "split leaves no Primary component",
+                             ["galerakv.toml: " + ", ".join(n.name for n in facts.nodes)]))
+    return found
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def check_settings(facts: Facts) -> list[Finding]:
+    found: list[Finding] = []
+    addresses = [n.address for n in facts.nodes]
+    for nf in facts.nodes:
+        for view in views(nf):
+            found += _settings_of(facts, nf, view, addresses)
+        if nf.config is not None:
+            found += _config_only(facts, nf)
+        if nf.live is not None:
+            found += _incoming(facts, nf)
+    return found
+
+
+def _settings_of(facts: Facts, nf: NodeFacts, view: View, addresses: list[str]) -> list[Finding]:
+    found: list[Finding] = []
+    name = nf.name
+    get = view.get
+
+    value, ev = get("wsrep_on")
+    if value is not None and not is_on(value):
+        found.append(finding("wsrep-off", name, "replication is off (wsrep_on = OFF): the node "
+                             "runs standalone", [ev]))
+
+    value, ev = get("wsrep_provider")
+    if value is not None:
+        if value.strip().lower() in ("", "none"):
+            found.append(finding("provider-missing", name, "no Galera library is configured", [ev]))
+        elif view.kind == "config" and facts.provider_exists.get(value) is False:
+            found.append(finding("provider-missing", name, f"{value} does not exist on this "
+                                 "machine", [ev]))
+
+    value, ev = get("wsrep_cluster_name")
+    if value is not None and value != facts.cluster_name:
+        found.append(finding("cluster-name-mismatch", name,
+                             f"cluster name {value!r}, galerakv.toml says {facts.cluster_name!r}",
+                             [ev, f"galerakv.toml: [cluster] name = {facts.cluster_name}"]))
+
+    value, ev = get("wsrep_cluster_address")
+    if value is not None:
+        found += _cluster_address(nf, value, ev, addresses)
+
+    value, ev = get("wsrep_node_address")
+    if value is not None:
+        host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        if not value.strip() or value.strip().upper() == "AUTO":
+            found.append(finding("node-address-wrong", name, "wsrep_node_address is not set: Galera "
+                                 "guesses the address", [ev], severity="warning"))
+        elif host != nf.address:
+            found.append(finding("node-address-wrong", name, f"wsrep_node_address is {value}, "
+                                 f"galerakv.toml says {nf.address}",
+                                 [ev, f"galerakv.toml: {name}.address = {nf.address}"]))
+
+    bad = []
+    for key, wanted in (("binlog_format", "ROW"), ("innodb_autoinc_lock_mode", "2"),
+                        ("default_storage_engine", "INNODB")):
+        value, ev = get(key)
+        if value is not None and value.strip().upper() != wanted:
+            bad.append(ev)
+    if bad:
+        found.append(finding("mandatory-settings", name, "settings Galera requires are missing: "
+                             + ", ".join(e.rsplit(": ", 1)[-1] for e in bad), bad))
+
+    value, ev = get("bind_address")
+    if value is not None and value.strip() in ("", "0.0.0.0", "::", "*"):
+        found.append(finding("bind-all", name, "the server listens on every address", [ev],
+                             fix=f"bind-address = {nf.address} (as galerakv renders it)"))
+
+    value, ev = get("skip_name_resolve")
+    if value is not None and not is_on(value):
+        found.append(finding("name-resolve", name, "client host names are resolved "
+                             "(skip_name_resolve = OFF)", [ev]))
+
+    method, ev_method = get("wsrep_sst_method")
+    if method is not None and method.strip().lower() in BACKUP_SST:
+        auth, ev_auth = get("wsrep_sst_auth")
+        if auth is not None and not auth.strip():
+            found.append(finding("sst-auth", name, f"{method} state transfers need wsrep_sst_auth, "
+                                 "which is not set", [ev_method, ev_auth]))
+    return found
+
+
+def _cluster_address(nf: NodeFacts, value: str, ev: str, addresses: list[str]) -> list[Finding]:
+    hosts = gcomm_hosts(value)
+    if hosts is None:
+        return [finding("cluster-address-incomplete", nf.name, "wsrep_cluster_address is not a "
+                        "gcomm:// list: the node does not replicate", [ev], severity="critical")]
+    if not hosts:
+        return [finding("cluster-address-incomplete", nf.name, "wsrep_cluster_address is an empty "
+                        "gcomm://: the node bootstraps a new cluster on every start", [ev],
+                        severity="critical")]
+    missing = [a for a in addresses if a not in hosts]
+    if not missing:
+        return []
+    peers = [h for h in hosts if h != nf.address]
+    return [finding("cluster-address-incomplete", nf.name,
+                    "wsrep_cluster_address misses " + ", ".join(missing),
+                    [ev, "galerakv.toml: " + ", ".join(addresses)],
+                    severity="warning" if peers else "critical")]
+
+
+def _config_only(facts: Facts, nf: NodeFacts) -> list[Finding]:
+    assert nf.config is not None
+    found = []
+    flags = list(nf.config.flags)
+    opt = nf.config.get("wsrep_provider_options")
+    if opt is not None and is_on(provider_options(opt.value).get("pc.bootstrap")):
+        flags.append(opt)
+    if flags:
+        found.append(finding("bootstrap-in-config", nf.name, "a configuration file bootstraps "
+                             "the node on every start",
+                             [f"{f.where}: {f.value}" for f in flags]))
+    if nf.config.missing_includes:
+        for path in nf.config.missing_includes:
+            if path.endswith("sst_auth.cnf") and facts.sst_method == "mariabackup":
+                found.append(finding("sst-auth", nf.name, f"{path} (wsrep_sst_auth) is missing",
+                                     [f"{nf.config.path}: !include {path}"]))
+    return found
+
+
+def _incoming(facts: Facts, nf: NodeFacts) -> list[Finding]:
+    assert nf.live is not None
+    incoming = nf.live.status.get("wsrep_incoming_addresses", "")
+    known = {n.address for n in facts.nodes}
+    odd = [a for a in incoming.split(",") if a.strip() and a.strip().upper() != "AUTO"
+           and (a.rsplit(":", 1)[0] if a.count(":") == 1 else a).strip() not in known]
+    if not odd:
+        return []
+    return [finding("node-address-wrong", nf.name, "members advertise addresses galerakv.toml "
+                    "does not list: " + ", ".join(odd),
+                    [f"{nf.name}: wsrep_incoming_addresses = {incoming}"])]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def check_files(facts: Facts) -> list[Finding]:
+    found: list[Finding] = []
+    for nf in facts.nodes:
+        f = nf.files
+        if f is None:
+            continue
+        if f.blocked_dir is not None:
+            found.append(finding("datadir-permissions", nf.name, f"the {f.run_as} user cannot "
+                                 f"enter {f.blocked_dir}", [f"{f.blocked_dir}: not enterable by "
+                                 f"{f.run_as}"], fix=f"chmod o+x {f.blocked_dir}, or move "
+                                 "state_dir under a directory every user can enter (/var/tmp, /srv)"))
+        if f.wrong_owner:
+            shown = list(f.wrong_owner[:5])
+            if len(f.wrong_owner) > 5:
+                shown.append(f"... and {len(f.wrong_owner) - 5} more")
+            found.append(finding("datadir-permissions", nf.name, f"files of {nf.name} are not "
+                                 f"owned by {f.run_as}", shown,
+                                 fix=f"chown -R {f.run_as}:{f.run_as} {f.datadir}"))
+        if f.sst_leftovers and nf.running is False:
+            found.append(finding("sst-leftovers", nf.name, "a state transfer did not finish",
+                                 [f"{p}: left by an unfinished state transfer"
+                                  for p in f.sst_leftovers],
+                                 fix="with the node stopped: rm -rf " + " ".join(f.sst_leftovers)
+                                 + "; then `galerakv cluster up`"))
+        if f.gra_logs:
+            found.append(finding("inconsistency", nf.name, f"{len(f.gra_logs)} failed apply "
+                                 "log(s) (GRA_*.log) in the datadir", list(f.gra_logs[:5]),
+                                 severity="warning"))
+    return found
+
+
+def check_ports_in_use(facts: Facts) -> list[Finding]:
+    found = []
+    for nf in facts.nodes:
+        taken = [p for p in nf.ports if p.state in ("in-use", "unavailable")]
+        if taken:
+            found.append(finding("port-in-use", nf.name, f"{nf.name} cannot listen: "
+                                 + ", ".join(f"{p.purpose} port {p.port}" for p in taken),
+                                 [p.detail for p in taken]))
+    return found
+
+
+# --------------------------------------------------------------------------- saved positions
+
+
+def check_bootstrap(facts: Facts) -> list[Finding]:
+    """not-bootstrapped, unsafe-bootstrap-choice, history-diverged: only when no node runs."""
+    if any(nf.running is not False for nf in facts.nodes):
+        return []  # a running node (or one we cannot see) is the cluster to join
+    known = {nf.name: nf for nf in facts.nodes
+             if nf.grastate is not None and nf.grastate.uuid != ZERO_UUID}
+    if not known:
+        return []  # never bootstrapped: `up` starts the root node
+    evidence = [f"{n}/grastate.dat: uuid {nf.grastate.uuid}, seqno {nf.grastate.seqno}, "
+                f"safe_to_bootstrap {int(nf.grastate.safe_to_bootstrap)}"
+                for n, nf in known.items() if nf.grastate is not None]
+    uuids = {nf.grastate.uuid for nf in known.values() if nf.grastate is not None}
+    if len(uuids) > 1:
+        return [finding("history-diverged", None, "stopped nodes hold different cluster "
+                        "histories", evidence)]
+
+    def position(nf: NodeFacts) -> int:
+        assert nf.grastate is not None
+        seqno = nf.grastate.seqno
+        if seqno < 0 and nf.log.recovered is not None and nf.log.recovered[0] == nf.grastate.uuid:
+            seqno = nf.log.recovered[1]
+        return seqno
+
+    safe = [nf for nf in known.values() if nf.grastate is not None and nf.grastate.safe_to_bootstrap]
+    if not safe:
+        return [finding("not-bootstrapped", None, "no node runs and none is marked "
+                        "safe_to_bootstrap: the cluster did not stop cleanly", evidence)]
+    best = max(position(nf) for nf in known.values())
+    found = []
+    for nf in safe:
+        ahead = [o.name for o in known.values() if position(o) > position(nf)]
+        if ahead:
+            found.append(finding("unsafe-bootstrap-choice", nf.name,
+                                 f"{nf.name} is marked safe_to_bootstrap at seqno {position(nf)}, "
+                                 f"but {', '.join(ahead)} reached seqno {best}", evidence))
+    if len(safe) > 1 and not found:
+        found.append(finding("unsafe-bootstrap-choice", None, "several nodes are marked "
+                             "safe_to_bootstrap: " + ", ".join(nf.name for nf in safe), evidence,
+                             severity="warning"))
+    return found

@@ -1,0 +1,298 @@
+"""Collect the facts the doctor's checks read: configs, files, logs, live state, ports.
+
+Collection never fails because a node is down: what cannot be read stays
+``None`` in the facts (and a note says why), and the checks treat it as "no
+evidence". Offline collection reads only galerakv.toml, the rendered option
+files, the node's files and process table, and binds (never connects to) the
+ports of stopped local nodes; online collection adds SQL on every node that
+runs, a TCP login attempt as root, and TCP connections between nodes.
+
+Files and ports are read directly for the ``local`` transport; on ``ssh`` hosts
+the doctor sees what the transport offers (grastate.dat, the log, SQL), and the
+running servers' variables stand in for their configuration.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from galerakv.cluster import health
+from galerakv.cluster.doctor_facts import (
+    AccountFact,
+    ConfigFacts,
+    Facts,
+    FileFacts,
+    LiveFacts,
+    LogFacts,
+    NodeFacts,
+    PortFact,
+    Table,
+    parse_log,
+    parse_option_files,
+)
+from galerakv.cluster.health import START_MARKER, parse_status_rows
+from galerakv.cluster.render import GCOMM_PORT, IST_PORT, SST_PORT, NodePaths
+from galerakv.cluster.transport.base import QueryFailed, Transport
+from galerakv.cluster.transport.local import port_problem, untraversable
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import GalerakvError
+
+# files mariadbd only reads, which installers commonly leave owned by root
+OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")
+SST_LEFTOVERS = ("sst_in_progress", "wsrep_sst.pid", "rsync_sst.pid", "rsync_sst.conf", ".sst")
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+MAX_ENTRIES = 5000  # datadir entries looked at for ownership
+LOG_LINES = 4000
+CONNECT_TIMEOUT = 2.0
+QUERY_TIMEOUT = 10.0
+
+TABLES_SQL = (
+    "SELECT 'T', t.TABLE_SCHEMA, t.TABLE_NAME, IFNULL(t.ENGINE, ''), "
+    "EXISTS(SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c WHERE c.TABLE_SCHEMA = "
+    "t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY') "
+    "FROM information_schema.TABLES t WHERE t.TABLE_TYPE = 'BASE TABLE' AND t.TABLE_SCHEMA "
+    "NOT IN (" + ", ".join(f"'{s}'" for s in SYSTEM_SCHEMAS) + ") LIMIT 2000;\n"
+)
+# only whether a password is empty is read, never a hash
+ACCOUNTS_SQL = (
+    "SELECT 'U', User, Host, IFNULL(JSON_VALUE(Priv, '$.plugin'), ''), "
+    "IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') = '' FROM mysql.global_priv;\n"
+)
+
+
+def collect(settings: Settings, transport: Transport, *, offline: bool,
+            planned: Mapping[str, Mapping[str, str]] | None = None) -> Facts:
+    """Facts about every node in galerakv.toml.
+
+    ``planned`` (node -> file name -> text) replaces the rendered files of those
+    nodes: ``up`` checks the configuration it is about to write, not stale files.
+    """
+    c = settings.cluster
+    local = c.transport == "local"
+    notes: list[str] = []
+    nodes = tuple(_node_facts(settings, transport, n, offline=offline, local=local,
+                              planned=(planned or {}).get(n.name), notes=notes)
+                  for n in c.nodes)
+    providers: dict[str, bool] = {}
+    tools: tuple[str, ...] = ()
+    if local:
+        for nf in nodes:
+            opt = nf.config.get("wsrep_provider") if nf.config else None
+            if opt is not None and opt.value.lower() != "none":
+                providers[opt.value] = os.path.isfile(opt.value)
+        if c.sst_method == "mariabackup":
+            tools = tuple(t for t in ("socat", "mariabackup") if shutil.which(t) is None)
+    return Facts(c.name, c.transport, c.sst_method, nodes, offline, providers, tools, tuple(notes))
+
+
+def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *, offline: bool,
+                local: bool, planned: Mapping[str, str] | None, notes: list[str]) -> NodeFacts:
+    paths = NodePaths.of(settings, node)
+    config = _config_facts(paths, planned) if local or planned else None
+    if config is None and local:
+        notes.append(f"{node.name}: no rendered configuration under {paths.root} yet")
+    files = file_facts(paths, transport.ctx.run_as) if local else None
+    running: bool | None = None
+    grastate_text, log_text = "", ""
+    if local or not offline:  # offline never contacts an ssh host
+        try:
+            running = transport.is_running(node)
+            grastate_text = transport.grastate(node) or ""
+            log_text = transport.log_tail(node, LOG_LINES)
+        except (GalerakvError, OSError) as exc:
+            notes.append(f"{node.name}: cannot read its state: {exc}")
+    grastate = health.parse_grastate(grastate_text) if grastate_text else None
+    log = parse_log(log_text, START_MARKER) if log_text else LogFacts()
+
+    live: LiveFacts | None = None
+    live_error = ""
+    ports: tuple[PortFact, ...] = ()
+    if running is False:
+        live_error = "not running"
+        if local:
+            ports = bind_probe(node)
+    elif not offline:
+        live, live_error = live_facts(transport, node)
+        if running or live is not None:
+            source = _peer_address(settings, node) if local else None
+            ports = connect_probe(node, source)
+    return NodeFacts(node.name, node.address, node.port, running, config, files, grastate,
+                     grastate_text, live, live_error, log, ports)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _config_facts(paths: NodePaths, planned: Mapping[str, str] | None) -> ConfigFacts | None:
+    texts: dict[str, str] = {}
+    if planned is not None:
+        texts = {str(paths.root / name): text for name, text in planned.items()}
+        # written by `up` together with the configuration; its content is a secret
+        texts[str(paths.sst_auth_cnf)] = "[mysqld]\nwsrep_sst_auth = (written by up)\n"
+
+    def read(path: str) -> str | None:
+        if path in texts:
+            return texts[path]
+        try:
+            return Path(path).read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    for start in (paths.my_cnf, paths.cluster_cnf):
+        if str(start) in texts or start.is_file():
+            return parse_option_files(str(start), read)
+    return None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def file_facts(paths: NodePaths, run_as: str) -> FileFacts:
+    """Ownership, reachability and leftovers of a local node's datadir."""
+    datadir = paths.datadir
+    try:
+        pw = pwd.getpwnam(run_as)
+    except KeyError:
+        return FileFacts(str(datadir), datadir.is_dir(), run_as)
+    groups = {g.gr_gid for g in grp.getgrall() if run_as in g.gr_mem} | {pw.pw_gid}
+    target = datadir if datadir.exists() else paths.root
+    blocked = untraversable(target, pw.pw_uid, groups) if target.exists() else None
+    wrong: list[str] = []
+    leftovers: list[str] = []
+    gra: list[str] = []
+    candidates = [paths.root, datadir]
+    if datadir.is_dir():
+        try:
+            with os.scandir(datadir) as it:
+                for i, entry in enumerate(it):
+                    if i >= MAX_ENTRIES:
+                        break
+                    if entry.name not in OWNER_IGNORED:
+                        candidates.append(Path(entry.path))
+                    if entry.name in SST_LEFTOVERS:
+                        leftovers.append(entry.path)
+                    elif entry.name.startswith("GRA_") and entry.name.endswith(".log"):
+                        gra.append(entry.path)
+        except OSError:
+            pass
+    for path in candidates:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if st.st_uid != pw.pw_uid:
+            wrong.append(f"{path} (owner {_user(st.st_uid)}:{_group(st.st_gid)}, "
+                         f"mode {st.st_mode & 0o7777:04o})")
+    return FileFacts(str(datadir), datadir.is_dir(), run_as, tuple(wrong),
+                     str(blocked) if blocked is not None else None, tuple(sorted(leftovers)),
+                     tuple(sorted(gra)))
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+# --------------------------------------------------------------------------- live state
+
+
+def live_facts(transport: Transport, node: NodeSettings) -> tuple[LiveFacts | None, str]:
+    """Status, variables, tables and accounts of a node; (None, why) when it does not answer."""
+    try:
+        status = parse_status_rows(transport.query(node, "SHOW GLOBAL STATUS;\n", QUERY_TIMEOUT))
+        variables = parse_status_rows(transport.query(node, "SHOW GLOBAL VARIABLES;\n",
+                                                      QUERY_TIMEOUT))
+    except QueryFailed as exc:
+        return None, exc.detail
+    tables: tuple[Table, ...] | None = None
+    accounts: tuple[AccountFact, ...] | None = None
+    try:  # refused while the node is not ready (ERROR 1047): no evidence, not a fault
+        rows = _rows(transport.query(node, TABLES_SQL + ACCOUNTS_SQL, QUERY_TIMEOUT))
+        tables = tuple(Table(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "T")
+        accounts = tuple(AccountFact(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "U")
+    except QueryFailed:
+        pass
+    ok, detail = root_login(node)
+    return LiveFacts(status, variables, tables, accounts, ok, detail), ""
+
+
+def _rows(text: str) -> list[list[str]]:
+    return [line.split("\t") for line in text.splitlines() if line.count("\t") >= 4]
+
+
+def root_login(node: NodeSettings) -> tuple[bool | None, str]:
+    """Try to log in as root over TCP with no password: (succeeded, what the client said)."""
+    argv = ["mariadb", "--no-defaults", "--protocol=TCP", f"--host={node.address}",
+            f"--port={node.port}", "--user=root", "--connect-timeout=3", "-N", "-B",
+            "-e", "SELECT CURRENT_USER()"]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False,
+                                stdin=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", "")})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    if result.returncode == 0:
+        return True, f"logged in as {result.stdout.strip() or 'root'} with no password"
+    err = (result.stderr.strip().splitlines() or [""])[-1]
+    return (False if "ERROR 1045" in err else None), err
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def _peer_address(settings: Settings, node: NodeSettings) -> str | None:
+    others = [n.address for n in settings.cluster.nodes if n.name != node.name]
+    return others[0] if others else None
+
+
+def connect_probe(node: NodeSettings, source: str | None) -> tuple[PortFact, ...]:
+    """Connect to a running node's client and gcomm ports, from a peer's address.
+
+    IST and SST ports (4568, 4444) listen only during a transfer, so they are not probed.
+    """
+    found = []
+    for port, purpose in ((node.port, "client"), (GCOMM_PORT, "gcomm")):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT)
+        try:
+            if source is not None:
+                sock.bind((source, 0))
+            sock.connect((node.address, port))
+            found.append(PortFact(port, purpose, "open"))
+        except OSError as exc:
+            found.append(PortFact(port, purpose, "closed",
+                                  f"connect from {source or 'this machine'}: "
+                                  f"{exc.strerror or exc}"))
+        finally:
+            sock.close()
+    return tuple(found)
+
+
+def bind_probe(node: NodeSettings) -> tuple[PortFact, ...]:
+    """Whether a stopped local node could listen on each of its ports."""
+    found = []
+    for port, purpose in ((node.port, "client"), (GCOMM_PORT, "gcomm"), (IST_PORT, "IST"),
+                          (SST_PORT, "SST")):
+        problem = port_problem(node.address, port)
+        if problem is None:
+            found.append(PortFact(port, purpose, "free"))
+        elif "in use" in problem:
+            found.append(PortFact(port, purpose, "in-use", f"{node.address}:{port} {problem}"))
+        else:
+            found.append(PortFact(port, purpose, "unavailable", f"{node.address}:{port} {problem}"))
+    return tuple(found)
