@@ -21,6 +21,8 @@ from galerakv.cluster.secrets import Account, write_private
 from galerakv.cluster.transport import make_transport
 from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
 
+DOCTOR_HINT = "run `galerakv cluster doctor` to find the cause (docs/troubleshooting.md)"
+
 
 @click.group()
 def cluster() -> None:
@@ -151,8 +153,9 @@ def status(settings: Settings, as_json: bool) -> None:
     _require_nodes(settings)
     report = lifecycle.status(settings, make_transport(settings))
     lb = balancer.status(settings)
+    hint = None if report.verdict.healthy else DOCTOR_HINT
     if as_json:
-        emit_json({**report.to_dict(), "balancer": lb.to_dict() if lb else None})
+        emit_json({**report.to_dict(), "balancer": lb.to_dict() if lb else None, "hint": hint})
     else:
         _print_status(settings, report.nodes)
         click.echo(f"cluster {settings.cluster.name}: {report.verdict.verdict}")
@@ -160,6 +163,8 @@ def status(settings: Settings, as_json: bool) -> None:
             click.echo(f"  - {reason}")
         if lb is not None:
             _print_balancer(lb)
+        if hint:
+            click.echo(hint)
     if not report.verdict.healthy or (lb is not None and lb.problems):
         sys.exit(1)
 

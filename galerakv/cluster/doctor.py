@@ -24,8 +24,10 @@ from galerakv.cluster import doctor_checks, doctor_live
 from galerakv.cluster.doctor_catalogue import CATALOGUE, SEVERITIES, Finding
 from galerakv.cluster.doctor_collect import collect
 from galerakv.cluster.doctor_facts import Facts
+from galerakv.cluster.render import render_all
 from galerakv.cluster.transport.base import Transport
-from galerakv.config import Settings
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import ClusterError
 
 Check = Callable[[Facts], list[Finding]]
 
@@ -102,6 +104,24 @@ def preflight(settings: Settings, transport: Transport,
               planned: Mapping[str, Mapping[str, str]]) -> DoctorReport:
     """The offline checks ``up`` runs first, on the configuration it is about to write."""
     return diagnose(collect(settings, transport, offline=True, planned=planned))
+
+
+def check_before_start(settings: Settings, transport: Transport,
+                       stopped: Sequence[NodeSettings]) -> None:
+    """Raise when the offline checks find anything critical (``up`` calls this first).
+
+    The stopped nodes are checked with the configuration ``up`` is about to
+    write for them; running nodes with their files as they are.
+    """
+    rendered = render_all(settings, transport.ctx)
+    report = preflight(settings, transport, {n.name: rendered[n.name] for n in stopped})
+    if report.ok:
+        return
+    lines = [f"  - {f.code} {f.node or '(cluster)'}: {f.summary}\n"
+             + "".join(f"      {e}\n" for e in f.evidence[:3]) + f"      fix: {f.fix}"
+             for f in report.critical]
+    raise ClusterError("refusing to start: `galerakv cluster doctor --offline` found "
+                       f"{len(lines)} critical problem(s):\n" + "\n".join(lines))
 
 
 def format_text(report: DoctorReport) -> str:

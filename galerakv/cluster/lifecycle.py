@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from galerakv.cluster import balancer, health
+from galerakv.cluster import balancer, doctor, health
 from galerakv.cluster import install as _install
 from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
 from galerakv.cluster.render import render_all
@@ -148,6 +148,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                            + "; see `galerakv cluster status`")
 
     stopped = tuple(n for n in nodes if n.name not in running)
+    doctor.check_before_start(settings, transport, stopped)  # the offline checks; raises on critical
     pre = transport.preflight(stopped)
     for warning in pre.warnings:
         report(f"warning: {warning}")
