@@ -1,0 +1,247 @@
+"""The balancer's pure parts and its checks, without a database.
+
+The health responder runs for real on a loopback port with a small fake
+status source; HAProxy's stats parsing reads a captured ``show stat``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tomllib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from galerakv import config
+from galerakv.cli.main import main
+from galerakv.cluster import balancer, starter
+from galerakv.cluster.clustercheck import Checker, judge, serve
+from galerakv.errors import ClusterError, ConfigError
+
+SYNCED = {"wsrep_local_state": "4", "wsrep_local_state_comment": "Synced",
+          "wsrep_cluster_status": "Primary", "wsrep_ready": "ON"}
+DONOR = {**SYNCED, "wsrep_local_state": "2", "wsrep_local_state_comment": "Donor/Desynced"}
+
+
+@pytest.mark.parametrize(("status", "donor_ok", "ok", "reason"), [
+    (SYNCED, False, True, "Synced"),
+    (DONOR, False, False, "not Synced (Donor/Desynced)"),
+    (DONOR, True, True, "Donor/Desynced (counted as up: --donor-ok)"),
+    ({**SYNCED, "wsrep_local_state": "1", "wsrep_local_state_comment": "Joining"}, True, False,
+     "not Synced (Joining)"),
+    ({**SYNCED, "wsrep_local_state": "3", "wsrep_local_state_comment": "Joined"}, False, False,
+     "not Synced (Joined)"),
+    ({**SYNCED, "wsrep_cluster_status": "non-Primary"}, False, False,
+     "not in the Primary component (non-Primary)"),
+    ({**SYNCED, "wsrep_ready": "OFF"}, False, False, "wsrep_ready is OFF"),
+    ({}, False, False, "not in the Primary component (?)"),
+    ({**SYNCED, "wsrep_local_state": ""}, False, False, "wsrep_local_state unknown"),
+])
+def test_judge(status: dict[str, str], donor_ok: bool, ok: bool, reason: str) -> None:
+    v = judge(status, donor_ok)
+    assert (v.ok, v.reason, v.code) == (ok, reason, 200 if ok else 503)
+
+
+class FakeNode:
+    """A status source whose answer the test changes; ``hang`` makes it never answer."""
+
+    def __init__(self) -> None:
+        self.status: Mapping[str, str] = SYNCED
+        self.hang = False
+        self.fail: Exception | None = None
+        self.calls = 0
+
+    async def __call__(self) -> Mapping[str, str]:
+        self.calls += 1
+        if self.hang:
+            await asyncio.sleep(3600)
+        if self.fail:
+            raise self.fail
+        return self.status
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def responder(tmp_path: Path) -> AsyncIterator[tuple[FakeNode, str, Path, list[int]]]:
+    node = FakeNode()
+    maintenance = tmp_path / "maintenance"
+    failures: list[int] = []
+    checker = Checker(node, donor_ok=False, maintenance=maintenance, timeout=0.3, reuse=0.0,
+                      on_failure=lambda: failures.append(1))
+    port = _free_port()
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(checker, "127.0.0.1", port, ready.set))
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        yield node, f"http://127.0.0.1:{port}/", maintenance, failures
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_responder_answers_200_then_503(responder: Any) -> None:
+    node, url, maintenance, failures = responder
+    async with httpx.AsyncClient(timeout=5) as http:
+        r = await http.get(url)
+        assert (r.status_code, r.text) == (200, "Synced\n")
+        node.status = DONOR
+        r = await http.get(url)
+        assert (r.status_code, r.text) == (503, "not Synced (Donor/Desynced)\n")
+        node.status = SYNCED
+        maintenance.write_text("")
+        calls = node.calls
+        r = await http.get(url)
+        assert r.status_code == 503 and r.text.startswith("maintenance")
+        assert node.calls == calls  # the switch wins without asking the node
+        maintenance.unlink()
+        assert (await http.get(url)).status_code == 200
+        assert (await http.options(url)).status_code == 200  # HAProxy's default check method
+        assert not failures
+
+
+async def test_responder_hung_or_failing_node_is_503_in_time(responder: Any) -> None:
+    node, url, _maintenance, failures = responder
+    async with httpx.AsyncClient(timeout=5) as http:
+        node.hang = True
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        r = await http.get(url)
+        assert r.status_code == 503 and "no answer within 0.3 s" in r.text
+        assert loop.time() - began < 1.5
+        node.hang = False
+        node.fail = ConnectionRefusedError("Can't connect to MySQL server")
+        r = await http.get(url)
+        assert r.status_code == 503 and "cannot query the node: Can't connect" in r.text
+        assert len(failures) == 2  # the connection is dropped after each failure
+        node.fail = None
+        assert (await http.get(url)).status_code == 200
+
+
+async def test_responder_ignores_garbage(responder: Any) -> None:
+    _node, url, _m, _f = responder
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"x" * 10000)  # no end of headers within the limit
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    await writer.wait_closed()
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(url)).status_code == 200
+
+
+HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
+          "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,"
+          "type,rate,rate_lim,rate_max,check_status,check_code,check_duration,")
+SHOW_STAT = HEADER + """
+galerakv_rw,FRONTEND,,,0,1,4096,3,,,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,0,0,1,,,,
+galerakv_rw,db1,0,0,1,1,,3,,,,0,,0,0,0,0,UP,1,1,0,0,0,40,0,,1,2,1,,3,,2,0,,1,L7OK,200,1,
+galerakv_rw,db2,0,0,0,0,,0,,,,0,,0,0,0,0,DOWN,1,0,1,2,1,3,3,,1,2,2,,0,,2,0,,0,L7STS,503,0,
+galerakv_rw,BACKEND,0,0,1,1,410,3,,,0,0,,0,0,0,0,UP,1,1,1,,0,40,0,,1,2,0,,3,,1,0,,1,,,,
+galerakv_ro,db1,0,0,0,0,,2,,,,0,,0,0,0,0,UP 1/2,1,1,0,0,0,40,0,,1,3,1,,2,,2,0,,1,L4CON,,0,
+stats,FRONTEND,,,0,1,4096,3,,,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,0,0,1,,,,
+"""
+
+
+def test_parse_show_stat() -> None:
+    servers = balancer.parse_show_stat(SHOW_STAT)
+    assert [(s.listener, s.server, s.backup, s.status, s.check, s.check_detail, s.sessions, s.up)
+            for s in servers] == [
+        ("rw", "db1", False, "UP", "L7OK", "200", 1, True),
+        ("rw", "db2", True, "DOWN", "L7STS", "503", 0, False),
+        ("ro", "db1", False, "UP 1/2", "L4CON", "", 0, True),
+    ]
+    assert balancer.parse_show_stat("") == []
+    assert balancer.parse_show_stat("Unknown command\n") == []
+
+
+def _settings(tmp_path: Path, kind: str = "haproxy", **b: Any) -> config.Settings:
+    data = {"cluster": {"state_dir": str(tmp_path / "state"),
+                        "nodes": [{"name": f"db{i}", "address": f"127.0.0.{200 + i}"} for i in (1, 2, 3)]},
+            "balancer": {"kind": kind, "address": "127.0.0.200", **b}}
+    return config.parse(data, source=tmp_path / "galerakv.toml")
+
+
+def test_preflight_finds_ports_in_use(tmp_path: Path) -> None:
+    s = _settings(tmp_path, rw_port=_free_port())
+    with socket.socket() as taken, socket.socket() as check:
+        taken.bind(("127.0.0.200", s.balancer.rw_port))
+        taken.listen()
+        check.bind(("127.0.0.202", s.balancer.check_port))
+        check.listen()
+        pre = balancer.preflight(s)
+    assert f"balancer: 127.0.0.200:{s.balancer.rw_port} is already in use by another program" in pre.errors
+    assert any(e.startswith(f"db2: health check port 127.0.0.202:{s.balancer.check_port} is already in use")
+               for e in pre.errors)
+    assert len(pre.errors) == 2
+    assert balancer.preflight(_settings(tmp_path, "none")).errors == ()
+
+
+def test_preflight_maxscale_without_binary_says_what_to_install(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no maxscale (nor anything else) on PATH
+    pre = balancer.preflight(_settings(tmp_path, "maxscale"))
+    assert len(pre.errors) == 1
+    assert "no maxscale binary on PATH" in pre.errors[0]
+    assert "mariadb_repo_setup" in pre.errors[0] and "apt-get install maxscale" in pre.errors[0]
+
+
+def test_up_with_maxscale_missing_fails_before_anything_starts(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "galerakv.toml"
+    path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state", balancer_kind="maxscale"))
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    result = CliRunner().invoke(main, ["cluster", "up", "--no-install", "--config", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "cannot start the cluster" in result.output and "no maxscale binary on PATH" in result.output
+    assert not (tmp_path / "state" / "db1" / "galerakv.pid").exists()
+    # render still works, and shows no password
+    result = CliRunner().invoke(main, ["cluster", "render", "--provider", "/x.so", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "router=readwritesplit" in result.output and "password=<generated by" in result.output
+
+
+@pytest.mark.parametrize(("balancer_table", "message"), [
+    ({"address": "127.0.0.201", "rw_port": 3306}, "collides with cluster.nodes[0] (db1) at 127.0.0.201:3306"),
+    ({"address": "127.0.0.202", "ro_port": 4567}, "collides with cluster.nodes[1] (db2) at 127.0.0.202:4567"),
+    ({"check_port": 3306}, "balancer.check_port"),
+    ({"check_interval": 0}, "must be between 0.1 and 60"),
+])
+def test_balancer_collisions_are_config_errors(balancer_table: dict[str, Any], message: str) -> None:
+    data = {"cluster": {"nodes": [{"name": f"db{i}", "address": f"127.0.0.{200 + i}"} for i in (1, 2, 3)]},
+            "balancer": {"kind": "haproxy", **balancer_table}}
+    with pytest.raises(ConfigError) as info:
+        config.parse(data)
+    assert message in str(info.value)
+
+
+def test_starter_puts_the_balancer_next_to_the_nodes() -> None:
+    assert starter.balancer_address(["127.0.0.11", "127.0.0.12"]) == "127.0.0.10"
+    assert starter.balancer_address(["127.0.0.1", "127.0.0.2"]) == "127.0.0.3"
+    s = config.parse(tomllib.loads(starter.starter_toml(3, "127.0.0.81")))
+    assert (s.balancer.kind, s.balancer.address) == ("haproxy", "127.0.0.80")
+    with pytest.raises(ClusterError, match="also a node's address"):
+        starter.starter_toml(3, "127.0.0.81", balancer="127.0.0.82")
+
+
+def test_maintenance_switch(tmp_path: Path) -> None:
+    path = tmp_path / "galerakv.toml"
+    path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state"))
+    flag = tmp_path / "state" / "db2" / "maintenance"
+    result = CliRunner().invoke(main, ["cluster", "maintenance", "--node", "db2", "on", "--config", str(path)])
+    assert result.exit_code == 0 and flag.exists()
+    result = CliRunner().invoke(main, ["cluster", "maintenance", "--node", "db2", "off", "--config", str(path)])
+    assert result.exit_code == 0 and not flag.exists()
+    result = CliRunner().invoke(main, ["cluster", "maintenance", "--node", "db9", "on", "--config", str(path)])
+    assert result.exit_code == 1 and "no node named 'db9'" in result.output
