@@ -1,0 +1,213 @@
+"""Real HAProxy in front of a real 3-node cluster (nodes 127.0.0.81-83, balancer 127.0.0.80).
+
+One cluster for the module (``kind = "haproxy"``, checks every 1 s, 2 failures
+to leave, 2 passes to return); each test leaves it healthy. HAProxy's own view
+(its stats socket) says when a node leaves or re-enters rotation; the times
+are printed (run with ``-s``) and bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from galerakv import config
+from galerakv.cluster import balancer
+from galerakv.cluster.balancer_render import FALL, RISE
+from galerakv.cluster.render import detect_context
+from galerakv.cluster.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
+from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
+from galerakv.config import Settings
+
+from .conftest import LocalCluster, make_local_cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+# leaving takes FALL failed checks, each up to one interval apart plus the check's own timeout
+LEAVE_BOUND = 1.0 * (FALL + 2) + 1.0
+RETURN_BOUND = 1.0 * (RISE + 2) + 1.0
+
+
+class Bench:
+    """The module's cluster, seen through HAProxy."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.c = cluster
+        self.settings: Settings = config.load(cluster.config)
+        self.transport = LocalTransport(self.settings, detect_context())
+        secrets = load(self.settings.secrets_path)
+        assert secrets is not None
+        self.option_file = cluster.state_dir / "test-admin-tcp.cnf"
+        write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin.password)))
+
+    def query(self, via: str, sql: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+        b = self.settings.balancer
+        port = b.rw_port if via == "rw" else b.ro_port
+        return subprocess.run(["mariadb", f"--defaults-file={self.option_file}", f"--host={b.address}",
+                               f"--port={port}", "--protocol=tcp", "--connect-timeout=3", "-N", "-B",
+                               "-e", sql], capture_output=True, text=True, timeout=timeout, check=False)
+
+    def value(self, via: str, sql: str) -> str:
+        result = self.query(via, sql)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def states(self) -> dict[tuple[str, str], str]:
+        return {(s.listener, s.server): s.status for s in balancer.server_states(self.settings)}
+
+    def wait(self, what: str, predicate: Callable[[dict[tuple[str, str], str]], bool],
+             timeout: float) -> float:
+        """Seconds until HAProxy's view satisfies ``predicate``; fails after ``timeout``."""
+        began = time.monotonic()
+        while True:
+            states = self.states()
+            if predicate(states):
+                elapsed = time.monotonic() - began
+                print(f"  {what}: {elapsed:.2f} s")
+                return elapsed
+            if time.monotonic() - began > timeout:
+                raise AssertionError(f"{what}: not within {timeout:.0f} s; HAProxy says {states}")
+            time.sleep(0.05)
+
+    def out_of_rotation(self, node: str, timeout: float = LEAVE_BOUND) -> float:
+        return self.wait(f"{node} leaves rotation", lambda s: s[("rw", node)] == "DOWN"
+                         and s[("ro", node)] == "DOWN", timeout)
+
+    def in_rotation(self, node: str, timeout: float = RETURN_BOUND) -> float:
+        return self.wait(f"{node} back in rotation", lambda s: s[("rw", node)] == "UP"
+                         and s[("ro", node)] == "UP", timeout)
+
+    def all_up(self, timeout: float = 30) -> None:
+        self.wait("every server UP", lambda s: bool(s) and all(v == "UP" for v in s.values()), timeout)
+
+    def mariadbd_pid(self, node: str) -> int:
+        node_dir = self.c.state_dir / node
+        pid = int((node_dir / "galerakv.pid").read_text())
+        assert runs_mariadbd(pid, node_dir / "my.cnf")
+        return pid
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[Bench]:
+    with make_local_cluster(3, "127.0.0.81", "galerakv_bal", balancer="haproxy") as cluster:
+        out = cluster.ok("up")
+        assert "haproxy on 127.0.0.80: writes :3306, reads :3307" in out
+        b = Bench(cluster)
+        b.all_up()
+        yield b
+
+
+@pytest.fixture
+def healthy(bench: Bench) -> Iterator[Bench]:
+    """Each test starts and ends with every node Synced and every server UP."""
+    bench.all_up()
+    yield bench
+    bench.c.ok("up")
+    bench.all_up(timeout=90)
+
+
+def test_reads_spread_and_writes_go_to_one_node(healthy: Bench) -> None:
+    b = healthy
+    # the cluster sql verb goes through the balancer too
+    assert b.c.ok("sql", "--via", "ro", "-e", "select @@wsrep_node_name").splitlines()[-1] in ("db1", "db2", "db3")
+    readers = {b.value("ro", "select @@wsrep_node_name") for _ in range(12)}
+    print(f"  reads through :3307 reached {sorted(readers)}")
+    assert len(readers) >= 2
+
+    b.value("rw", "CREATE TABLE IF NOT EXISTS galerakv.lb_writes (id INT AUTO_INCREMENT PRIMARY KEY, "
+                  "who VARCHAR(16)) ENGINE=InnoDB")
+    for _ in range(10):
+        b.value("rw", "INSERT INTO galerakv.lb_writes (who) SELECT @@wsrep_node_name")
+    writers = b.value("ro", "SELECT DISTINCT who FROM galerakv.lb_writes")
+    assert writers.split() == ["db1"]
+
+    code, st = b.c.status()
+    assert code == 0 and st["balancer"]["running"] and not st["balancer"]["problems"]
+    assert {(s["listener"], s["server"], s["backup"]) for s in st["balancer"]["servers"]} == {
+        ("rw", "db1", False), ("rw", "db2", True), ("rw", "db3", True),
+        ("ro", "db1", False), ("ro", "db2", False), ("ro", "db3", False)}
+
+
+def test_desynced_node_leaves_and_returns(healthy: Bench) -> None:
+    b = healthy
+    b.c.sql("db2", "SET GLOBAL wsrep_desync=ON")
+    b.out_of_rotation("db2")
+    assert "db2" not in {b.value("ro", "select @@wsrep_node_name") for _ in range(6)}
+    code, st = b.c.status()
+    assert code == 1 and "haproxy ro: db2 is DOWN" in st["balancer"]["problems"]
+    b.c.sql("db2", "SET GLOBAL wsrep_desync=OFF")
+    b.in_rotation("db2")
+
+
+def test_maintenance_switch_drains_a_node(healthy: Bench) -> None:
+    b = healthy
+    b.c.ok("maintenance", "--node", "db3", "on")
+    b.out_of_rotation("db3")
+    b.c.ok("maintenance", "--node", "db3", "off")
+    b.in_rotation("db3")
+
+
+def test_sigstopped_node_leaves_and_returns(healthy: Bench) -> None:
+    b = healthy
+    pid = b.mariadbd_pid("db3")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        b.out_of_rotation("db3")
+        assert "db3" not in {b.value("ro", "select @@wsrep_node_name") for _ in range(6)}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # it may have been evicted from the group meanwhile: back once it is Synced again
+    b.in_rotation("db3", timeout=90)
+
+
+def test_stopped_node_leaves_and_returns(healthy: Bench) -> None:
+    b = healthy
+    b.transport.stop(b.settings.cluster.node("db2"), 60)
+    b.out_of_rotation("db2")
+    b.c.ok("up")  # rejoins the running Primary component
+    b.in_rotation("db2")
+
+
+def test_writes_continue_through_a_backup_when_the_writer_dies(healthy: Bench) -> None:
+    b = healthy
+    b.value("rw", "CREATE TABLE IF NOT EXISTS galerakv.lb_failover (id INT AUTO_INCREMENT PRIMARY KEY, "
+                  "who VARCHAR(16)) ENGINE=InnoDB")
+    insert = "INSERT INTO galerakv.lb_failover (who) SELECT @@wsrep_node_name"
+    assert b.value("rw", insert + "; SELECT @@wsrep_node_name") == "db1"
+    os.kill(b.mariadbd_pid("db1"), signal.SIGKILL)
+    began = time.monotonic()
+    failures = 0
+    while True:
+        result = b.query("rw", insert + "; SELECT @@wsrep_node_name", timeout=10)
+        if result.returncode == 0:
+            break
+        failures += 1
+        assert time.monotonic() - began < LEAVE_BOUND + 5, result.stderr
+        time.sleep(0.1)
+    print(f"  first write after kill -9 of the writer: {time.monotonic() - began:.2f} s "
+          f"({failures} failed attempts), on {result.stdout.strip()}")
+    assert result.stdout.strip() == "db2"  # the first backup, in metadata order
+    for _ in range(5):
+        assert b.value("rw", insert + "; SELECT @@wsrep_node_name") == "db2"
+    b.c.ok("up")  # db1 rejoins
+    b.in_rotation("db1", timeout=60)
+    assert b.value("rw", "SELECT @@wsrep_node_name") == "db1"  # writes return to the root node
+
+
+def test_down_stops_haproxy_and_checks(bench: Bench, tmp_path: Path) -> None:
+    """Last in the module: down stops everything galerakv started for the balancer, by PID."""
+    programs = [balancer.haproxy_program(bench.settings),
+                *(balancer.clustercheck_program(bench.settings, n) for n in bench.settings.cluster.nodes)]
+    pids = [p.running_pid() for p in programs]
+    assert all(pids)
+    out = bench.c.ok("down")
+    assert "haproxy: stopped" in out and "clustercheck for db3: stopped" in out
+    assert all(p.running_pid() is None for p in programs)
+    code, st = bench.c.status()
+    assert code == 1 and not st["balancer"]["running"]
