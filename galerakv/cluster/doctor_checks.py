@@ -231,11 +231,6 @@ def check_files(facts: Facts) -> list[Finding]:
         f = nf.files
         if f is None:
             continue
-        if f.blocked_dir is not None:
-            found.append(finding("datadir-permissions", nf.name, f"the {f.run_as} user cannot "
-                                 f"enter {f.blocked_dir}", [f"{f.blocked_dir}: not enterable by "
-                                 f"{f.run_as}"], fix=f"chmod o+x {f.blocked_dir}, or move "
-                                 "state_dir under a directory every user can enter (/var/tmp, /srv)"))
         if f.wrong_owner:
             shown = list(f.wrong_owner[:5])
             if len(f.wrong_owner) > 5:
@@ -243,6 +238,14 @@ def check_files(facts: Facts) -> list[Finding]:
             found.append(finding("datadir-permissions", nf.name, f"files of {nf.name} are not "
                                  f"owned by {f.run_as}", shown,
                                  fix=f"chown -R {f.run_as}:{f.run_as} {f.datadir}"))
+        if f.blocked_dir is not None and not f.wrong_owner:
+            found.append(finding("datadir-permissions", nf.name, f"the {f.run_as} user cannot "
+                                 f"enter {f.blocked_dir}", [f"{f.blocked_dir}: not enterable by "
+                                 f"{f.run_as}"], fix=f"chmod o+x {f.blocked_dir}, or move "
+                                 "state_dir under a directory every user can enter (/var/tmp, /srv)"))
+        elif f.blocked_dir is not None:
+            found.append(finding("datadir-permissions", nf.name, "", [f"{f.blocked_dir}: not "
+                                 f"enterable by {f.run_as}"]))
         if f.sst_leftovers and nf.running is False:
             found.append(finding("sst-leftovers", nf.name, "a state transfer did not finish",
                                  [f"{p}: left by an unfinished state transfer"

@@ -110,6 +110,8 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
             notes.append(f"{node.name}: cannot read its state: {exc}")
     grastate = health.parse_grastate(grastate_text) if grastate_text else None
     log = parse_log(log_text, START_MARKER) if log_text else LogFacts()
+    if planned is not None:  # `up` rewrites the configuration: the last run's errors are history
+        log = LogFacts(recovered=log.recovered, last_state_change=log.last_state_change)
 
     live: LiveFacts | None = None
     live_error = ""
@@ -120,7 +122,7 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
             ports = bind_probe(node)
     elif not offline:
         live, live_error = live_facts(transport, node)
-        if running or live is not None:
+        if live is not None:  # a starting node listens only once it has its data
             source = _peer_address(settings, node) if local else None
             ports = connect_probe(node, source)
     return NodeFacts(node.name, node.address, node.port, running, config, files, grastate,

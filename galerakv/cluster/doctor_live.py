@@ -60,16 +60,18 @@ def check_liveness(facts: Facts) -> list[Finding]:
         if nf.live is not None:
             continue
         if nf.running is False:
+            never = nf.grastate is None and (nf.files is None or not nf.files.datadir_exists)
             found.append(finding("node-down", nf.name, f"{nf.name} is not running",
-                                 [f"{nf.name}: the process galerakv started is gone",
-                                  *nf.log.lines[-3:]]))
+                                 [f"{nf.name}: " + ("never started (no datadir)" if never else
+                                                    "the process galerakv started is gone"),
+                                  *_matching(nf, _FATAL)]))
         elif nf.log.last_state_change in JOINING_STATES:
             found.append(finding("node-joining", nf.name, f"{nf.name} is in a state transfer "
                                  f"({nf.log.last_state_change})",
                                  [f"{nf.name} log: last state change -> {nf.log.last_state_change}"]))
         else:
             found.append(finding("node-down", nf.name, f"{nf.name} runs but does not answer",
-                                 [f"{nf.name}: {nf.live_error or 'no answer'}", *nf.log.lines[-3:]]))
+                                 [f"{nf.name}: {nf.live_error or 'no answer'}", *_matching(nf, _FATAL)]))
     return found
 
 
@@ -251,6 +253,7 @@ def check_ports_closed(facts: Facts) -> list[Finding]:
 
 # --------------------------------------------------------------------------- logs
 
+_FATAL = re.compile(r"\[ERROR\]|Aborting")
 _HANDSHAKE = re.compile(r"handshake failed, my group: '([^']*)', peer group: '([^']*)'")
 _PERMISSION = re.compile(r"Permission denied|Errcode: 13|error number 13\b", re.I)
 _INCONSISTENT = re.compile(r"Inconsisten(cy detected|t by consensus)", re.I)
@@ -271,11 +274,18 @@ def _matching(nf: NodeFacts, pattern: re.Pattern[str],
 def check_logs(facts: Facts) -> list[Finding]:
     found: list[Finding] = []
     for nf in facts.nodes:
-        handshake = [m for line in nf.log.lines if (m := _HANDSHAKE.search(line))]
+        # peers log the same line with the groups swapped: only the node whose own group
+        # is not galerakv.toml's name is the one to fix
+        handshake = [m for line in nf.log.lines
+                     if (m := _HANDSHAKE.search(line)) and m.group(1) != facts.cluster_name]
+        configured = nf.config.get("wsrep_cluster_name") if nf.config else None
+        if nf.running is False and configured is not None and configured.value == facts.cluster_name:
+            handshake = []  # the failed run is history: its configuration has been fixed since
         if handshake:
             mine, peer = handshake[-1].group(1), handshake[-1].group(2)
             found.append(finding("cluster-name-mismatch", nf.name, f"{nf.name} is in group "
-                                 f"{mine!r}, its peers in {peer!r}", _matching(nf, _HANDSHAKE)))
+                                 f"{mine!r}, its peers in {peer!r}", _matching(nf, re.compile(
+                                     "handshake failed, my group: '" + re.escape(mine)))))
         if hits := _matching(nf, _PERMISSION):
             found.append(finding("datadir-permissions", nf.name, f"{nf.name}'s log shows "
                                  "permission errors", hits))
