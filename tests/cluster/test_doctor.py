@@ -1,0 +1,250 @@
+"""``galerakv cluster doctor`` on a real 3-node cluster (127.0.0.91-93): one fault at a time.
+
+One cluster serves the whole module, in order: healthy; faults that need no
+restart (schema, accounts, desync, wsrep_on at runtime, config files edited
+under running nodes); one restart with skip_name_resolve OFF; one node killed
+with kill -9, then file and port faults on it while it is down, which ``up``
+must refuse; and last every node killed, which leaves nobody safe to bootstrap.
+Each test undoes its fault, so a failure does not cascade beyond its step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from galerakv import config
+from galerakv.cluster import lifecycle
+from galerakv.cluster.render import detect_context
+from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
+
+from .conftest import LocalCluster, make_local_cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def c() -> Iterator[LocalCluster]:
+    with make_local_cluster(3, "127.0.0.91", "doctor") as cluster:
+        cluster.ok("up")
+        yield cluster
+
+
+def doctor(c: LocalCluster, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = c.cli("doctor", "--json", *extra)
+    assert "Traceback" not in result.stderr, result.stderr
+    print(result.stdout)
+    return result.returncode, json.loads(result.stdout)
+
+
+def found(report: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    return [f for f in report["findings"] if f["code"] == code]
+
+
+def nodes_with(report: dict[str, Any], code: str) -> set[str | None]:
+    return {f["node"] for f in found(report, code)}
+
+
+def transport(c: LocalCluster) -> LocalTransport:
+    return LocalTransport(config.load(c.config), detect_context())
+
+
+def kill9(c: LocalCluster, name: str) -> None:
+    """kill -9 by the PID galerakv recorded, only if it still runs this node's mariadbd."""
+    node_dir = c.state_dir / name
+    pid = int((node_dir / "galerakv.pid").read_text())
+    assert runs_mariadbd(pid, node_dir / "my.cnf")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while runs_mariadbd(pid, node_dir / "my.cnf"):
+        assert time.monotonic() < deadline, f"{name} (PID {pid}) survived SIGKILL"
+        time.sleep(0.05)
+
+
+def test_healthy_cluster_has_no_critical_finding(c: LocalCluster) -> None:
+    code, report = doctor(c)
+    assert code == 0 and report["ok"] is True
+    assert report["counts"]["critical"] == 0
+    assert report["findings"] == [], report["findings"]
+    text = c.ok("doctor")
+    assert "no problem found" in text
+
+
+def test_myisam_and_missing_primary_key(c: LocalCluster) -> None:
+    c.sql("db1", "CREATE TABLE galerakv.doc_legacy (id INT PRIMARY KEY) ENGINE=MyISAM; "
+                 "CREATE TABLE galerakv.doc_events (v INT) ENGINE=InnoDB")
+    try:
+        code, report = doctor(c)
+        # DDL replicates: every node has both tables, so each is one cluster-wide finding
+        assert code == 0
+        (myisam,) = found(report, "myisam-tables")
+        assert "`galerakv`.`doc_legacy` (MyISAM)" in myisam["evidence"][0]
+        assert "db1, db2, db3" in myisam["evidence"][0]
+        (nopk,) = found(report, "no-primary-key")
+        assert "`galerakv`.`doc_events`" in nopk["evidence"][0]
+    finally:
+        c.sql("db1", "DROP TABLE galerakv.doc_legacy, galerakv.doc_events")
+
+
+def test_root_with_an_empty_password_and_anonymous_users(c: LocalCluster) -> None:
+    c.sql("db1", "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY ''; CREATE USER ''@'localhost'")
+    try:
+        code, report = doctor(c)
+        assert code == 1
+        assert nodes_with(report, "root-password") == {"db1", "db2", "db3"}
+        evidence = " ".join(found(report, "root-password")[0]["evidence"])
+        assert "'root'@'127.0.0.1' has an empty password" in evidence
+        assert "as root with no password succeeded" in evidence  # a real TCP login
+        assert nodes_with(report, "anonymous-users") == {"db1", "db2", "db3"}
+    finally:
+        c.sql("db1", "DROP USER 'root'@'127.0.0.1'; DROP USER ''@'localhost'")
+    assert doctor(c)[0] == 0
+
+
+def test_desynced_node(c: LocalCluster) -> None:
+    c.sql("db2", "SET GLOBAL wsrep_desync = ON")
+    try:
+        code, report = doctor(c)
+        assert nodes_with(report, "donor-desynced") == {"db2"}
+        assert "wsrep_desync = ON" in found(report, "donor-desynced")[0]["evidence"][0]
+        assert code == 0  # a warning: the node still works, but should leave the balancer
+    finally:
+        c.sql("db2", "SET GLOBAL wsrep_desync = OFF")
+
+
+def test_wsrep_off_at_runtime(c: LocalCluster) -> None:
+    c.sql("db3", "SET GLOBAL wsrep_on = OFF")
+    try:
+        code, report = doctor(c)
+        assert code == 1
+        assert nodes_with(report, "wsrep-off") == {"db3"}
+        assert "SHOW GLOBAL VARIABLES" in found(report, "wsrep-off")[0]["evidence"][0]
+    finally:
+        c.sql("db3", "SET GLOBAL wsrep_on = ON")
+
+
+CONFIG_FAULTS = [
+    # (pattern in db2's cluster.cnf, replacement, code)
+    (r"wsrep_cluster_name = .*", "wsrep_cluster_name = not_doctor", "cluster-name-mismatch"),
+    (r"wsrep_cluster_address = .*", "wsrep_cluster_address = gcomm://127.0.0.91:4567,127.0.0.92:4567",
+     "cluster-address-incomplete"),
+    (r"wsrep_on = ON", "wsrep_on = OFF", "wsrep-off"),
+    (r"bind-address = .*", "bind-address = 0.0.0.0", "bind-all"),
+    (r"\[mysqld\]", "[mysqld]\nwsrep-new-cluster", "bootstrap-in-config"),
+]
+
+
+def test_config_files_of_a_running_node(c: LocalCluster) -> None:
+    """Edits not yet applied by a restart: --offline reads the files, nothing else."""
+    cnf = c.state_dir / "db2" / "cluster.cnf"
+    original = cnf.read_text()
+    try:
+        text = original
+        for pattern, replacement, _ in CONFIG_FAULTS:
+            text, n = re.subn(pattern, replacement, text, count=1, flags=re.M)
+            assert n == 1, pattern
+        cnf.write_text(text)
+        code, report = doctor(c, "--offline")
+        assert code == 1
+        for _, _, fault in CONFIG_FAULTS:
+            assert nodes_with(report, fault) == {"db2"}, fault
+    finally:
+        cnf.write_text(original)
+    assert doctor(c, "--offline")[1]["findings"] == []
+
+
+def test_skip_name_resolve_off_after_a_restart(c: LocalCluster) -> None:
+    """The file is fixed again after the restart: only the running server still says OFF."""
+    settings = config.load(c.config)
+    t = transport(c)
+    node = settings.cluster.node("db3")
+    cnf = c.state_dir / "db3" / "cluster.cnf"
+    original = cnf.read_text()
+    t.stop(node, 60)
+    try:
+        cnf.write_text(original.replace("skip_name_resolve = ON", "skip_name_resolve = OFF"))
+        t.start(node, bootstrap=False)
+        lifecycle.wait_synced(t, node, print, 120)
+    finally:
+        cnf.write_text(original)
+    code, report = doctor(c)
+    assert code == 0
+    (f,) = found(report, "name-resolve")
+    assert f["node"] == "db3" and f["evidence"] == [
+        "running server (SHOW GLOBAL VARIABLES): skip_name_resolve = OFF"]
+
+
+def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
+    kill9(c, "db3")  # also ends the skip_name_resolve = OFF run of the previous test
+    code, report = doctor(c)
+    assert nodes_with(report, "node-down") == {"db3"}
+    assert "name-resolve" not in {f["code"] for f in report["findings"]}
+    status = c.cli("status")
+    assert status.returncode == 1 and "galerakv cluster doctor" in status.stdout
+
+    datadir = c.state_dir / "db3" / "data"
+    owner = datadir.stat()
+    leftover = datadir / "sst_in_progress"
+    with ExitStack() as undo:
+        # a datadir owned by root before the joiner starts
+        os.chown(datadir, 0, 0)
+        undo.callback(os.chown, datadir, owner.st_uid, owner.st_gid)
+        # a state transfer that never finished
+        leftover.write_text("")
+        undo.callback(leftover.unlink)
+        # another program on the node's SST port
+        squatter = socket.socket()
+        undo.callback(squatter.close)
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.93", 4444))
+        squatter.listen()
+
+        code, report = doctor(c, "--offline")
+        assert code == 1
+        for fault in ("datadir-permissions", "sst-leftovers", "port-in-use"):
+            assert nodes_with(report, fault) == {"db3"}, fault
+        assert "node-down" not in {f["code"] for f in report["findings"]}  # offline: not asked
+        (perm,) = found(report, "datadir-permissions")
+        assert f"chown -R mysql:mysql {datadir}" == perm["fix"]
+
+        refused = c.cli("up", "--no-install")
+        assert refused.returncode == 1
+        for fault in ("datadir-permissions db3", "sst-leftovers db3", "port-in-use db3"):
+            assert fault in refused.stderr
+        assert not transport(c).is_running(config.load(c.config).cluster.node("db3"))
+
+    out = c.ok("up", "--no-install")
+    assert "db3: Synced" in out
+    assert doctor(c)[0] == 0
+
+
+def test_every_node_killed_nobody_safe_to_bootstrap(c: LocalCluster) -> None:
+    for name in ("db3", "db2", "db1"):
+        kill9(c, name)
+    code, report = doctor(c, "--offline")
+    assert code == 1
+    (f,) = found(report, "not-bootstrapped")
+    assert f["node"] is None and len(f["evidence"]) == 3
+    assert all("safe_to_bootstrap 0" in e for e in f["evidence"])
+    code, report = doctor(c)
+    assert code == 1 and nodes_with(report, "node-down") == {"db1", "db2", "db3"}
+    refused = c.cli("up", "--no-install")
+    assert refused.returncode == 1 and "not-bootstrapped" in refused.stderr
+    assert "galerakv cluster recover" in refused.stderr
+
+
+def test_doctor_never_writes_into_state_dir(c: LocalCluster) -> None:
+    before = sorted(str(p) for p in Path(c.state_dir).rglob("*"))
+    doctor(c)
+    doctor(c, "--offline")
+    assert sorted(str(p) for p in Path(c.state_dir).rglob("*")) == before
