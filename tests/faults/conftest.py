@@ -32,7 +32,7 @@ SYNC_TIMEOUT = 90.0
 
 @dataclass
 class FaultCluster:
-    """The module's cluster plus what the tests need to hurt it and to check it."""
+    """The fault cluster plus what the tests need to hurt it and to check it."""
 
     cluster: LocalCluster
     data: dict[str, Any]
@@ -49,6 +49,12 @@ class FaultCluster:
     # -------------------------------------------------------------- servers
 
     def server(self, **extra: dict[str, Any]) -> ServerProcess:
+        """Start a real ``galerakv serve`` on this cluster (route = "nodes") and wait until it is ready."""
+        server = self.server_unready(**extra)
+        wait_ready(server)
+        return server
+
+    def server_unready(self, **extra: dict[str, Any]) -> ServerProcess:
         """Start a real ``galerakv serve`` on this cluster (route = "nodes"); stopped at teardown."""
         port = free_port()
         data = merge(self.data, {"server": {"backend": "mariadb", "route": "nodes", "host": "127.0.0.1",
@@ -58,7 +64,6 @@ class FaultCluster:
         server = ServerProcess(path, port)
         server.start()
         self.servers.append(server)
-        wait_ready(server)
         return server
 
     def stop_servers(self) -> None:
@@ -139,9 +144,9 @@ def wait_ready(server: ServerProcess, timeout: float = 30.0) -> httpx.Response:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
-    """One real 3-node cluster at 127.0.0.71-73 for the module."""
+    """One real 3-node cluster at 127.0.0.71-73, shared by every module here."""
     with make_local_cluster(3, FIRST_ADDRESS, "galerakv_faults") as cluster:
         cluster.ok("up")
         data = tomllib.loads(cluster.config.read_text())
@@ -155,7 +160,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
 
 @pytest.fixture
 def fault_cluster(faults: FaultCluster) -> Iterator[FaultCluster]:
-    """The module's cluster, healthy at the start of each test; servers stopped after it."""
+    """The fault cluster, healthy at the start of each test; servers stopped after it."""
     faults.restore()
     try:
         yield faults
