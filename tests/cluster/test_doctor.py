@@ -184,6 +184,33 @@ def test_skip_name_resolve_off_after_a_restart(c: LocalCluster) -> None:
         "running server (SHOW GLOBAL VARIABLES): skip_name_resolve = OFF"]
 
 
+def test_quorum_lost_non_primary(c: LocalCluster) -> None:
+    """db2 and db3 frozen with SIGSTOP (a partition, as Patroni's tests fake one): db1 alone
+    is non-Primary; once they resume, the three re-form the Primary component by themselves."""
+    settings = config.load(c.config)
+    t = transport(c)
+    db1 = settings.cluster.node("db1")
+    pids = [int((c.state_dir / n / "galerakv.pid").read_text()) for n in ("db2", "db3")]
+    with ExitStack() as undo:
+        for pid in pids:
+            assert runs_mariadbd(pid, c.state_dir / ("db2" if pid == pids[0] else "db3") / "my.cnf")
+            os.kill(pid, signal.SIGSTOP)
+            undo.callback(os.kill, pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while lifecycle.node_status(t, db1, timeout=5).primary:
+            assert time.monotonic() < deadline, "db1 stayed Primary without its peers"
+            time.sleep(0.5)
+        code, report = doctor(c)
+        assert code == 1
+        assert nodes_with(report, "non-primary") == {"db1"}
+        assert "wsrep_ready = OFF" in found(report, "non-primary")[0]["evidence"][0]
+        assert nodes_with(report, "node-down") == {"db2", "db3"}  # running, not answering
+    deadline = time.monotonic() + 90
+    while lifecycle.status(settings, t).verdict.verdict != "healthy":
+        assert time.monotonic() < deadline, "the cluster did not re-form after SIGCONT"
+        time.sleep(0.5)
+
+
 def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
     kill9(c, "db3")  # also ends the skip_name_resolve = OFF run of the previous test
     code, report = doctor(c)
