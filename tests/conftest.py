@@ -23,9 +23,11 @@ from galerakv.server.app import App
 
 # Every backend the one API suite runs against; the suite itself does not
 # change. "mariadb" runs on one real 3-node Galera cluster shared by the session
-# (route = "nodes"), emptied before each test.
-BACKENDS = ["sqlite", "mariadb"]
+# (route = "nodes"), emptied before each test. "mariadb-balancer" runs on a second
+# cluster behind HAProxy (route = "balancer": the server knows only the balancer's ports).
+BACKENDS = ["sqlite", "mariadb", "mariadb-balancer"]
 GALERA_FIRST_ADDRESS = "127.0.0.51"
+GALERA_BALANCER_FIRST_ADDRESS = "127.0.0.55"  # HAProxy listens on 127.0.0.54
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -56,21 +58,41 @@ def galera_api_cluster() -> Iterator[dict[str, Any]]:
         yield data
 
 
+@pytest.fixture(scope="session")
+def galera_balancer_api_cluster() -> Iterator[dict[str, Any]]:
+    """A real 3-node Galera cluster behind HAProxy for the API suite; its parsed galerakv.toml."""
+    from tests.cluster.conftest import make_local_cluster
+
+    with make_local_cluster(3, GALERA_BALANCER_FIRST_ADDRESS, "galerakv_api_lb", balancer="haproxy") as cluster:
+        cluster.ok("up")
+        data = tomllib.loads(cluster.config.read_text())
+        data["cluster"]["state_dir"] = str(cluster.state_dir)
+        data["__cluster__"] = cluster
+        yield data
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def backend_variant(request: pytest.FixtureRequest) -> str:
+    """One entry of BACKENDS (the test id); ``backend`` is the server.backend it runs."""
     return str(request.param)
 
 
 @pytest.fixture
-def backend_config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+def backend(backend_variant: str) -> str:
+    return backend_variant.split("-")[0]
+
+
+@pytest.fixture
+def backend_config(backend_variant: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The configuration tables that put the server on the current backend, on an empty store."""
-    if backend == "sqlite":
+    if backend_variant == "sqlite":
         return {"server": {"backend": "sqlite", "sqlite_path": str(tmp_path / "kv.sqlite3")}}
-    data = dict(request.getfixturevalue("galera_api_cluster"))
+    balanced = backend_variant == "mariadb-balancer"
+    data = dict(request.getfixturevalue("galera_balancer_api_cluster" if balanced else "galera_api_cluster"))
     cluster = data.pop("__cluster__")
     # start every test on an empty table (it does not exist before the first server starts)
     cluster.cli("sql", "--node", "db1", "-e", "DELETE FROM galerakv.kv")
-    return merge(data, {"server": {"backend": "mariadb", "route": "nodes"}})
+    return merge(data, {"server": {"backend": "mariadb", "route": "balancer" if balanced else "nodes"}})
 
 
 @pytest.fixture
