@@ -88,6 +88,8 @@ CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 3.0
 WRITE_TIMEOUT = 12.0
 PROBE_INTERVAL = 1.0
+WRITER_WAIT = 3.0        # how long a write waits for a new writer right after the last one failed
+OUTCOME_TIMEOUT = 20.0   # how long the outcome of a lost COMMIT is sought (> evs.suspect_timeout)
 
 _LIVE = "(exp IS NULL OR exp > %s)"
 _COLS = "k, v, ct, ver, exp"
@@ -175,6 +177,7 @@ class MariaDBStore(Store):
         self._pools: dict[str, Any] = {}
         self._pool_locks: dict[str, asyncio.Lock] = {}
         self._prober: asyncio.Task[None] | None = None
+        self._draining: set[asyncio.Future[None]] = set()
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
         self.last_problem = "not probed yet"
@@ -207,6 +210,8 @@ class MariaDBStore(Store):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pool.wait_closed(), 5)
         self._pools.clear()
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
 
     # ------------------------------------------------------------------ probing
 
@@ -223,31 +228,58 @@ class MariaDBStore(Store):
                 log.exception("probe failed")
 
     async def _probe_all(self) -> None:
-        await asyncio.gather(*(self._probe(ep) for ep in self.router.endpoints))
-
-    async def _probe(self, ep: routing.Endpoint) -> None:
+        eps = self.router.endpoints
+        results = await asyncio.gather(*(self._probe(ep) for ep in eps))
         before = self.router.writer
+        was_healthy = {ep.name: self.router.health.get(ep.name, routing.Health(False)).healthy for ep in eps}
+        self.router.update_all({ep.name: health for ep, (health, _) in zip(eps, results, strict=True)})
+        for ep, (health, reachable) in zip(eps, results, strict=True):
+            if not health.healthy:
+                self.last_problem = f"{ep.name}: {health.reason}"
+                if was_healthy[ep.name] and not reachable:
+                    self._drop_pool(ep.name)  # queries hung on a frozen node fail now, not at their timeout
+        if self.router.writer != before:
+            log.warning("writer: %s -> %s", before, self.router.writer)
+
+    async def _probe(self, ep: routing.Endpoint) -> tuple[routing.Health, bool]:
+        """The endpoint's health, and whether it answered at all."""
         try:
             conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
         except (MySQLError, OSError, TimeoutError) as exc:
-            reason = self._describe(exc)
-            self.router.update(ep.name, routing.Health(False, reason))
-            self.last_problem = f"{ep.name}: {reason}"
-        else:
-            try:
-                async with conn.cursor() as cur:
-                    await asyncio.wait_for(cur.execute("SHOW STATUS LIKE 'wsrep_%'"), READ_TIMEOUT)
-                    rows = await cur.fetchall()
-                health = routing.judge({str(k): str(v) for k, v in rows})
-                self.router.update(ep.name, health)
-                if not health.healthy:
-                    self.last_problem = f"{ep.name}: {health.reason}"
-            except (MySQLError, OSError, TimeoutError) as exc:
-                self.router.update(ep.name, routing.Health(False, self._describe(exc)))
-            finally:
-                conn.close()
-        if self.router.writer != before:
-            log.warning("writer: %s -> %s", before, self.router.writer)
+            return routing.Health(False, self._describe(exc)), False
+        try:
+            async with conn.cursor() as cur:
+                await asyncio.wait_for(cur.execute("SHOW STATUS LIKE 'wsrep_%'"), READ_TIMEOUT)
+                rows = await cur.fetchall()
+            return routing.judge({str(k): str(v) for k, v in rows}), True
+        except (MySQLError, OSError, TimeoutError) as exc:
+            return routing.Health(False, self._describe(exc)), False
+        finally:
+            conn.close()
+
+    def _fail(self, ep: routing.Endpoint, exc: BaseException) -> None:
+        """A query on ``ep`` failed the way a dead node fails: route around it, drop its connections."""
+        self.router.fail(ep.name, self._describe(exc))
+        self._drop_pool(ep.name)
+
+    def _drop_pool(self, name: str) -> None:
+        """Close every connection to ``name``, in use or not; the next query opens a fresh pool.
+
+        Queries in flight on it fail at once (as a node failure, handled by
+        their caller) instead of hanging until their timeout on a frozen node.
+        """
+        pool = self._pools.pop(name, None)
+        if pool is None:
+            return
+        pool.terminate()
+        task = asyncio.ensure_future(self._drain(pool))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    @staticmethod
+    async def _drain(pool: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pool.wait_closed(), 5)
 
     def _describe(self, exc: BaseException) -> str:
         code = _code(exc)
@@ -275,6 +307,13 @@ class MariaDBStore(Store):
                     connect_timeout=CONNECT_TIMEOUT, pool_recycle=300)
                 self._pools[ep.name] = pool
         return pool
+
+    @staticmethod
+    async def _acquire(ep: routing.Endpoint, pool: Any) -> Any:
+        try:
+            return await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+        except RuntimeError as exc:  # the pool was dropped meanwhile: its node failed
+            raise ConnectionError(f"{ep.name}: its connections were dropped") from exc
 
     async def _ensure_schema(self) -> None:
         """Create or migrate the tables once (callers test ``_schema_ready`` first)."""
@@ -309,18 +348,32 @@ class MariaDBStore(Store):
             raise BackendUnavailable(f"no Synced Galera node to write to ({self.last_problem})", retry_after=2)
         return self.router.by_name[name]
 
+    async def _next_writer(self) -> routing.Endpoint:
+        """The writer; right after the last one failed, wait briefly for the probe to find another.
+
+        Queries can mark every node failed at once (a cluster-wide stall while a
+        dead member is evicted); the probe brings the live ones back within a
+        second, and a write that waits for that is not a failed request.
+        """
+        lost = self.router.writer_lost_at
+        if self.router.writer is None and lost is not None and time.monotonic() - lost < 30:
+            deadline = time.monotonic() + WRITER_WAIT
+            while self.router.writer is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        return self._writer()
+
     async def _on_writer(self, work: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``work`` once on the writer in autocommit mode (schema, purge)."""
         ep = self._writer()
         pool = await self._pool(ep)
-        conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+        conn = await self._acquire(ep, pool)
         try:
             async with conn.cursor() as cur:
                 return await asyncio.wait_for(work(cur), WRITE_TIMEOUT)
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()
             if _node_failure(exc):
-                self.router.fail(ep.name, self._describe(exc))
+                self._fail(ep, exc)
             raise self._translate(exc) from exc
         finally:
             pool.release(conn)
@@ -341,9 +394,9 @@ class MariaDBStore(Store):
         for ep in self.router.readers():
             pool = await self._pool(ep)
             try:
-                conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+                conn = await self._acquire(ep, pool)
             except (MySQLError, OSError, TimeoutError) as exc:
-                self.router.fail(ep.name, self._describe(exc))
+                self._fail(ep, exc)
                 tried.append(ep.name)
                 continue
             try:
@@ -353,7 +406,7 @@ class MariaDBStore(Store):
                 conn.close()
                 if not _node_failure(exc):
                     raise self._translate(exc) from exc
-                self.router.fail(ep.name, self._describe(exc))
+                self._fail(ep, exc)
                 tried.append(ep.name)
             finally:
                 pool.release(conn)
@@ -366,7 +419,7 @@ class MariaDBStore(Store):
             await self._ensure_schema()
         last: BaseException | None = None
         for attempt in self.policy.attempts():
-            ep = self._writer()
+            ep = await self._next_writer()
             pool = await self._pool(ep)
             try:
                 return await self._attempt_write(ep, pool, ns, work)
@@ -385,9 +438,9 @@ class MariaDBStore(Store):
     async def _attempt_write(self, ep: routing.Endpoint, pool: Any, ns: str,
                              work: Callable[[_Tx], Awaitable[T]]) -> T:
         try:
-            conn = await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+            conn = await self._acquire(ep, pool)
         except (MySQLError, OSError, TimeoutError) as exc:
-            self.router.fail(ep.name, self._describe(exc))
+            self._fail(ep, exc)
             raise _Uncommitted() from exc
         committing = False
         tx: _Tx | None = None
@@ -405,11 +458,11 @@ class MariaDBStore(Store):
                 raise
             if not _node_failure(exc):
                 raise self._translate(exc) from exc
-            self.router.fail(ep.name, self._describe(exc))
+            self._fail(ep, exc)
             if not committing:
                 raise _Uncommitted() from exc
             assert tx is not None
-            committed = await self._committed(tx)
+            committed = await self._committed(tx, ep)
             if committed is None:
                 raise OutcomeUnknown(
                     f"{ep.name} failed during COMMIT and no other node could tell whether the write "
@@ -420,25 +473,62 @@ class MariaDBStore(Store):
         finally:
             pool.release(conn)
 
-    async def _committed(self, tx: _Tx) -> bool | None:
-        """After a lost COMMIT: did it commit? Asked of another node, causally; None if unknown."""
+    async def _committed(self, tx: _Tx, failed: routing.Endpoint) -> bool | None:
+        """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.
+
+        Asked of another node, in this order: is ``failed`` out of that node's
+        Primary component (``wsrep_incoming_addresses``)? then, causally, is the
+        new version there? Galera delivers a write set in a view to every member
+        that survives into the next view or to none, so once ``failed`` is out,
+        an absent version will never appear. While ``failed`` is still a member
+        (frozen, or only slow) its COMMIT may yet land, so only a present version
+        is an answer; the question is asked again until OUTCOME_TIMEOUT.
+        Behind a balancer the members cannot be matched to the endpoint, so only
+        a present version is an answer there.
+        """
         if not tx.written:
             return False
+        key, version = tx.written[0]
+        is_node = self.settings.server.route == "nodes"
+        address = f"{failed.host}:{failed.port}"
+        deadline = time.monotonic() + OUTCOME_TIMEOUT
 
-        async def check(cur: Any) -> bool:
-            key, version = tx.written[0]
-            await cur.execute("SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
-                              (tx.ns, key.encode()))
-            row = await cur.fetchone()
-            if version is None:
-                return row is None
-            return row is not None and str(row[0]) == version
-
-        for _ in range(3):
+        async def ask(ep: routing.Endpoint) -> bool | None:
+            conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
             try:
-                return await self._read(check)
-            except BackendUnavailable:
-                await asyncio.sleep(0.5)
+                async with conn.cursor() as cur:
+                    await asyncio.wait_for(cur.execute(
+                        "SHOW STATUS WHERE Variable_name IN ('wsrep_incoming_addresses', 'wsrep_cluster_status')"),
+                        READ_TIMEOUT)
+                    status = {str(k): str(v) for k, v in await cur.fetchall()}
+                    if status.get("wsrep_cluster_status") != "Primary":
+                        return None
+                    members = status.get("wsrep_incoming_addresses", "").split(",")
+                    settled = is_node and address not in members
+                    remaining = max(1.0, deadline - time.monotonic())
+                    await asyncio.wait_for(cur.execute(
+                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
+                        (tx.ns, key.encode())), remaining)
+                    row = await cur.fetchone()
+            finally:
+                conn.close()
+            present = (row is None) if version is None else (row is not None and str(row[0]) == version)
+            if present:
+                return True
+            return False if settled else None
+
+        while time.monotonic() < deadline:
+            for ep in self.router.readers():
+                if ep.name == failed.name:
+                    continue
+                try:
+                    answer = await ask(ep)
+                except (MySQLError, OSError, TimeoutError) as exc:
+                    log.info("outcome check on %s: %s", ep.name, self._describe(exc))
+                    continue
+                if answer is not None:
+                    return answer
+            await asyncio.sleep(0.25)
         return None
 
     # ------------------------------------------------------------------ reads

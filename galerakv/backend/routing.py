@@ -89,11 +89,20 @@ class Router:
         self.by_name = {ep.name: ep for ep in self.endpoints}
         self.health: dict[str, Health] = {}
         self.writer: str | None = None
+        self.writer_lost_at: float | None = None  # when the last writer failed with no other to take over
         self._rr: Iterator[int] = itertools.count(random.randrange(1000))
 
     def update(self, name: str, health: Health) -> None:
-        self.health[name] = health
+        self.update_all({name: health})
+
+    def update_all(self, healths: Mapping[str, Health]) -> None:
+        """Record a whole probe round at once, so the writer is chosen in configured order,
+        not in the order the probes happened to answer (servers then agree on one writer)."""
+        before = self.writer
+        self.health.update(healths)
         self.writer = choose_writer(self.writer, self.endpoints, self.health)
+        if before is not None and self.writer is None:
+            self.writer_lost_at = time.monotonic()
 
     def fail(self, name: str, reason: str) -> None:
         """A query on ``name`` failed the way a dead node fails: stop using it until a probe says otherwise."""

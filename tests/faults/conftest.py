@@ -103,11 +103,30 @@ class FaultCluster:
                 raise AssertionError(f"cluster not healthy after {timeout:.0f} s: {report}")
             time.sleep(1)
 
+    def running(self, node: str) -> bool:
+        node_dir = self.cluster.state_dir / node
+        try:
+            pid = int((node_dir / "galerakv.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+        return runs_mariadbd(pid, node_dir / "my.cnf")
+
     def restore(self) -> None:
-        """Bring every node back (``cluster up`` starts the stopped ones) and wait until all are Synced."""
+        """Make every node Synced again before the next scenario.
+
+        A node that was only frozen rejoins by itself (Galera reconnects it and
+        sends the missed writes by IST): wait for that. Stopped nodes are
+        started with ``galerakv cluster up``, which joins them to the running
+        Primary component.
+        """
         code, _ = self.cluster.status()
-        if code != 0:
-            self.cluster.ok("up")
+        if code == 0:
+            return
+        if all(self.running(n) for n in self.names):
+            seconds = self.wait_all_synced()
+            print(f"[restore] every node Synced again by itself after {seconds:.1f} s")
+            return
+        self.cluster.ok("up")
         self.wait_all_synced()
 
     # -------------------------------------------------------------- checks
