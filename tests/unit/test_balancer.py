@@ -245,3 +245,13 @@ def test_maintenance_switch(tmp_path: Path) -> None:
     assert result.exit_code == 0 and not flag.exists()
     result = CliRunner().invoke(main, ["cluster", "maintenance", "--node", "db9", "on", "--config", str(path)])
     assert result.exit_code == 1 and "no node named 'db9'" in result.output
+
+
+def test_install_and_preflight_by_kind(tmp_path: Path) -> None:
+    assert balancer.required_packages(_settings(tmp_path, "haproxy")) == ["haproxy"]
+    assert balancer.required_packages(_settings(tmp_path, "maxscale")) == []
+    assert balancer.required_packages(_settings(tmp_path, "none")) == []
+    data = {"cluster": {"transport": "ssh", "nodes": [{"name": "db1", "address": "10.0.0.1"}]},
+            "balancer": {"kind": "haproxy", "address": "10.0.0.9"}}
+    pre = balancer.preflight(config.parse(data, source=tmp_path / "galerakv.toml"))
+    assert pre.errors == () and "only for local nodes" in pre.warnings[0]
