@@ -42,6 +42,7 @@ from galerakv.cluster.balancer_render import (
     render_haproxy_cfg,
     render_maxscale_cnf,
 )
+from galerakv.cluster.procs import cmdline, pid_alive
 from galerakv.cluster.render import MAX_SOCKET_PATH
 from galerakv.cluster.secrets import Account, write_private
 from galerakv.cluster.transport.base import Preflight, Report, Transport
@@ -73,29 +74,6 @@ def managed(settings: Settings) -> bool:
 # --------------------------------------------------------------------------- processes
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[-1].split()
-        return bool(fields) and fields[0] != b"Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 @dataclass(frozen=True)
 class Program:
     """One process galerakv runs for the balancer, and how to recognise it."""
@@ -115,9 +93,9 @@ class Program:
 
     def owns(self, pid: int) -> bool:
         """``pid`` is alive and runs this program with this configuration."""
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return False
-        argv = _cmdline(pid)
+        argv = cmdline(pid)
         return bool(argv) and all(m in argv for m in self.marks)
 
     def running_pid(self) -> int | None:
@@ -147,7 +125,7 @@ class Program:
         deadline = time.monotonic() + START_TIMEOUT
         waiting = list(self.listens)
         while waiting:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise ClusterError(f"{self.label} exited while starting; its log {self.log} ends:\n"
                                    + _tail(self.log))

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from galerakv.cluster import install as _install
 from galerakv.cluster.health import START_MARKER
+from galerakv.cluster.procs import cmdline, pid_alive
 from galerakv.cluster.render import (
     GALERA_PORTS,
     MAX_SOCKET_PATH,
@@ -223,7 +224,7 @@ class LocalTransport(Transport):
         # posix_spawn may return before the child's exec has replaced its command line;
         # wait for it, so is_running() never mistakes a starting node for a dead one
         deadline = time.monotonic() + 5
-        while not runs_mariadbd(pid, p.my_cnf) and _pid_alive(pid) and time.monotonic() < deadline:
+        while not runs_mariadbd(pid, p.my_cnf) and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def _recorded_pid(self, node: NodeSettings) -> int | None:
@@ -242,7 +243,7 @@ class LocalTransport(Transport):
             pid = int(self.paths(node).pid_file.read_text().strip())
         except (FileNotFoundError, ValueError, PermissionError):
             return None
-        if pid == self._recorded_pid(node) or not _pid_alive(pid):
+        if pid == self._recorded_pid(node) or not pid_alive(pid):
             return None
         return pid if _is_mariadbd(pid) else None
 
@@ -346,40 +347,16 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _pid_alive(pid: int) -> bool:
-    # reap our own exited child first, else it would linger as a zombie that looks alive
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[-1].split()
-        return bool(fields) and fields[0] != b"Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-    except OSError:
-        return []
-
-
 def _is_mariadbd(pid: int) -> bool:
-    argv = _cmdline(pid)
+    argv = cmdline(pid)
     return bool(argv) and os.path.basename(argv[0]) in ("mariadbd", "mysqld")
 
 
 def runs_mariadbd(pid: int, my_cnf: Path) -> bool:
     """Whether ``pid`` is alive and is mariadbd started with this ``--defaults-file``."""
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
-    argv = _cmdline(pid)
+    argv = cmdline(pid)
     return _is_mariadbd(pid) and f"--defaults-file={my_cnf}" in argv
 
 
