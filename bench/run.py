@@ -1,4 +1,9 @@
-"""galerakv (SQLite) vs a single-member etcd (v3 JSON gateway), side by side, with wrk.
+"""galerakv vs etcd (v3 JSON gateway), side by side, with wrk.
+
+Default: galerakv on SQLite vs a single-member etcd. `--backend galera`: galerakv on a real
+local 3-node MariaDB Galera cluster (`[server] backend = "mariadb"`, `route = "nodes"`; the
+cluster is made with `galerakv cluster init/up` under /var/tmp/galerakv-bench and taken
+down with `galerakv cluster down` at the end, see bench/galera.py) vs a 3-member etcd.
 
 Starts both servers itself on loopback (free ports, temp dirs), preloads the same keys,
 then runs rounds of: galerakv GET, etcd GET, galerakv PUT, etcd PUT (alternating, so
@@ -7,6 +12,7 @@ galerakv/etcd. It stops only the processes it started (by PID) and removes its t
 
     python bench/run.py                     # 3 rounds x 10 s, 32 connections
     python bench/run.py --workers 2 --runs 5 --output bench/results/latest.md
+    python bench/run.py --backend galera --runs 5 --output bench/results/galera.md
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from galera import GaleraCluster
 from wrkbench import Owned, Summary, WrkResult, free_port, run_wrk, summarize, wait_http
 
 NS = "bench"
@@ -111,10 +118,10 @@ class Target:
     put_lua: str
 
 
-def galerakv_scripts(keys: int, size: int) -> tuple[str, str]:
+def galerakv_scripts(keys: int, size: int, read_query: str = "") -> tuple[str, str]:
     paths = [f"/v1/ns/{NS}/kv/{key_name(i)}" for i in range(keys)]
     bodies = [value_for(i, size).decode("ascii") for i in range(keys)]
-    get = lua_requests("GET", paths, None, "application/octet-stream")
+    get = lua_requests("GET", [p + read_query for p in paths], None, "application/octet-stream")
     put = lua_requests("PUT", paths, bodies, "application/octet-stream")
     return get, put
 
@@ -189,39 +196,66 @@ def preload_etcd(port: int, keys: int, size: int) -> None:
         raise RuntimeError(f"etcd range check failed: {status} {data[:200]!r}")
 
 
-def start_etcd(work: Path) -> tuple[Owned, int]:
-    client, peer = free_port(), free_port()
-    argv = [
-        ETCD,
-        "--name",
-        "bench",
-        "--data-dir",
-        str(work / "etcd"),
-        "--listen-client-urls",
-        f"http://127.0.0.1:{client}",
-        "--advertise-client-urls",
-        f"http://127.0.0.1:{client}",
-        "--listen-peer-urls",
-        f"http://127.0.0.1:{peer}",
-        "--initial-advertise-peer-urls",
-        f"http://127.0.0.1:{peer}",
-        "--initial-cluster",
-        f"bench=http://127.0.0.1:{peer}",
-        "--initial-cluster-state",
-        "new",
-        "--logger",
-        "zap",
-        "--log-level",
-        "warn",
-    ]
-    proc = Owned("etcd", argv, work / "etcd.log")
+def etcd_status(port: int) -> tuple[str, str]:
+    """(member id, leader id) as seen by the member on this client port."""
+    status, data = http_call(port, "POST", "/v3/maintenance/status", b"{}", {"Content-Type": "application/json"})
+    if status != 200:
+        raise RuntimeError(f"etcd status on {port}: {status} {data[:200]!r}")
+    d = json.loads(data)
+    return str(d["header"]["member_id"]), str(d.get("leader", ""))
+
+
+def start_etcd(work: Path, members: int = 1, target: str = "leader") -> tuple[list[Owned], int, str]:
+    """etcd with `members` members on 127.0.0.1 (own data dir and ports each).
+
+    Returns the processes, the client port wrk talks to (the leader, or a follower with
+    target="follower"; with one member, that member) and a description of it.
+    """
+    names = [f"m{i}" if members > 1 else "bench" for i in range(1, members + 1)]
+    ports = [(free_port(), free_port()) for _ in names]
+    initial = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True))
+    procs: list[Owned] = []
     try:
-        wait_http(client, "/health", 30.0, proc.proc)
+        for name, (client, peer) in zip(names, ports, strict=True):
+            argv = [
+                ETCD,
+                "--name", name,
+                "--data-dir", str(work / f"etcd-{name}"),
+                "--listen-client-urls", f"http://127.0.0.1:{client}",
+                "--advertise-client-urls", f"http://127.0.0.1:{client}",
+                "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                "--initial-cluster", initial,
+                "--initial-cluster-token", f"galerakv-bench-{os.getpid()}",
+                "--initial-cluster-state", "new",
+                "--logger", "zap",
+                "--log-level", "warn",
+            ]  # fmt: skip
+            procs.append(Owned(f"etcd-{name}", argv, work / f"etcd-{name}.log"))
+        for p, (client, _) in zip(procs, ports, strict=True):
+            wait_http(client, "/health", 30.0, p.proc)
+        if members == 1:
+            return procs, ports[0][0], "1 member"
+        ids = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ids = {client: etcd_status(client) for client, _ in ports}
+            leaders = {leader for _, leader in ids.values()}
+            if len(leaders) == 1 and "" not in leaders and "0" not in leaders:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"etcd members do not agree on a leader: {ids}")
+        for client, (member, leader) in ids.items():
+            if (member == leader) == (target == "leader"):
+                return procs, client, f"{members} members, wrk on the {target}"
+        raise RuntimeError(f"no etcd {target} found: {ids}")
     except Exception:
-        log(f"etcd did not start; log:\n{proc.tail()}")
-        proc.stop()
+        for p in procs:
+            log(f"{p.name} log:\n{p.tail()}")
+        for p in reversed(procs):
+            p.stop()
         raise
-    return proc, client
 
 
 def galerakv_argv(config: Path) -> list[str]:
@@ -244,13 +278,26 @@ def granian_argv(config: Path, workers: int, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def start_galerakv(work: Path, workers: int, synchronous: str | None, server: str = "galerakv") -> tuple[Owned, int]:
+def start_galerakv(
+    work: Path,
+    workers: int,
+    synchronous: str | None,
+    server: str = "galerakv",
+    galera: GaleraCluster | None = None,
+    engine: str | None = None,
+) -> tuple[Owned, int]:
+    """`galerakv serve` on SQLite in work/, or with galera: on that cluster (backend mariadb, route nodes)."""
     port = free_port()
-    db = work / "data" / "kv.sqlite3"  # not "galerakv/": cwd is on sys.path for granian
-    db.parent.mkdir()
-    config = work / "galerakv.toml"
-    sync = f'sqlite_synchronous = "{synchronous}"\n' if synchronous else ""
-    config.write_text(f'[server]\nport = {port}\nhost = "127.0.0.1"\nsqlite_path = "{db}"\nworkers = {workers}\n{sync}')
+    if galera is not None:
+        config = galera.serve_config(port, workers, engine)  # next to the cluster's toml: same state_dir
+    else:
+        db = work / "data" / "kv.sqlite3"  # not "galerakv/": cwd is on sys.path for granian
+        db.parent.mkdir()
+        config = work / "galerakv.toml"
+        sync = f'sqlite_synchronous = "{synchronous}"\n' if synchronous else ""
+        config.write_text(
+            f'[server]\nport = {port}\nhost = "127.0.0.1"\nsqlite_path = "{db}"\nworkers = {workers}\n{sync}'
+        )
     env = dict(os.environ)
     env.pop("GALERAKV_CONFIG", None)
     argv = galerakv_argv(config)
@@ -259,7 +306,7 @@ def start_galerakv(work: Path, workers: int, synchronous: str | None, server: st
         argv = granian_argv(config, workers, port)
     proc = Owned("galerakv", argv, work / "galerakv.log", cwd=str(work), env=env)
     try:
-        wait_http(port, "/healthz", 60.0, proc.proc)
+        wait_http(port, "/readyz" if galera is not None else "/healthz", 60.0, proc.proc)
     except Exception:
         log(f"galerakv did not start; log:\n{proc.tail()}")
         proc.stop()
@@ -316,13 +363,15 @@ def round_ratio(g: Summary, e: Summary) -> float:
     return statistics.median(a.rps / b.rps for a, b in zip(g.runs, e.runs, strict=True) if b.rps)
 
 
-def table(results: dict[tuple[str, str], Summary]) -> str:
+GOALS = {"sqlite": {"GET": 2.0, "PUT": 1.0}, "galera": {"GET": 1.5, "PUT": 1.0}}  # issue 2, issue 4
+
+
+def table(results: dict[tuple[str, str], Summary], goals: dict[str, float] = GOALS["sqlite"]) -> str:
     lines = [
         "| op | galerakv req/s | etcd req/s | ratio | per-round ratio | galerakv p50 ms | etcd p50 ms "
         "| galerakv p99 ms | etcd p99 ms | goal |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    goals = {"GET": 2.0, "PUT": 1.0}
     for op in ("GET", "PUT"):
         g, e = results.get(("galerakv", op)), results.get(("etcd", op))
         if g is None or e is None:
@@ -374,6 +423,48 @@ def main() -> int:
         action="store_true",
         help="etcd range with serializable=true (default: linearizable, as etcd does by default)",
     )
+    ap.add_argument(
+        "--backend",
+        choices=["sqlite", "galera"],
+        default="sqlite",
+        help="galerakv on SQLite (vs 1 etcd member), or on a real 3-node MariaDB Galera cluster with "
+        'route = "nodes" (vs 3 etcd members)',
+    )
+    ap.add_argument(
+        "--galera-config",
+        type=Path,
+        default=None,
+        help="with --backend galera: the galerakv.toml of a running cluster to use (not started or "
+        "stopped here); default: a fresh cluster under /var/tmp/galerakv-bench, up and down in this run",
+    )
+    ap.add_argument(
+        "--engine",
+        choices=["granian", "uvicorn"],
+        default=None,
+        help="with --backend galera: server.engine of `galerakv serve` (default: the server's default)",
+    )
+    ap.add_argument(
+        "--consistency",
+        choices=["strong", "local"],
+        default=None,
+        help="galerakv GET with ?consistency=... (Galera: local skips wsrep_sync_wait; default: none given)",
+    )
+    ap.add_argument("--galera-nodes", type=int, default=3)
+    ap.add_argument("--galera-first-address", default="127.0.0.41")
+    ap.add_argument("--etcd-members", type=int, default=None, help="default: 1 (sqlite), 3 (galera)")
+    ap.add_argument(
+        "--etcd-target",
+        choices=["leader", "follower"],
+        default="leader",
+        help="the etcd member wrk talks to (the leader spares etcd a forwarding hop)",
+    )
+    ap.add_argument(
+        "--wait-load",
+        type=float,
+        default=None,
+        help="first wait (at most --wait-max s) until the 1-min load average is at most this (shared machine)",
+    )
+    ap.add_argument("--wait-max", type=int, default=600)
     ap.add_argument("--only", choices=["galerakv", "etcd"], default=None)
     ap.add_argument("--output", type=Path, default=None, help="also write the report here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
@@ -381,27 +472,49 @@ def main() -> int:
     if args.value_size < 16:
         ap.error("--value-size must be >= 16")
 
-    budget = 120 + args.runs * 4 * (args.duration + 35) + 2 * 35
+    galera_mode = args.backend == "galera"
+    read_query = f"?consistency={args.consistency}" if args.consistency else ""
+    etcd_members = args.etcd_members or (3 if galera_mode else 1)
+    if galera_mode and args.server != "galerakv":
+        ap.error("--backend galera runs `galerakv serve` only")
+    budget = 120 + args.runs * 4 * (args.duration + 35) + 2 * 35 + (2 * 300 + 60 if galera_mode else 0)
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
+    if args.wait_load is not None:
+        waited = time.monotonic()
+        while os.getloadavg()[0] > args.wait_load and time.monotonic() - waited < args.wait_max:
+            time.sleep(5)
+        log(f"waited {time.monotonic() - waited:.0f} s for load <= {args.wait_load}: {os.getloadavg()[0]:.2f}")
     work = Path(tempfile.mkdtemp(prefix="galerakv-bench-"))
     owned: list[Owned] = []
+    cluster: GaleraCluster | None = None
+    etcd_desc = ""
     results: dict[tuple[str, str], Summary] = {}
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()[0]
+    loads: list[float] = []
     try:
         with deadline(budget):
             targets: list[Target] = []
             if args.only in (None, "galerakv"):
-                g, gport = start_galerakv(work, args.workers, args.sqlite_synchronous, args.server)
+                if galera_mode:
+                    if args.galera_config is not None:
+                        cluster = GaleraCluster.existing(args.galera_config)
+                    else:
+                        cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
+                    log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
+                    cluster.start()
+                g, gport = start_galerakv(
+                    work, args.workers, args.sqlite_synchronous, args.server, cluster, args.engine
+                )
                 owned.append(g)
                 log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}, {args.workers} worker(s)")
                 preload_galerakv(gport, args.keys, args.value_size)
-                gl, pl = galerakv_scripts(args.keys, args.value_size)
+                gl, pl = galerakv_scripts(args.keys, args.value_size, read_query)
                 targets.append(Target("galerakv", f"http://127.0.0.1:{gport}", gl, pl))
             if args.only in (None, "etcd"):
-                e, eport = start_etcd(work)
-                owned.append(e)
-                log(f"etcd pid {e.pid} on 127.0.0.1:{eport}")
+                es, eport, etcd_desc = start_etcd(work, etcd_members, args.etcd_target)
+                owned.extend(es)
+                log(f"etcd pids {[e.pid for e in es]}, {etcd_desc}, on 127.0.0.1:{eport}")
                 preload_etcd(eport, args.keys, args.value_size)
                 gl, pl = etcd_scripts(args.keys, args.value_size, args.etcd_serializable)
                 targets.append(Target("etcd", f"http://127.0.0.1:{eport}", gl, pl))
@@ -425,6 +538,7 @@ def main() -> int:
                     for t in targets:
                         res = wrk(t, t.get_lua if op == "GET" else t.put_lua, args.duration)
                         raw.setdefault((t.name, op), []).append(res)
+                        loads.append(os.getloadavg()[0])
                         log(f"round {r + 1}/{args.runs} {t.name} {op}: {res}")
             for k, v in raw.items():
                 results[k] = summarize(v)
@@ -434,6 +548,8 @@ def main() -> int:
     finally:
         for p in reversed(owned):
             p.stop()
+        if cluster is not None:
+            cluster.stop()
         if args.keep:
             log(f"kept {work}")
         else:
@@ -441,22 +557,32 @@ def main() -> int:
 
     errors = sum(s.errors for s in results.values())
     load = f"1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    if loads:
+        load += f" ({min(loads):.1f}-{max(loads):.1f} after each wrk run, median {statistics.median(loads):.1f})"
     on = " on granian" if args.server == "granian" else ""
     read_mode = "serializable" if args.etcd_serializable else "linearizable"
+    if galera_mode:
+        reads = "local reads" if args.consistency == "local" else "causal reads with wsrep_sync_wait=1"
+        gdesc = (
+            f"galerakv (MariaDB Galera, {args.galera_nodes} nodes on loopback, route=nodes, "
+            f"{reads}, {args.workers} worker(s), engine {args.engine or 'default'})"
+        )
+    else:
+        gdesc = f"galerakv{on} (SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'})"
+    etcd_desc = etcd_desc or f"{etcd_members} member(s)"
+    mariadb = f", MariaDB {cluster.mariadb_version()}" if cluster is not None else ""
     report = "\n".join(
         [
-            f"galerakv{on} (SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'}) "
-            f"vs etcd (1 member, v3 JSON gateway, {read_mode} range), "
-            f"{started:%Y-%m-%d %H:%M} UTC",
+            f"{gdesc} vs etcd ({etcd_desc}, v3 JSON gateway, {read_mode} range), {started:%Y-%m-%d %H:%M} UTC",
             "",
             f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.keys} keys, "
             f"{args.value_size}-byte values; medians of {args.runs} alternating rounds.",
             "",
-            table(results),
+            table(results, GOALS[args.backend]),
             "",
             f"Command: `{command}`",
             "",
-            f"Machine: {versions()}. wrk runs on the same CPUs as the servers; {load}.",
+            f"Machine: {versions()}{mariadb}. wrk runs on the same CPUs as the servers; {load}.",
             "",
             "Per run, req/s (p50/p99 ms):",
             "",
