@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -14,6 +15,8 @@ from galerakv.cluster import balancer, lifecycle, render, starter
 from galerakv.cluster import balancer_render as _brender
 from galerakv.cluster import doctor as _doctor
 from galerakv.cluster import install as _install
+from galerakv.cluster import membership as _membership
+from galerakv.cluster import rolling as _rolling
 from galerakv.cluster import sql as _sql
 from galerakv.cluster import verify as _verify
 from galerakv.cluster.health import NodeStatus
@@ -130,6 +133,34 @@ def up(settings: Settings, allow_small: bool, timeout: float, no_install: bool) 
             click.echo(f"  - {reason}")
         if not v.healthy:
             sys.exit(1)
+
+
+@cluster.command()
+@config_option
+@click.option("--force", "force", metavar="NODE", default=None,
+              help="Bootstrap NODE whatever the evidence says (its history wins).")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=lifecycle.JOIN_TIMEOUT,
+              show_default=True, help="Seconds to wait for each node to be Synced.")
+@handle_errors
+def recover(settings: Settings, force: str | None, timeout: float) -> None:
+    """After a full outage: bootstrap the most advanced node, then join the others.
+
+    Reads grastate.dat on every node and runs `mariadbd --wsrep-recover` where
+    the seqno is -1; prints the evidence and the decision. Refuses when the
+    evidence contradicts itself, unless --force names the node to keep.
+    """
+    _require_nodes(settings)
+    result = lifecycle.recover(settings, make_transport(settings), _echo, force=force,
+                               join_timeout=timeout)
+    if result is None:
+        return
+    v = result.report.verdict
+    click.echo(f"cluster {settings.cluster.name}: {v.verdict} after {result.seconds:.1f} s "
+               f"(bootstrapped {result.bootstrapped}, started {', '.join(result.started)})")
+    for reason in v.reasons:
+        click.echo(f"  - {reason}")
+    if not v.healthy:
+        sys.exit(1)
 
 
 @cluster.command()
@@ -295,6 +326,60 @@ def maintenance(settings: Settings, node_name: str, switch: str) -> None:
     else:
         path.unlink(missing_ok=True)
         click.echo(f"{node.name}: maintenance off; back in rotation once its check passes")
+
+
+@cluster.command()
+@config_option
+@click.option("--rolling", is_flag=True, help="One node at a time (the only kind there is).")
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=lifecycle.JOIN_TIMEOUT,
+              show_default=True, help="Seconds to wait for each node to be Synced again.")
+@handle_errors
+def restart(settings: Settings, rolling: bool, timeout: float) -> None:
+    """Restart every node in turn, clients moved away first, each Synced before the next.
+
+    Also the way to apply configuration changes: each node starts with the
+    configuration rendered from galerakv.toml at that moment.
+    """
+    _require_nodes(settings)
+    if not rolling:
+        fail("only --rolling is supported; for a full restart use `galerakv cluster down` "
+             "then `galerakv cluster up`")
+    began = time.monotonic()
+    steps = _rolling.rolling_restart(settings, make_transport(settings), _echo,
+                                     join_timeout=timeout)
+    click.echo(f"rolling restart done in {time.monotonic() - began:.1f} s: "
+               + ", ".join(f"{s.node} down {s.down:.1f} s" for s in steps))
+
+
+@cluster.command("add-node")
+@config_option
+@click.argument("name")
+@click.argument("address")
+@click.option("--port", type=click.IntRange(1, 65535), default=3306, show_default=True)
+@click.option("--timeout", type=click.FloatRange(1, 3600), default=lifecycle.JOIN_TIMEOUT,
+              show_default=True, help="Seconds to wait for the state transfer.")
+@handle_errors
+def add_node(settings: Settings, name: str, address: str, port: int, timeout: float) -> None:
+    """Add a node: galerakv.toml, every node's gcomm:// list, a state transfer, the balancer."""
+    _require_nodes(settings)
+    result = _membership.add_node(settings, make_transport(settings), _echo, name, address, port,
+                                  join_timeout=timeout)
+    click.echo(f"{name} joined in {result.seconds:.1f} s; the cluster has "
+               f"{len(result.settings.cluster.nodes)} nodes (restart `galerakv serve` with "
+               'route = "nodes" for it to use the new node)')
+
+
+@cluster.command("remove-node")
+@config_option
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Remove it even if fewer than 3 nodes remain.")
+@handle_errors
+def remove_node(settings: Settings, name: str, force: bool) -> None:
+    """Make a node leave cleanly, then drop it from galerakv.toml, the configs, the balancer."""
+    _require_nodes(settings)
+    result = _membership.remove_node(settings, make_transport(settings), _echo, name, force=force)
+    click.echo(f"{name} removed in {result.seconds:.1f} s; the cluster has "
+               f"{len(result.settings.cluster.nodes)} nodes")
 
 
 def _require_nodes(settings: Settings) -> None:

@@ -257,6 +257,7 @@ def plan_start(names: Sequence[str], running: Mapping[str, NodeStatus],
 
 _STATUS_CHANGE_RE = re.compile(r"Server status change (\w+) -> (\w+)")
 START_MARKER = "---- galerakv: starting"
+RECOVER_MARKER = "---- galerakv: mariadbd --wsrep-recover"
 
 
 def last_status_change(log_text: str) -> str | None:

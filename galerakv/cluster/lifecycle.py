@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from galerakv.cluster import balancer, doctor, health
+from galerakv.cluster import balancer, doctor, health, recovery
 from galerakv.cluster import install as _install
 from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
 from galerakv.cluster.render import render_all
@@ -107,8 +107,13 @@ class UpResult:
 
 def up(settings: Settings, transport: Transport, report: Report, *, allow_small: bool = False,
        bootstrap_timeout: float = BOOTSTRAP_TIMEOUT, join_timeout: float = JOIN_TIMEOUT,
-       install: bool = True) -> UpResult:
-    """Start every stopped node; see the module docstring for the order."""
+       install: bool = True, recover: bool = False, force: str | None = None) -> UpResult:
+    """Start every stopped node; see the module docstring for the order.
+
+    When every node is stopped and none is marked safe to bootstrap (an
+    unclean stop), or when ``recover`` or ``force`` asks for it, the recovery
+    rule (:mod:`galerakv.cluster.recovery`) picks the node first.
+    """
     began = time.monotonic()
     nodes = settings.cluster.nodes
     errors, warnings = node_count_problems(len(nodes), allow_small)
@@ -148,7 +153,11 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                            + "; see `galerakv cluster status`")
 
     stopped = tuple(n for n in nodes if n.name not in running)
-    doctor.check_before_start(settings, transport, stopped)  # the offline checks; raises on critical
+    recovering = not running and (recover or force is not None
+                                  or recovery.needs_recovery(grastates(transport, nodes)))
+    # the offline checks; raise on a critical finding (when recovering, the recovery
+    # rule below answers the bootstrap question, with its own refusals)
+    _check_before_start(settings, transport, stopped, BOOTSTRAP_FINDINGS if recovering else ())
     pre = transport.preflight(stopped)
     for warning in pre.warnings:
         report(f"warning: {warning}")
@@ -156,6 +165,13 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         raise ClusterError("cannot start the cluster:\n"
                            + "\n".join(f"  - {e}" for e in (*pre.errors, *balancer_pre.errors)))
 
+    if recovering:
+        if not recover and force is None:
+            report("every node is stopped and none is marked safe to bootstrap (an unclean stop): "
+                   "applying the recovery rule")
+        decision = recovery.plan(settings, transport, report, force)
+        if not decision.fresh:
+            recovery.apply(transport, settings, decision, report)
     saved = grastates(transport, stopped)
     names = [n.name for n in nodes]
     plan = health.plan_start(names, running, saved)
@@ -197,6 +213,60 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     balancer.start(settings, transport, report)
     final = status(settings, transport)
     return UpResult(True, tuple(started), plan.bootstrap, final, time.monotonic() - began)
+
+
+BOOTSTRAP_FINDINGS = ("not-bootstrapped", "unsafe-bootstrap-choice", "history-diverged")
+
+
+def _check_before_start(settings: Settings, transport: Transport, stopped: tuple[NodeSettings, ...],
+                        tolerate: tuple[str, ...]) -> None:
+    if not tolerate:
+        doctor.check_before_start(settings, transport, stopped)
+        return
+    rendered = render_all(settings, transport.ctx)
+    found = doctor.preflight(settings, transport, {n.name: rendered[n.name] for n in stopped})
+    critical = [f for f in found.critical if f.code not in tolerate]
+    if critical:
+        lines = [f"  - {f.code} {f.node or '(cluster)'}: {f.summary}\n"
+                 + "".join(f"      {e}\n" for e in f.evidence[:3]) + f"      fix: {f.fix}"
+                 for f in critical]
+        raise ClusterError("refusing to start: `galerakv cluster doctor --offline` found "
+                           f"{len(lines)} critical problem(s):\n" + "\n".join(lines))
+
+
+def recover(settings: Settings, transport: Transport, report: Report, *,
+            force: str | None = None, join_timeout: float = JOIN_TIMEOUT) -> UpResult | None:
+    """``galerakv cluster recover``: after a full outage, bootstrap the right node, join the rest.
+
+    Returns None (and says so) when the cluster runs and is healthy; refuses
+    when part of it runs (``up`` joins the stopped nodes then).
+    """
+    nodes = settings.cluster.nodes
+    if not nodes:
+        raise ClusterError("the metadata file lists no [[cluster.nodes]]")
+    if force is not None and force not in {n.name for n in nodes}:
+        raise ClusterError(f"--force {force}: no node of that name (known: "
+                           + ", ".join(n.name for n in nodes) + ")")
+    running = [n for n in nodes if transport.is_running(n)]
+    if running:
+        current = status(settings, transport)
+        if current.verdict.healthy:
+            report(f"cluster {settings.cluster.name} runs and is healthy ({len(nodes)}/{len(nodes)} "
+                   "Synced, Primary); nothing to recover")
+            return None
+        primary = [s.name for s in current.nodes if s.reachable and s.primary]
+        names = ", ".join(n.name for n in running)
+        if primary:
+            raise ClusterError(f"the cluster runs (Primary component on {', '.join(primary)}): "
+                               "nothing to recover; `galerakv cluster up` joins the stopped nodes")
+        raise ClusterError(f"{names} run but none is in a Primary component; stop them with "
+                           "`galerakv cluster down`, then run `galerakv cluster recover`")
+    saved = grastates(transport, nodes)
+    if force is None and all(g is None or g.never_joined for g in saved.values()):
+        raise ClusterError("no node ever joined a cluster: nothing to recover; "
+                           "`galerakv cluster up` creates it")
+    return up(settings, transport, report, install=False, recover=True, force=force,
+              join_timeout=join_timeout)
 
 
 def wait_synced(transport: Transport, node: NodeSettings, report: Report, timeout: float) -> float:

@@ -106,6 +106,16 @@ class Transport(ABC):
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         """The last lines of the node's error log."""
 
+    @abstractmethod
+    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+        """Run ``mariadbd --wsrep-recover`` on the stopped node (as the mysql user, with
+        its own configuration); returns what it logged. The output is also appended
+        to the node's error log, where the doctor reads the recovered position."""
+
+    @abstractmethod
+    def write_grastate(self, node: NodeSettings, text: str) -> None:
+        """Replace the stopped node's grastate.dat, keeping its owner and mode."""
+
     # -- SQL
     @abstractmethod
     def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:

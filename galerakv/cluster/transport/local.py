@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.health import START_MARKER
+from galerakv.cluster.health import RECOVER_MARKER, START_MARKER
 from galerakv.cluster.procs import cmdline, pid_alive
 from galerakv.cluster.render import (
     GALERA_PORTS,
@@ -270,6 +270,48 @@ class LocalTransport(Transport):
             return self.paths(node).grastate.read_text()
         except FileNotFoundError:
             return None
+
+    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+        p = self.paths(node)
+        binary = server_binary()
+        if binary is None:
+            raise NodeError(node.name, "mariadbd is not installed; run `galerakv cluster install`")
+        if not p.my_cnf.is_file():
+            raise NodeError(node.name, f"{p.my_cnf} does not exist; run `galerakv cluster render`")
+        if not p.log.exists():
+            p.log.touch(mode=0o640)
+        self._own(p.log)
+        with open(p.log, "a") as log:
+            log.write(f"{RECOVER_MARKER} {node.name}\n")
+            offset = log.tell()
+        argv = [binary, f"--defaults-file={p.my_cnf}", "--wsrep-recover"]
+        try:
+            with open(p.log, "ab") as log_out:
+                result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log_out,
+                                        stderr=log_out, timeout=timeout, check=False,
+                                        env=_clean_env())
+        except subprocess.TimeoutExpired as exc:
+            raise NodeError(node.name, f"mariadbd --wsrep-recover did not finish within "
+                            f"{timeout:.0f} s", self.log_tail(node)) from exc
+        except OSError as exc:
+            raise NodeError(node.name, f"cannot run {binary}: {exc.strerror}") from exc
+        with open(p.log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise NodeError(node.name, f"mariadbd --wsrep-recover exited with {result.returncode}",
+                            "\n".join(text.splitlines()[-15:]))
+        return text
+
+    def write_grastate(self, node: NodeSettings, text: str) -> None:
+        path = self.paths(node).grastate
+        st = path.stat()
+        tmp = path.with_name(".grastate.dat.galerakv")
+        tmp.write_text(text)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        if os.geteuid() == 0:
+            os.chown(tmp, st.st_uid, st.st_gid)
+        os.replace(tmp, path)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.health import START_MARKER
+from galerakv.cluster.health import RECOVER_MARKER, START_MARKER
 from galerakv.cluster.render import GALERA_PORTS, MAX_SOCKET_PATH, NodePaths, RenderContext
 from galerakv.cluster.secrets import Secrets, client_option_file
 from galerakv.cluster.transport.base import (
@@ -270,6 +270,28 @@ exit 0
     def grastate(self, node: NodeSettings) -> str | None:
         result = self._sh(node, f"cat {shlex.quote(str(self.paths(node).grastate))}", timeout=30)
         return result.stdout if result.returncode == 0 else None
+
+    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+        p = self.paths(node)
+        log = shlex.quote(str(p.log))
+        user = self.ctx.run_as
+        marker = shlex.quote(f"{RECOVER_MARKER} {node.name}")
+        argv = shlex.join([MARIADBD, f"--defaults-file={p.my_cnf}", "--wsrep-recover"])
+        script = (f"touch {log}; chown {user}:{user} {log}; echo {marker} >> {log}; "
+                  f"start=$(stat -c %s {log}); cd /; {argv} </dev/null >>{log} 2>&1; rc=$?; "
+                  f"tail -c +$((start + 1)) {log}; exit $rc")
+        result = self._sh(node, script, timeout=timeout)
+        if result.returncode != 0:
+            raise NodeError(node.name, f"mariadbd --wsrep-recover exited with {result.returncode}",
+                            "\n".join(result.stdout.splitlines()[-15:]))
+        return result.stdout
+
+    def write_grastate(self, node: NodeSettings, text: str) -> None:
+        path = shlex.quote(str(self.paths(node).grastate))
+        tmp = shlex.quote(str(self.paths(node).datadir / ".grastate.dat.galerakv"))
+        self._ok(node, "writing grastate.dat",
+                 f"set -e; cat > {tmp}; chown --reference={path} {tmp}; "
+                 f"chmod --reference={path} {tmp}; mv -f {tmp} {path}", stdin=text)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         log = shlex.quote(str(self.paths(node).log))

@@ -1,0 +1,308 @@
+"""Recovery and lifecycle on one real 3-node cluster (127.0.0.101-105), with writes flowing.
+
+Drills, each with a bounded write loop through a real ``galerakv serve``
+(route = "nodes") that reports writes acknowledged, acknowledged writes found
+afterwards on every node, failed requests and the time to recover (run with
+``-s`` to see them):
+
+- ``restart --rolling`` under writes: no request may fail;
+- SIGSTOP of two of three nodes: the last one goes non-Primary and the server
+  answers 503; after SIGCONT the cluster heals by itself;
+- kill -9 of every node in the middle of writes: ``up`` picks the most
+  advanced node by itself;
+- grow 3 -> 5 and shrink 5 -> 3 with ``add-node`` / ``remove-node``.
+
+Plus the bad input of those verbs. The cluster is shared by the module (and
+the tests run in file order) to keep the wall time low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from galerakv.cluster.recovery import parse_recovered
+from galerakv.cluster.transport.local import runs_mariadbd
+from tests.faults.conftest import FaultCluster
+from tests.faults.test_node_faults import Outcome, Tally, check
+
+from .conftest import LocalCluster, make_local_cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+FIRST = "127.0.0.101"
+CLIENTS = 3
+PAUSE = 0.01  # between one client's writes: a steady load that leaves the 2 cores some air
+REQUEST_TIMEOUT = 30.0
+HEAL_TIMEOUT = 90.0
+
+
+def _config_data(cluster: LocalCluster) -> dict[str, object]:
+    data = tomllib.loads(cluster.config.read_text())
+    data["cluster"]["state_dir"] = str(cluster.state_dir)
+    return data
+
+
+@pytest.fixture(scope="module")
+def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+    with make_local_cluster(3, FIRST, "galerakv_recovery") as cluster:
+        cluster.ok("up")
+        fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery"))
+        try:
+            yield fault
+        finally:
+            fault.stop_servers()
+
+
+class WriteLoop:
+    """Clients PUT unique keys through the server until stopped (bounded by ``limit`` s)."""
+
+    def __init__(self, url: str, ns: str, limit: float = 120.0) -> None:
+        self.url, self.ns, self.limit = url, ns, limit
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.began = 0.0
+
+    async def _client(self, n: int, stop_at: float) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=REQUEST_TIMEOUT) as c:
+            i = 0
+            while not self._stop.is_set() and time.monotonic() < stop_at:
+                key = f"c{n}-{i:05d}"
+                i += 1
+                began = time.monotonic()
+                try:
+                    r = await c.put(f"/v1/ns/{self.ns}/kv/{key}", content=f"{key} value".encode())
+                    self.outcomes.append(Outcome(key, r.status_code, r.headers.get("etag", ""),
+                                                 time.monotonic() - began,
+                                                 "" if r.is_success else r.text[:300]))
+                except httpx.HTTPError as exc:
+                    self.outcomes.append(Outcome(key, 0, "", time.monotonic() - began, repr(exc)))
+                await asyncio.sleep(PAUSE)
+
+    async def _main(self) -> None:
+        stop_at = time.monotonic() + self.limit
+        await asyncio.gather(*(self._client(n, stop_at) for n in range(CLIENTS)))
+
+    def __enter__(self) -> WriteLoop:
+        self.began = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(REQUEST_TIMEOUT + 10)
+        assert not self._thread.is_alive(), "the write loop did not stop"
+
+    def acked_so_far(self) -> int:
+        return sum(1 for o in list(self.outcomes) if 200 <= o.status < 300)
+
+    def wait_for_acks(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acked_so_far() < count:
+            assert time.monotonic() < deadline, f"fewer than {count} writes acknowledged in {timeout} s"
+            time.sleep(0.1)
+
+    def tally(self) -> Tally:
+        return Tally(list(self.outcomes), time.monotonic() - self.began)
+
+
+def wait_healthy(cluster: LocalCluster, timeout: float = HEAL_TIMEOUT) -> float:
+    began = time.monotonic()
+    while True:
+        code, report = cluster.status()
+        if code == 0:
+            return time.monotonic() - began
+        assert time.monotonic() - began < timeout, f"not healthy after {timeout:.0f} s: {report}"
+        time.sleep(0.5)
+
+
+def pids(fc: FaultCluster, names: list[str]) -> dict[str, int]:
+    return {n: fc.pid(n) for n in names}
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_changes_nothing(fc: FaultCluster) -> None:
+    c = fc.cluster
+    before = c.config.read_text()
+
+    out = c.ok("recover")
+    assert "runs and is healthy" in out and "nothing to recover" in out
+
+    for args, message in [
+        (("add-node", "db2", "127.0.0.109"), "the name 'db2' is already taken"),
+        (("add-node", "db9", "127.0.0.102"), "the address 127.0.0.102:3306 is already taken by node db2"),
+        (("add-node", "db9", "10.1.2.3"), "local nodes must use a loopback address"),
+        (("remove-node", "db3"), "pass --force"),
+        (("remove-node", "db7"), "no node named 'db7'"),
+        (("restart",), "only --rolling"),
+        (("recover", "--force", "db9"), "--force db9: no node of that name"),
+    ]:
+        result = c.cli(*args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert c.config.read_text() == before
+    assert not (c.state_dir / "db9").exists()
+    assert c.status()[0] == 0
+
+
+# --------------------------------------------------------------------------- rolling restart
+
+
+def test_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
+    server = fc.server()
+    with WriteLoop(server.url, "r-rolling") as loop:
+        loop.wait_for_acks(20)
+        before = {n: fc.pid(n) for n in fc.names}
+        began = time.monotonic()
+        out = fc.cluster.ok("restart", "--rolling")
+        took = time.monotonic() - began
+        loop.wait_for_acks(loop.acked_so_far() + 20)
+    tally = loop.tally()
+    assert out.index("db3: stopping") < out.index("db2: stopping") < out.index("db1: stopping")
+    after = {n: fc.pid(n) for n in fc.names}
+    assert all(after[n] != before[n] for n in fc.names), "every node got a new process"
+    print(f"\n[rolling restart] took {took:.1f} s")
+    check(fc, "rolling restart", "r-rolling", tally, fc.names)
+    fc.stop_servers()
+
+
+# --------------------------------------------------------------------------- quorum lost
+
+
+def test_two_of_three_frozen_then_healed(fc: FaultCluster) -> None:
+    server = fc.server()
+    frozen = ["db2", "db3"]
+    with WriteLoop(server.url, "r-quorum") as loop, contextlib.ExitStack() as undo:
+        loop.wait_for_acks(20)
+        for pid in pids(fc, frozen).values():
+            os.kill(pid, signal.SIGSTOP)
+            undo.callback(os.kill, pid, signal.SIGCONT)
+        stopped_at = time.monotonic()
+        deadline = stopped_at + 60
+        while True:
+            st = next(n for n in fc.cluster.status()[1]["nodes"] if n["name"] == "db1")
+            if st["reachable"] and not st["primary"]:
+                break
+            assert time.monotonic() < deadline, f"db1 stayed Primary without its peers: {st}"
+            time.sleep(0.5)
+        non_primary_after = time.monotonic() - stopped_at
+        refused = httpx.put(server.url + "/v1/ns/r-quorum/kv/while-non-primary", content=b"x",
+                            timeout=REQUEST_TIMEOUT)
+        assert refused.status_code == 503, refused.text
+        assert fc.cluster.cli("status").returncode == 1
+        undo.close()  # SIGCONT
+        resumed = time.monotonic()
+        healed = wait_healthy(fc.cluster)
+        first_write = None
+        while first_write is None:
+            ok = [o for o in list(loop.outcomes)[-20:] if 200 <= o.status < 300]
+            if ok and time.monotonic() - resumed > 1:
+                first_write = time.monotonic() - resumed
+            assert time.monotonic() - resumed < HEAL_TIMEOUT, "no write succeeded after SIGCONT"
+            time.sleep(0.2)
+        loop.wait_for_acks(loop.acked_so_far() + 20)
+    tally = loop.tally()
+    failed = tally.failed
+    assert all(o.status == 503 for o in failed), [o for o in failed if o.status != 503][:3]
+    print(f"\n[SIGSTOP db2+db3] db1 non-Primary after {non_primary_after:.1f} s; after SIGCONT: "
+          f"healthy in {healed:.1f} s, writes flowing within {first_write:.1f} s; "
+          f"{len(failed)} requests answered 503 while quorum was lost")
+    check(fc, "SIGSTOP 2 of 3", "r-quorum",
+          Tally([o for o in tally.outcomes if o.status != 503], tally.seconds), fc.names)
+    fc.stop_servers()
+
+
+# --------------------------------------------------------------------------- full outage
+
+
+def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
+    c = fc.cluster
+    server = fc.server()
+    with WriteLoop(server.url, "r-outage") as loop:
+        loop.wait_for_acks(50)
+        victims = pids(fc, fc.names)
+        for pid in victims.values():
+            os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        deadline = killed_at + 30
+        for name, pid in victims.items():
+            while runs_mariadbd(pid, c.state_dir / name / "my.cnf"):
+                assert time.monotonic() < deadline, f"{name} survived SIGKILL"
+                time.sleep(0.05)
+        time.sleep(1.0)  # the server notices: writes now fail with 503
+    tally = loop.tally()
+    for name in fc.names:
+        g = c.grastate(name)
+        assert "seqno:   -1" in g and "safe_to_bootstrap: 0" in g, g
+
+    began = time.monotonic()
+    out = c.ok("up", "--no-install")
+    took = time.monotonic() - began
+    assert "applying the recovery rule" in out and "decision: bootstrap" in out
+    recovered = {}
+    for name in fc.names:
+        log = (c.state_dir / name / "mysqld.log").read_text(errors="replace")
+        section = log.rpartition("---- galerakv: mariadbd --wsrep-recover")[2]
+        pos = parse_recovered(section.partition("---- galerakv: starting")[0])
+        assert pos is not None, name
+        recovered[name] = pos.seqno
+        if os.environ.get("GALERAKV_RECORD_RECOVER"):
+            Path(os.environ["GALERAKV_RECORD_RECOVER"], f"{name}.log").write_text(
+                section.partition("---- galerakv: starting")[0])
+    chosen = out.split("decision: bootstrap ")[1].split(":")[0]
+    assert recovered[chosen] == max(recovered.values()), (chosen, recovered)
+    assert f"{chosen}: bootstrapping" in out
+    assert c.status()[0] == 0
+    print(f"\n[kill -9 of every node] recovered positions {recovered}; up bootstrapped {chosen} "
+          f"and was healthy {took:.1f} s after it started ({time.monotonic() - killed_at:.1f} s "
+          f"after the kill); {len(tally.failed)} requests failed while every node was down")
+    acked = Tally([o for o in tally.outcomes if 200 <= o.status < 300], tally.seconds)
+    check(fc, "kill -9 of every node", "r-outage", acked, fc.names)
+    fc.stop_servers()
+
+
+# --------------------------------------------------------------------------- membership
+
+
+def test_grow_to_five_then_shrink_to_three(fc: FaultCluster) -> None:
+    c = fc.cluster
+    original = c.config.read_text()
+    out = c.ok("add-node", "db4", "127.0.0.104")
+    assert "even number" in out and "db4: Synced" in out
+    out = c.ok("add-node", "db5", "127.0.0.105")
+    assert "even number" not in out
+    text = c.config.read_text()
+    assert "# the root node: bootstrapped first" in text and 'name = "db5"' in text
+    assert "127.0.0.105:4567" in (c.state_dir / "db1" / "cluster.cnf").read_text()
+    c.names[:] = ["db1", "db2", "db3", "db4", "db5"]
+    code, st = c.status()
+    assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [5] * 5
+    assert "verify: ok" in c.ok("verify")
+
+    out = c.ok("remove-node", "db5")
+    assert "even number" in out
+    c.ok("remove-node", "db4")
+    assert c.config.read_text() == original
+    assert "127.0.0.104" not in (c.state_dir / "db1" / "cluster.cnf").read_text()
+    code, st = c.status()
+    assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [3] * 3
+    assert "verify: ok" in c.ok("verify")
+    for gone in ("db4", "db5"):
+        pid = int((c.state_dir / gone / "galerakv.pid").read_text()) if (
+            c.state_dir / gone / "galerakv.pid").exists() else None
+        assert pid is None or not runs_mariadbd(pid, c.state_dir / gone / "my.cnf")
+    c.names[:] = ["db1", "db2", "db3"]

@@ -1,0 +1,173 @@
+"""The full-outage recovery rule, decided from recorded grastate.dat and --wsrep-recover output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from galerakv.cluster import recovery
+from galerakv.cluster.health import ZERO_UUID, parse_grastate
+from galerakv.cluster.recovery import Evidence, Position, decide, parse_recovered
+
+RECORDED = Path(__file__).parent / "recovery_recorded"
+UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"
+OTHER = "e9e9ec8d-e97d-11f1-8e63-ca76314157b6"
+NAMES = ["db1", "db2", "db3"]
+
+
+def grastate(uuid: str = UUID, seqno: int = -1, safe: int = 0) -> str:
+    return (f"# GALERA saved state\nversion: 2.1\nuuid:    {uuid}\nseqno:   {seqno}\n"
+            f"safe_to_bootstrap: {safe}\n")
+
+
+def recover_log(uuid: str = UUID, seqno: int = 0, gtid: str = "") -> str:
+    """--wsrep-recover output, in the shape MariaDB 10.11 logs it."""
+    return (
+        "2026-11-26 10:51:02 0 [Note] Starting MariaDB 10.11.14-MariaDB-0+deb12u2 source revision  "
+        "server_uid 6m6bJ0H8WZ7= as process 4242\n"
+        "2026-11-26 10:51:02 0 [Note] InnoDB: Using transactional memory\n"
+        "2026-11-26 10:51:02 0 [Note] InnoDB: Starting crash recovery from checkpoint LSN=47214\n"
+        "2026-11-26 10:51:03 0 [Note] InnoDB: 128 rollback segments are active.\n"
+        "2026-11-26 10:51:03 0 [Note] InnoDB: log sequence number 51034; transaction id 88\n"
+        f"2026-11-26 10:51:03 0 [Note] WSREP: Recovered position: {uuid}:{seqno}{gtid}\n"
+        "2026-11-26 10:51:03 0 [Note] InnoDB: FTS optimize thread exiting.\n"
+    )
+
+
+def crashed(name: str, seqno: int, uuid: str = UUID) -> Evidence:
+    return Evidence(name, parse_grastate(grastate(uuid)), parse_recovered(recover_log(uuid, seqno)),
+                    recover_ran=True)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def test_recovered_position_takes_the_plain_integer() -> None:
+    assert parse_recovered(recover_log(seqno=1234)) == Position(UUID, 1234)
+    assert parse_recovered(recover_log(seqno=77, gtid=",0-1-77")) == Position(UUID, 77)
+    assert parse_recovered("no position here") is None
+    # the last one counts (several runs appended to one log)
+    assert parse_recovered(recover_log(seqno=5) + recover_log(seqno=9)) == Position(UUID, 9)
+
+
+def test_recorded_outputs_parse() -> None:
+    files = sorted(RECORDED.glob("*.log"))
+    assert files, "recorded --wsrep-recover outputs are missing"
+    for path in files:
+        pos = parse_recovered(path.read_text())
+        assert pos is not None and pos.seqno >= 0, path.name
+
+
+def test_safe_to_bootstrap_is_rewritten_in_place() -> None:
+    text = grastate(seqno=-1, safe=0)
+    out = recovery.with_safe_to_bootstrap(text, True)
+    assert out.splitlines()[:4] == text.splitlines()[:4]
+    assert parse_grastate(out).safe_to_bootstrap and parse_grastate(out).seqno == -1
+    assert not parse_grastate(recovery.with_safe_to_bootstrap(out, False)).safe_to_bootstrap
+    old = "version: 2.1\nuuid: x\nseqno: 3\n"  # Galera 3 had no such line
+    assert recovery.with_safe_to_bootstrap(old, True).endswith("safe_to_bootstrap: 1\n")
+
+
+# --------------------------------------------------------------------------- the rule
+
+
+def test_highest_recovered_seqno_after_a_crash() -> None:
+    ev = {"db1": crashed("db1", 40), "db2": crashed("db2", 42), "db3": crashed("db3", 41)}
+    d = decide(NAMES, ev)
+    assert d.ok and d.bootstrap == "db2" and d.join == ("db1", "db3") and d.mark_safe
+    assert "highest recovered seqno (42)" in d.reason
+    assert d.evidence[1].startswith("db2: grastate.dat uuid") and "--wsrep-recover" in d.evidence[1]
+
+
+def test_safe_to_bootstrap_wins_when_nobody_is_ahead() -> None:
+    ev = {"db1": Evidence("db1", parse_grastate(grastate(seqno=50, safe=1))),
+          "db2": crashed("db2", 50), "db3": crashed("db3", 48)}
+    d = decide(NAMES, ev)
+    assert d.bootstrap == "db1" and not d.mark_safe and "safe_to_bootstrap" in d.reason
+
+
+def test_a_tie_goes_to_the_first_node_in_the_metadata_file() -> None:
+    ev = {"db1": crashed("db1", 30), "db2": crashed("db2", 31), "db3": crashed("db3", 31)}
+    d = decide(NAMES, ev)
+    assert d.bootstrap == "db2" and "db2, db3 all reached it" in d.reason
+
+
+def test_all_zero_uuid_and_missing_grastate_are_skipped() -> None:
+    ev = {"db1": Evidence("db1", parse_grastate(grastate(ZERO_UUID)),
+                          parse_recovered(recover_log(ZERO_UUID, -1)), recover_ran=True),
+          "db2": Evidence("db2", None),
+          "db3": crashed("db3", 12)}
+    d = decide(NAMES, ev)
+    assert d.bootstrap == "db3" and d.join == ("db1", "db2")
+    assert any("db1 will get a full state transfer" in w for w in d.warnings)
+    assert "all-zero cluster UUID" in d.evidence[0]
+
+
+def test_never_bootstrapped_is_a_fresh_start() -> None:
+    ev = {n: Evidence(n, None) for n in NAMES}
+    d = decide(NAMES, ev)
+    assert d.fresh and d.bootstrap == "db1" and not d.mark_safe
+
+
+REFUSALS = [
+    ("different cluster histories",
+     {"db1": crashed("db1", 40), "db2": crashed("db2", 42, OTHER), "db3": crashed("db3", 41)}),
+    ("cannot tell how far db3 got",
+     {"db1": crashed("db1", 40), "db2": crashed("db2", 42),
+      "db3": Evidence("db3", parse_grastate(grastate()), None, True, "InnoDB: corrupted page")}),
+    ("db1 is marked safe_to_bootstrap at seqno 10 but db2 reached seqno 12",
+     {"db1": Evidence("db1", parse_grastate(grastate(seqno=10, safe=1))),
+      "db2": crashed("db2", 12), "db3": crashed("db3", 11)}),
+    ("InnoDB recovered",
+     {"db1": Evidence("db1", parse_grastate(grastate()), Position(OTHER, 9), True),
+      "db2": crashed("db2", 12), "db3": crashed("db3", 11)}),
+]
+
+
+@pytest.mark.parametrize(("message", "evidence"), REFUSALS, ids=[r[0][:30] for r in REFUSALS])
+def test_contradicting_evidence_is_refused(message: str, evidence: dict[str, Evidence]) -> None:
+    d = decide(NAMES, evidence)
+    assert not d.ok and d.bootstrap is None
+    assert message in d.refused and "--force NODE" in d.refused
+    assert len(d.evidence) == 3
+
+
+def test_force_overrides_and_warns_what_is_lost() -> None:
+    ev = {"db1": Evidence("db1", parse_grastate(grastate(seqno=10, safe=1))),
+          "db2": crashed("db2", 12), "db3": crashed("db3", 11, OTHER)}
+    d = decide(NAMES, ev, force="db2")
+    assert d.ok and d.bootstrap == "db2" and d.mark_safe and d.clear_safe == ("db1",)
+    assert any("db3 holds another history" in w for w in d.warnings)
+    d = decide(NAMES, ev, force="db1")
+    assert d.bootstrap == "db1" and not d.mark_safe
+    assert any("db2 reached seqno 12, ahead of db1 (10): its last 2" in w for w in d.warnings)
+
+
+@pytest.mark.parametrize(("force", "message"), [("db9", "no node of that name"),
+                                                ("db3", "holds no usable position")])
+def test_force_refuses_a_node_without_history(force: str, message: str) -> None:
+    ev = {"db1": crashed("db1", 3), "db2": crashed("db2", 4), "db3": Evidence("db3", None)}
+    d = decide(NAMES, ev, force=force)
+    assert not d.ok and message in d.refused
+
+
+def test_needs_recovery() -> None:
+    crash = parse_grastate(grastate())
+    clean = parse_grastate(grastate(seqno=5, safe=1))
+    fresh = parse_grastate(grastate(ZERO_UUID))
+    assert recovery.needs_recovery({"a": crash, "b": crash})
+    assert not recovery.needs_recovery({"a": crash, "b": clean})
+    assert not recovery.needs_recovery({"a": fresh, "b": None})
+
+
+def test_recorded_kill9_of_every_node() -> None:
+    """Recorded on MariaDB 10.11 after kill -9 of all three nodes under writes: a tie."""
+    ev = {}
+    for name in NAMES:
+        text = (RECORDED / f"kill9-all-{name}.log").read_text()
+        pos = parse_recovered(text)
+        assert pos is not None
+        ev[name] = Evidence(name, parse_grastate(grastate(pos.uuid)), pos, recover_ran=True)
+    d = decide(NAMES, ev)
+    assert d.bootstrap == "db1" and d.mark_safe and "db1, db2, db3 all reached it" in d.reason
