@@ -89,27 +89,29 @@ class Evidence:
     recover_ran: bool = False
     recover_error: str = ""
 
-    def position(self) -> tuple[Position | None, str]:
-        """The node's position, or None with why it does not count (skipped or unknown)."""
+    def position(self) -> tuple[Position | None, str, bool]:
+        """The node's position; else None, why, and whether the node is simply skipped
+        (it holds no history: it joins by state transfer) rather than unknown."""
         g = self.grastate
         if g is None:
-            return None, "no grastate.dat: never started, or its datadir was wiped"
+            return None, "no grastate.dat: never started, or its datadir was wiped", True
         uuid = g.uuid
         if uuid == ZERO_UUID and self.recovered is not None:
             uuid = self.recovered.uuid
         if uuid == ZERO_UUID:
-            return None, "all-zero cluster UUID: holds no cluster history"
+            return None, "all-zero cluster UUID: holds no cluster history", True
         if g.seqno >= 0:
-            return Position(uuid, g.seqno), ""
+            return Position(uuid, g.seqno), "", False
         if self.recovered is None:
             why = self.recover_error or "mariadbd --wsrep-recover printed no position"
-            return None, f"seqno -1 and the position could not be recovered ({why})"
+            return None, f"seqno -1 and the position could not be recovered ({why})", False
         if self.recovered.uuid != uuid:
             return None, (f"grastate.dat names cluster {uuid} but InnoDB recovered "
-                          f"{self.recovered}")
+                          f"{self.recovered}"), False
         if self.recovered.seqno < 0:
-            return None, f"--wsrep-recover found no committed position ({self.recovered})"
-        return self.recovered, ""
+            # an interrupted state transfer leaves no committed position: nothing to keep
+            return None, f"--wsrep-recover found no committed position ({self.recovered})", True
+        return self.recovered, "", False
 
     def describe(self) -> str:
         """One line of evidence, as printed."""
@@ -122,7 +124,7 @@ class Evidence:
         if self.recover_ran:
             saved += (f"; --wsrep-recover: {self.recovered}" if self.recovered is not None
                       else f"; --wsrep-recover failed: {self.recover_error or 'no position printed'}")
-        pos, why = self.position()
+        pos, why, _ = self.position()
         verdict = f"position {pos.seqno}" if pos is not None else why
         return f"{self.name}: {saved} -> {verdict}"
 
@@ -165,10 +167,10 @@ def decide(names: Sequence[str], evidence: Mapping[str, Evidence],
     skipped: dict[str, str] = {}
     for n in names:
         ev = evidence.get(n, Evidence(n, None))
-        pos, why = ev.position()
+        pos, why, skip = ev.position()
         if pos is not None:
             positions[n] = pos
-        elif ev.grastate is None or why.startswith(("all-zero", "--wsrep-recover found no")):
+        elif skip:
             skipped[n] = why
         else:
             unknown[n] = why

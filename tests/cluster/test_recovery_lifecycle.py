@@ -220,7 +220,8 @@ def test_two_of_three_frozen_then_healed(fc: FaultCluster) -> None:
     assert all(o.status == 503 for o in failed), [o for o in failed if o.status != 503][:3]
     print(f"\n[SIGSTOP db2+db3] db1 non-Primary after {non_primary_after:.1f} s; after SIGCONT: "
           f"healthy in {healed:.1f} s, writes flowing within {first_write:.1f} s; "
-          f"{len(failed)} requests answered 503 while quorum was lost")
+          f"{len(failed)} requests answered 503 while quorum was lost (slowest after "
+          f"{max((o.latency for o in failed), default=0):.1f} s)")
     check(fc, "SIGSTOP 2 of 3", "r-quorum",
           Tally([o for o in tally.outcomes if o.status != 503], tally.seconds), fc.names)
     fc.stop_servers()

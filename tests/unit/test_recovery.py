@@ -171,3 +171,12 @@ def test_recorded_kill9_of_every_node() -> None:
         ev[name] = Evidence(name, parse_grastate(grastate(pos.uuid)), pos, recover_ran=True)
     d = decide(NAMES, ev)
     assert d.bootstrap == "db1" and d.mark_safe and "db1, db2, db3 all reached it" in d.reason
+
+
+def test_a_node_with_no_committed_position_is_skipped() -> None:
+    """An interrupted state transfer: InnoDB knows the cluster but no committed seqno."""
+    ev = {"db1": Evidence("db1", parse_grastate(grastate()), Position(UUID, -1), True),
+          "db2": crashed("db2", 8), "db3": crashed("db3", 8)}
+    d = decide(NAMES, ev)
+    assert d.bootstrap == "db2" and d.join == ("db1", "db3")
+    assert any(w.startswith("db1 will get a full state transfer") for w in d.warnings)
