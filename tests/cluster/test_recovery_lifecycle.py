@@ -342,6 +342,10 @@ def test_recover_refuses_contradicting_evidence_then_recovers(fc: FaultCluster) 
     took = time.monotonic() - began
     for name in fc.names:
         assert f"  {name}: grastate.dat uuid" in out and "--wsrep-recover:" in out
-    assert "decision: bootstrap db1" in out and "safe_to_bootstrap set to 1" in out
+    positions = {line.split(":")[0].strip(): int(line.rsplit("-> position ", 1)[1])
+                 for line in out.splitlines() if "-> position " in line}
+    chosen = out.split("decision: bootstrap ")[1].split(":")[0]
+    assert sorted(positions) == fc.names and positions[chosen] == max(positions.values())
+    assert f"{chosen}: grastate.dat safe_to_bootstrap set to 1" in out
     assert c.status()[0] == 0
     print(f"\n[recover after kill -9 of every node] healthy after {took:.1f} s")
