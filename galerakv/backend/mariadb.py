@@ -268,13 +268,14 @@ class MariaDBStore(Store):
         Queries in flight on it fail at once (as a node failure, handled by
         their caller) instead of hanging until their timeout on a frozen node.
         """
-        pool = self._pools.pop(name, None)
-        if pool is None:
-            return
-        pool.terminate()
-        task = asyncio.ensure_future(self._drain(pool))
-        self._draining.add(task)
-        task.add_done_callback(self._draining.discard)
+        for key in (f"{name}/r", f"{name}/w"):
+            pool = self._pools.pop(key, None)
+            if pool is None:
+                continue
+            pool.terminate()
+            task = asyncio.ensure_future(self._drain(pool))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
 
     @staticmethod
     async def _drain(pool: Any) -> None:
@@ -293,19 +294,26 @@ class MariaDBStore(Store):
         return await asyncmy.connect(host=ep.host, port=ep.port, user=self._user, password=self._password,
                                      db=self.database, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
 
-    async def _pool(self, ep: routing.Endpoint) -> Any:
-        pool = self._pools.get(ep.name)
+    async def _pool(self, ep: routing.Endpoint, writes: bool = False) -> Any:
+        """The endpoint's read pool (autocommit), or its write pool.
+
+        Write connections run with autocommit off, so a write transaction starts
+        with its first statement: no separate BEGIN round trip. The write pool is
+        larger because every write waits for its commit to replicate.
+        """
+        key = f"{ep.name}/{'w' if writes else 'r'}"
+        pool = self._pools.get(key)
         if pool is not None:
             return pool
-        lock = self._pool_locks.setdefault(ep.name, asyncio.Lock())
+        lock = self._pool_locks.setdefault(key, asyncio.Lock())
         async with lock:
-            pool = self._pools.get(ep.name)
+            pool = self._pools.get(key)
             if pool is None:
                 pool = await asyncmy.create_pool(
-                    minsize=1, maxsize=self.pool_size, host=ep.host, port=ep.port, user=self._user,
-                    password=self._password, db=self.database, autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT, pool_recycle=300)
-                self._pools[ep.name] = pool
+                    minsize=1, maxsize=self.pool_size * 2 if writes else self.pool_size, host=ep.host,
+                    port=ep.port, user=self._user, password=self._password, db=self.database,
+                    autocommit=not writes, connect_timeout=CONNECT_TIMEOUT, pool_recycle=300)
+                self._pools[key] = pool
         return pool
 
     @staticmethod
@@ -423,7 +431,7 @@ class MariaDBStore(Store):
         last: BaseException | None = None
         for attempt in self.policy.attempts():
             ep = await self._next_writer()
-            pool = await self._pool(ep)
+            pool = await self._pool(ep, writes=True)
             try:
                 return await self._attempt_write(ep, pool, ns, work)
             except _Uncommitted as exc:
@@ -449,7 +457,7 @@ class MariaDBStore(Store):
         tx: _Tx | None = None
         try:
             async with conn.cursor() as cur:
-                await cur.execute("BEGIN")
+                # autocommit is off on write connections: the first statement opens the transaction
                 tx = _Tx(cur, ns, time.time())
                 result = await asyncio.wait_for(work(tx), WRITE_TIMEOUT)
                 committing = True
