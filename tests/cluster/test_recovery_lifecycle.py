@@ -6,6 +6,7 @@ afterwards on every node, failed requests and the time to recover (run with
 ``-s`` to see them):
 
 - ``restart --rolling`` under writes: no request may fail;
+- SIGSTOP of one node (a minority cut off): no request may fail;
 - SIGSTOP of two of three nodes: the last one goes non-Primary and the server
   answers 503; after SIGCONT the cluster heals by itself;
 - kill -9 of every node in the middle of writes: ``up`` picks the most
@@ -177,6 +178,29 @@ def test_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
     assert all(after[n] != before[n] for n in fc.names), "every node got a new process"
     print(f"\n[rolling restart] took {took:.1f} s")
     check(fc, "rolling restart", "r-rolling", tally, fc.names)
+    fc.stop_servers()
+
+
+# --------------------------------------------------------------------------- minority cut off
+
+
+def test_one_node_frozen_loses_no_request(fc: FaultCluster) -> None:
+    """SIGSTOP of db3 (a minority cut off) for longer than evs.suspect_timeout, under writes."""
+    server = fc.server()
+    with WriteLoop(server.url, "r-minority") as loop, contextlib.ExitStack() as undo:
+        loop.wait_for_acks(20)
+        pid = fc.pid("db3")
+        os.kill(pid, signal.SIGSTOP)
+        undo.callback(os.kill, pid, signal.SIGCONT)
+        time.sleep(8.0)
+        during = loop.acked_so_far()
+        undo.close()  # SIGCONT
+        healed = wait_healthy(fc.cluster)
+        loop.wait_for_acks(loop.acked_so_far() + 20)
+    tally = loop.tally()
+    print(f"\n[SIGSTOP db3 8 s] healthy {healed:.1f} s after SIGCONT; {during} writes "
+          "acknowledged by the end of the freeze")
+    check(fc, "SIGSTOP of one node", "r-minority", tally, fc.names)
     fc.stop_servers()
 
 
