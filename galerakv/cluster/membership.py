@@ -30,7 +30,7 @@ from galerakv.cluster.secrets import load
 from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings, parse
-from galerakv.errors import ClusterError, ConfigError
+from galerakv.errors import ClusterError, ConfigError, NodeError
 
 _HEADER_RE = re.compile(r"^\s*\[")
 _NODES_RE = re.compile(r"^\s*\[\[\s*cluster\.nodes\s*\]\]")
@@ -206,7 +206,13 @@ def add_node(settings: Settings, transport: Transport, report: Report, name: str
         new_transport.prepare_empty(node)
     report(f"{name}: starting, joining by state transfer ({new.cluster.sst_method})")
     new_transport.start(node, bootstrap=False)
-    lifecycle.wait_synced(new_transport, node, report, join_timeout)
+    try:
+        lifecycle.wait_synced(new_transport, node, report, join_timeout)
+    except NodeError as exc:
+        first = str(exc).splitlines()[0].removeprefix(f"{name}: ")
+        raise NodeError(name, f"{first}; it is in {settings.source} now: fix the cause and "
+                        f"run `galerakv cluster up`, or `galerakv cluster remove-node {name} "
+                        "--force` to take it out again", exc.log_tail) from exc
     return MembershipResult(new, tuple(warnings), time.monotonic() - began)
 
 
@@ -239,9 +245,13 @@ def remove_node(settings: Settings, transport: Transport, report: Report, name: 
             raise ClusterError(f"no other node is in a Primary component; removing {name} now "
                                "would leave nothing to serve; nothing changed")
         rolling.drain(settings, transport, node, report)
-        time.sleep(rolling.settle_seconds(settings))
-        report(f"{name}: stopping; it leaves the group cleanly")
-        transport.stop(node, stop_timeout)
+        try:
+            time.sleep(rolling.settle_seconds(settings))
+            report(f"{name}: stopping; it leaves the group cleanly")
+            transport.stop(node, stop_timeout)
+        except BaseException:
+            rolling.undrain(settings, transport, node)  # back in service, file untouched
+            raise
         lifecycle.wait_for_leave(transport, others_running, report)
         if balancer.managed(settings):
             balancer.clustercheck_program(settings, node).stop()
