@@ -1,4 +1,5 @@
-"""Recovery and lifecycle on one real 3-node cluster (127.0.0.101-105), with writes flowing.
+"""Recovery and lifecycle on one real 3-node cluster (127.0.0.101-105, HAProxy on .109),
+with writes flowing.
 
 Drills, each with a bounded write loop through a real ``galerakv serve``
 (route = "nodes") that reports writes acknowledged, acknowledged writes found
@@ -42,6 +43,8 @@ from .conftest import LocalCluster, make_local_cluster
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 FIRST = "127.0.0.101"
+BALANCER_DEFAULT = "127.0.0.100"  # what `init` would pick, outside this module's addresses
+BALANCER = "127.0.0.109"
 CLIENTS = 3
 PAUSE = 0.01  # between one client's writes: a steady load that leaves the 2 cores some air
 REQUEST_TIMEOUT = 30.0
@@ -56,7 +59,12 @@ def _config_data(cluster: LocalCluster) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
-    with make_local_cluster(3, FIRST, "galerakv_recovery") as cluster:
+    with make_local_cluster(3, FIRST, "galerakv_recovery", balancer="haproxy") as cluster:
+        # HAProxy in front too (its maintenance switch and restarts are exercised), on an
+        # address of this module's range; the server itself routes to the nodes
+        text = cluster.config.read_text()
+        cluster.config.write_text(text.replace(f'address = "{BALANCER_DEFAULT}"',
+                                               f'address = "{BALANCER}"'))
         cluster.ok("up")
         fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery"))
         try:
@@ -174,6 +182,7 @@ def test_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
         loop.wait_for_acks(loop.acked_so_far() + 20)
     tally = loop.tally()
     assert out.index("db3: stopping") < out.index("db2: stopping") < out.index("db1: stopping")
+    assert "balancer maintenance on" in out
     after = {n: fc.pid(n) for n in fc.names}
     assert all(after[n] != before[n] for n in fc.names), "every node got a new process"
     print(f"\n[rolling restart] took {took:.1f} s")
@@ -291,7 +300,7 @@ def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
     chosen = out.split("decision: bootstrap ")[1].split(":")[0]
     assert recovered[chosen] == max(recovered.values()), (chosen, recovered)
     assert f"{chosen}: bootstrapping" in out
-    assert c.status()[0] == 0
+    wait_healthy(c, 30)  # HAProxy marks the nodes up after two passing checks
     print(f"\n[kill -9 of every node] recovered positions {recovered}; up bootstrapped {chosen} "
           f"and was healthy {took:.1f} s after it started ({time.monotonic() - killed_at:.1f} s "
           f"after the kill); {len(tally.failed)} requests failed while every node was down")
@@ -314,8 +323,10 @@ def test_grow_to_five_then_shrink_to_three(fc: FaultCluster) -> None:
     assert "# the root node: bootstrapped first" in text and 'name = "db5"' in text
     assert "127.0.0.105:4567" in (c.state_dir / "db1" / "cluster.cnf").read_text()
     c.names[:] = ["db1", "db2", "db3", "db4", "db5"]
+    wait_healthy(c, 30)  # HAProxy too: its new servers pass their checks
     code, st = c.status()
     assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [5] * 5
+    assert sorted({s["server"] for s in st["balancer"]["servers"]}) == c.names
     assert "verify: ok" in c.ok("verify")
 
     out = c.ok("remove-node", "db5")
@@ -323,14 +334,16 @@ def test_grow_to_five_then_shrink_to_three(fc: FaultCluster) -> None:
     c.ok("remove-node", "db4")
     assert c.config.read_text() == original
     assert "127.0.0.104" not in (c.state_dir / "db1" / "cluster.cnf").read_text()
-    code, st = c.status()
-    assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [3] * 3
-    assert "verify: ok" in c.ok("verify")
     for gone in ("db4", "db5"):
         pid = int((c.state_dir / gone / "galerakv.pid").read_text()) if (
             c.state_dir / gone / "galerakv.pid").exists() else None
         assert pid is None or not runs_mariadbd(pid, c.state_dir / gone / "my.cnf")
     c.names[:] = ["db1", "db2", "db3"]
+    wait_healthy(c, 30)
+    code, st = c.status()
+    assert code == 0 and [n["cluster_size"] for n in st["nodes"]] == [3] * 3
+    assert sorted({s["server"] for s in st["balancer"]["servers"]}) == c.names
+    assert "verify: ok" in c.ok("verify")
 
 
 # --------------------------------------------------------------------------- recover
@@ -371,5 +384,5 @@ def test_recover_refuses_contradicting_evidence_then_recovers(fc: FaultCluster) 
     chosen = out.split("decision: bootstrap ")[1].split(":")[0]
     assert sorted(positions) == fc.names and positions[chosen] == max(positions.values())
     assert f"{chosen}: grastate.dat safe_to_bootstrap set to 1" in out
-    assert c.status()[0] == 0
+    wait_healthy(c, 30)
     print(f"\n[recover after kill -9 of every node] healthy after {took:.1f} s")
