@@ -33,8 +33,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from galerakv import config
+from galerakv.cluster.health import parse_grastate
 from galerakv.cluster.recovery import parse_recovered
+from galerakv.cluster.render import RenderContext
 from galerakv.cluster.transport.local import runs_mariadbd
+from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from tests.faults.conftest import FaultCluster
 from tests.faults.test_node_faults import Outcome, Tally, check
 
@@ -361,6 +365,17 @@ def test_recover_refuses_contradicting_evidence_then_recovers(fc: FaultCluster) 
             time.sleep(0.05)
     grastate = c.state_dir / "db2" / "data" / "grastate.dat"
     saved = grastate.read_text()
+
+    # the ssh transport's scripts for the same two steps, run here with `sh -c`
+    settings = config.load(c.config)
+    ssh = SshTransport(settings, RenderContext(run_as="mysql"), runner=ShellRunner())
+    pos = parse_recovered(ssh.wsrep_recover(settings.cluster.node("db2"), 120))
+    assert pos is not None and pos.uuid in saved
+    before = grastate.stat()
+    ssh.write_grastate(settings.cluster.node("db2"), saved.replace("seqno:   -1", "seqno:   -1 "))
+    after = grastate.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert grastate.read_text() != saved and parse_grastate(grastate.read_text()).seqno == -1
     # another cluster's history on db2 (as if somebody had bootstrapped it alone)
     grastate.write_text("# GALERA saved state\nversion: 2.1\n"
                         "uuid:    e9e9ec8d-e97d-11f1-8e63-ca76314157b6\nseqno:   5\n"
