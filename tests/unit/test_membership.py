@@ -6,8 +6,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from galerakv import config
+from galerakv.cli.main import main
 from galerakv.cluster import membership, starter
 from galerakv.config import NodeSettings
 from galerakv.errors import ClusterError
@@ -54,3 +56,20 @@ def test_taken_or_bad_names_and_addresses(toml: Path, name: str, address: str, m
     problems = membership.new_node_problems(settings, name, address, 3306)
     assert any(message in p for p in problems), problems
     assert membership.new_node_problems(settings, "db4", "127.0.0.104", 3306) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("add-node", "db1", "127.0.0.104"), "the name 'db1' is already taken"),
+    (("add-node", "db4", "127.0.0.103"), "127.0.0.103:3306 is already taken by node db3"),
+    (("remove-node", "db2"), "pass --force"),
+    (("remove-node", "db8"), "no node named 'db8'"),
+    (("restart",), "only --rolling"),
+    (("recover", "--force", "db8"), "--force db8: no node of that name"),
+])
+def test_cli_bad_input_changes_nothing(toml: Path, args: tuple[str, ...], message: str) -> None:
+    before = toml.read_text()
+    result = CliRunner().invoke(main, ["cluster", *args, "--config", str(toml)])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert toml.read_text() == before
+    assert not (toml.parent / ".galerakv").exists()
