@@ -3,7 +3,8 @@
 ``up`` follows the procedure an operator would: install what is missing,
 check everything that can be checked before starting anything, render the
 configuration, bootstrap one node with ``--wsrep-new-cluster`` (the root node
-the first time, afterwards the one ``grastate.dat`` marks safe), wait until it
+the first time, afterwards the one ``grastate.dat`` marks safe, or after an
+unclean full stop the one :mod:`galerakv.cluster.recovery` picks), wait until it
 is Primary and Synced, create the database and accounts, then join the other
 nodes one at a time, each waiting for Synced. ``down`` stops the nodes in
 reverse order so the root node, stopped last, is the one safe to bootstrap.
