@@ -8,6 +8,7 @@ afterwards on every node, failed requests and the time to recover (run with
 
 - ``restart --rolling`` under writes: no request may fail;
 - SIGSTOP of one node (a minority cut off): no request may fail;
+- kill -9 of the server's writer, then ``up``: no request may fail;
 - SIGSTOP of two of three nodes: the last one goes non-Primary and the server
   answers 503; after SIGCONT the cluster heals by itself;
 - kill -9 of every node in the middle of writes: ``up`` picks the most
@@ -40,7 +41,7 @@ from galerakv.cluster.render import RenderContext
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from tests.faults.conftest import FaultCluster
-from tests.faults.test_node_faults import Outcome, Tally, check
+from tests.faults.test_node_faults import Outcome, Tally, check, writer_of
 
 from .conftest import LocalCluster, make_local_cluster
 
@@ -80,15 +81,16 @@ def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
 class WriteLoop:
     """Clients PUT unique keys through the server until stopped (bounded by ``limit`` s)."""
 
-    def __init__(self, url: str, ns: str, limit: float = 120.0) -> None:
-        self.url, self.ns, self.limit = url, ns, limit
+    def __init__(self, url: str, ns: str, limit: float = 120.0,
+                 timeout: float = REQUEST_TIMEOUT) -> None:
+        self.url, self.ns, self.limit, self.timeout = url, ns, limit, timeout
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self.began = 0.0
 
     async def _client(self, n: int, stop_at: float) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=REQUEST_TIMEOUT) as c:
+        async with httpx.AsyncClient(base_url=self.url, timeout=self.timeout) as c:
             i = 0
             while not self._stop.is_set() and time.monotonic() < stop_at:
                 key = f"c{n}-{i:05d}"
@@ -114,7 +116,7 @@ class WriteLoop:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(REQUEST_TIMEOUT + 10)
+        self._thread.join(self.timeout + 10)
         assert not self._thread.is_alive(), "the write loop did not stop"
 
     def acked_so_far(self) -> int:
@@ -217,6 +219,30 @@ def test_one_node_frozen_loses_no_request(fc: FaultCluster) -> None:
     fc.stop_servers()
 
 
+# --------------------------------------------------------------------------- writer killed
+
+
+def test_kill9_of_the_writer_then_up(fc: FaultCluster) -> None:
+    """kill -9 of the server's writer: writes move on; `up` brings the node back (IST)."""
+    server = fc.server()
+    with WriteLoop(server.url, "r-writer") as loop:
+        loop.wait_for_acks(20)
+        writer = writer_of(server)
+        acked_before = loop.acked_so_far()
+        fc.kill9(writer)
+        killed_at = time.monotonic()
+        loop.wait_for_acks(acked_before + 20)
+        moved = time.monotonic() - killed_at
+        out = fc.cluster.ok("up", "--no-install")
+        assert f"{writer}: starting, joining the cluster" in out and "bootstrapping" not in out
+        healed = wait_healthy(fc.cluster) + (time.monotonic() - killed_at)
+        loop.wait_for_acks(loop.acked_so_far() + 20)
+    print(f"\n[kill -9 of writer {writer}] writes acknowledged again {moved:.1f} s after the kill "
+          f"(new writer {writer_of(server)}); healthy {healed:.1f} s after the kill")
+    check(fc, f"kill -9 of writer {writer}", "r-writer", loop.tally(), fc.names)
+    fc.stop_servers()
+
+
 # --------------------------------------------------------------------------- quorum lost
 
 
@@ -270,7 +296,8 @@ def test_two_of_three_frozen_then_healed(fc: FaultCluster) -> None:
 def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
     c = fc.cluster
     server = fc.server()
-    with WriteLoop(server.url, "r-outage") as loop:
+    # every node dies: requests in flight then can only fail, so the clients wait less for them
+    with WriteLoop(server.url, "r-outage", timeout=5.0) as loop:
         loop.wait_for_acks(50)
         victims = pids(fc, fc.names)
         for pid in victims.values():
