@@ -68,8 +68,10 @@ def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
         # HAProxy in front too (its maintenance switch and restarts are exercised), on an
         # address of this module's range; the server itself routes to the nodes
         text = cluster.config.read_text()
+        # checks every 0.5 s: a drained node leaves HAProxy's rotation sooner, so the
+        # rolling restart waits less per node
         cluster.config.write_text(text.replace(f'address = "{BALANCER_DEFAULT}"',
-                                               f'address = "{BALANCER}"'))
+                                               f'address = "{BALANCER}"\ncheck_interval = 0.5'))
         cluster.ok("up")
         fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery"))
         try:
