@@ -291,12 +291,14 @@ def sql(settings: Settings, node_name: str | None, via: str | None, statement: s
 @cluster.command("install")
 @config_option
 @click.option("--all", "everything", is_flag=True,
-              help="Also install what the other SST method needs (mariadb-backup, socat).")
+              help="Install everything galerakv can run here: both SST methods (mariadb-backup, socat) and haproxy.")
 @handle_errors
 def install_cmd(settings: Settings, everything: bool) -> None:
     """Install MariaDB, Galera and the state-transfer tools (Debian/Ubuntu, as root)."""
     packages = _install.required_packages(None if everything else settings.cluster.sst_method)
     packages += balancer.required_packages(settings)
+    if everything and "haproxy" not in packages:
+        packages.append("haproxy")
     done = _install.install(packages, _echo)
     if done:
         click.echo("installed: " + " ".join(done))
