@@ -116,7 +116,8 @@ _ENTRIES = (
        "is already bound by another program",
        "stop that program (`ss -ltnp` shows it), or give the node another address", offline=True),
     _e("not-bootstrapped", "critical", "Nobody may bootstrap",
-       "after a full stop every node waits for peers forever; `up` refuses",
+       "after a full stop every node waits for peers forever (`up` applies the recovery rule by "
+       "itself and refuses only on contradicting evidence)",
        "no node runs, and no node's grastate.dat says `safe_to_bootstrap: 1` (the cluster did "
        "not stop cleanly: a crash, a power loss, kill -9)",
        "`galerakv cluster recover` (by hand: `mariadbd --wsrep-recover` on every node, set "

@@ -19,6 +19,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
+DRAIN_CAP = 16 * 1024 * 1024  # body bytes read and dropped at most before answering 413
+
 
 class Request:
     __slots__ = ("_query", "headers", "method", "path", "raw_path", "receive", "route", "scope")
@@ -73,6 +75,7 @@ class Request:
         """The whole body; a ``code`` problem (413) as soon as it passes ``limit`` bytes."""
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._discard(int(declared))
             raise Problem(code, f"the body is {int(declared)} bytes; the limit is {limit} bytes",
                           limit=limit)
         chunks: list[bytes] = []
@@ -85,12 +88,31 @@ class Request:
             if chunk:
                 size += len(chunk)
                 if size > limit:
+                    if message.get("more_body", False):
+                        await self._discard(DRAIN_CAP)
                     raise Problem(code, f"the body is over {limit} bytes; the limit is {limit} bytes",
                                   limit=limit)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+    async def _discard(self, budget: int) -> None:
+        """Read and drop up to ``budget`` more body bytes (at most DRAIN_CAP) before a 413.
+
+        A client still sending its body when the answer comes and the
+        connection closes may see a reset instead of the 413; reading the rest
+        of a moderately large body first lets it read the answer.
+        """
+        budget = min(budget, DRAIN_CAP)
+        while budget > 0:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                return
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 class Response:
