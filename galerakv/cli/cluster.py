@@ -19,7 +19,7 @@ from galerakv.cluster import membership as _membership
 from galerakv.cluster import rolling as _rolling
 from galerakv.cluster import sql as _sql
 from galerakv.cluster import verify as _verify
-from galerakv.cluster.health import NodeStatus
+from galerakv.cluster.health import ClusterVerdict, NodeStatus
 from galerakv.cluster.secrets import Account, write_private
 from galerakv.cluster.transport import make_transport
 from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
@@ -126,13 +126,8 @@ def up(settings: Settings, allow_small: bool, timeout: float, no_install: bool) 
                           bootstrap_timeout=min(timeout, lifecycle.BOOTSTRAP_TIMEOUT),
                           join_timeout=timeout, install=not no_install)
     if result.changed:
-        v = result.report.verdict
-        click.echo(f"cluster {settings.cluster.name}: {v.verdict} after {result.seconds:.1f} s "
-                   f"(started {', '.join(result.started) or 'nothing'})")
-        for reason in v.reasons:
-            click.echo(f"  - {reason}")
-        if not v.healthy:
-            sys.exit(1)
+        _conclude(settings, result.report.verdict, result.seconds,
+                  f"started {', '.join(result.started) or 'nothing'}")
 
 
 @cluster.command()
@@ -154,9 +149,13 @@ def recover(settings: Settings, force: str | None, timeout: float) -> None:
                                join_timeout=timeout)
     if result is None:
         return
-    v = result.report.verdict
-    click.echo(f"cluster {settings.cluster.name}: {v.verdict} after {result.seconds:.1f} s "
-               f"(bootstrapped {result.bootstrapped}, started {', '.join(result.started)})")
+    _conclude(settings, result.report.verdict, result.seconds,
+              f"bootstrapped {result.bootstrapped}, started {', '.join(result.started)}")
+
+
+def _conclude(settings: Settings, v: ClusterVerdict, seconds: float, what: str) -> None:
+    """The closing line of a verb that started nodes: the verdict, its reasons; exit 1 unless healthy."""
+    click.echo(f"cluster {settings.cluster.name}: {v.verdict} after {seconds:.1f} s ({what})")
     for reason in v.reasons:
         click.echo(f"  - {reason}")
     if not v.healthy:
