@@ -9,22 +9,30 @@ Consistency: reads are causal by default: ``SET STATEMENT wsrep_sync_wait=1
 FOR SELECT ...`` makes the node apply every write the cluster committed before
 the read began, so a GET after a 2xx write sees it through any node and any
 server instance. ``local=True`` (``?consistency=local``) skips the wait.
+Point reads that arrive together share one query and one causality wait
+(:mod:`galerakv.backend.coalesce`): every read in it began before the query
+was sent, so each still sees every write acknowledged before it began.
 
-Writes run in one transaction on the writer (``SELECT ... FOR UPDATE``, then
-the change), under one retry policy: a certification conflict (1213) or lock
-wait timeout is retried with the conditions checked again; a node failure
-before COMMIT is retried on the next writer. When the connection dies during
-COMMIT the outcome is unknown: versions are chosen here, before the write, so
-another node is asked whether the new version is there. Only a write known
-not to have committed is repeated; otherwise the caller gets OutcomeUnknown.
+Writes are group-committed: the writes that arrive while the writer's lanes
+are busy go together into one transaction on the writer (one
+``SELECT ... FOR UPDATE`` of their keys, one multi-row upsert, one delete,
+one COMMIT: one Galera write set, one certification round), and each write's
+conditions are decided on its own, in arrival order, by
+:class:`~galerakv.backend.writeset.GroupPlan`. Under one retry policy, a
+certification conflict (1213) or lock wait timeout is retried with the
+conditions checked again; a node failure before COMMIT is retried on the next
+writer. When the connection dies during COMMIT the outcome is unknown:
+versions are chosen here, before the write, so another node is asked whether
+one of the group's new versions is there. Only a group known not to have
+committed is repeated; otherwise every caller in it gets OutcomeUnknown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -43,11 +51,11 @@ from galerakv.backend.base import (
     OpResult,
     Store,
     TxnResult,
-    expiry,
-    unmet_condition,
 )
+from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate
 from galerakv.backend.retry import RetryPolicy
+from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, group_keys
 from galerakv.config import Settings
 from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
 
@@ -91,8 +99,27 @@ PROBE_INTERVAL = 1.0
 WRITER_WAIT = 3.0        # how long a write waits for a new writer right after the last one failed
 OUTCOME_TIMEOUT = 20.0   # how long the outcome of a lost COMMIT is sought (> evs.suspect_timeout)
 
+# Coalescing (measured in bench/results/galera.md): writes that arrive together are one
+# transaction on the writer, point reads that arrive together are one query.
+WRITE_LANES = 4          # groups committing at once (each holds one writer connection)
+WRITE_GROUP_MAX = 128    # units in one group
+WRITE_GROUP_BYTES = 4 << 20  # values in one group's upsert (a single larger unit still goes alone)
+READ_LANES = 4           # batched point-read queries in flight at once
+READ_BATCH_MAX = 64
+
 _LIVE = "(exp IS NULL OR exp > %s)"
 _COLS = "k, v, ct, ver, exp"
+
+
+def _where_keys(keys: dict[str, list[str]]) -> tuple[str, list[bytes]]:
+    """``(ns = ? AND k IN (...)) OR ...`` for keys grouped by namespace, and its arguments."""
+    parts: list[str] = []
+    args: list[bytes] = []
+    for ns, names in keys.items():
+        parts.append(f"(ns = %s AND k IN ({', '.join(['%s'] * len(names))}))")
+        args.append(ns.encode())
+        args.extend(k.encode() for k in names)
+    return " OR ".join(parts), args
 
 
 def _code(exc: BaseException) -> int:
@@ -107,11 +134,6 @@ def _node_failure(exc: BaseException) -> bool:
     return code in NODE_FAILURES or code in CLIENT_ERRORS
 
 
-def new_version() -> int:
-    """A version never given before to any key: microseconds since the epoch and 12 random bits."""
-    return (time.time_ns() // 1000) << 12 | random.getrandbits(12)
-
-
 def _entry(row: Sequence[Any], keys_only: bool = False) -> Entry:
     key = bytes(row[0]).decode()
     if keys_only:
@@ -121,43 +143,6 @@ def _entry(row: Sequence[Any], keys_only: bool = False) -> Entry:
 
 class _Uncommitted(Exception):
     """The write failed before COMMIT was sent: safe to try again elsewhere."""
-
-
-class _Tx:
-    """A write transaction on the writer, as the store's operations see it."""
-
-    def __init__(self, cur: Any, ns: str, now: float) -> None:
-        self.cur = cur
-        self.ns = ns.encode()
-        self.now = now
-        self.written: list[tuple[str, str | None]] = []  # (key, new version or None if deleted)
-
-    async def current(self, key: str) -> Entry | None:
-        await self.cur.execute(f"SELECT {_COLS} FROM kv WHERE ns = %s AND k = %s AND {_LIVE} FOR UPDATE",
-                               (self.ns, key.encode(), self.now))
-        row = await self.cur.fetchone()
-        return None if row is None else _entry(row)
-
-    async def apply(self, op: Op) -> OpResult:
-        cur = await self.current(op.key)
-        if op.kind == "get":
-            return OpResult("ok", cur) if cur else OpResult("not_found")
-        unmet = unmet_condition(op, cur)
-        if unmet is not None:
-            return unmet
-        if op.kind == "delete":
-            await self.cur.execute("DELETE FROM kv WHERE ns = %s AND k = %s", (self.ns, op.key.encode()))
-            self.written.append((op.key, None))
-            return OpResult("ok", cur)
-        version = new_version()
-        expires = expiry(op.ttl, self.now)
-        await self.cur.execute(
-            "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)",
-            (self.ns, op.key.encode(), op.value, op.content_type.encode(), version, expires))
-        self.written.append((op.key, str(version)))
-        entry = Entry(op.key, op.value, op.content_type, str(version), expires)
-        return OpResult("created" if cur is None else "ok", entry)
 
 
 class MariaDBStore(Store):
@@ -181,6 +166,13 @@ class MariaDBStore(Store):
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
         self.last_problem = "not probed yet"
+        self.writes: Coalescer[Unit, UnitResult] = Coalescer(
+            self._write_group, lanes=WRITE_LANES, max_items=WRITE_GROUP_MAX, max_weight=WRITE_GROUP_BYTES,
+            weight=lambda unit: unit.weight)
+        self.reads: dict[bool, Coalescer[RowKey, Entry | None]] = {
+            local: Coalescer(functools.partial(self._read_batch, local=local),
+                             lanes=READ_LANES, max_items=READ_BATCH_MAX)
+            for local in (False, True)}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,6 +192,10 @@ class MariaDBStore(Store):
         self._prober = asyncio.create_task(self._probe_loop())
 
     async def close(self) -> None:
+        closed = BackendUnavailable("the server is shutting down", retry_after=1)
+        await self.writes.close(closed)
+        for reads in self.reads.values():
+            await reads.close(closed)
         if self._prober is not None:
             self._prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -424,8 +420,8 @@ class MariaDBStore(Store):
         raise BackendUnavailable(f"no Synced Galera node answered a read (tried {', '.join(tried) or 'none'}; "
                                  f"{self.last_problem})", retry_after=2)
 
-    async def _write(self, ns: str, work: Callable[[_Tx], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction on the writer under the retry policy."""
+    async def _write_group(self, units: Sequence[Unit]) -> list[UnitResult]:
+        """Commit a group of units in one transaction on the writer under the retry policy."""
         if not self._schema_ready:
             await self._ensure_schema()
         last: BaseException | None = None
@@ -433,7 +429,7 @@ class MariaDBStore(Store):
             ep = await self._next_writer()
             pool = await self._pool(ep, writes=True)
             try:
-                return await self._attempt_write(ep, pool, ns, work)
+                return await self._attempt_group(ep, pool, units)
             except _Uncommitted as exc:
                 last = exc.__cause__ or exc
             except MySQLError as exc:
@@ -446,23 +442,24 @@ class MariaDBStore(Store):
         raise BackendUnavailable(f"the write did not go through after {self.policy.tries} tries: {last}",
                                  retry_after=1)
 
-    async def _attempt_write(self, ep: routing.Endpoint, pool: Any, ns: str,
-                             work: Callable[[_Tx], Awaitable[T]]) -> T:
+    async def _attempt_group(self, ep: routing.Endpoint, pool: Any, units: Sequence[Unit]) -> list[UnitResult]:
         try:
             conn = await self._acquire(ep, pool)
         except (MySQLError, OSError, TimeoutError) as exc:
             self._fail(ep, exc)
             raise _Uncommitted() from exc
         committing = False
-        tx: _Tx | None = None
+        plan: GroupPlan | None = None
         try:
             async with conn.cursor() as cur:
-                await cur.execute("BEGIN")
-                tx = _Tx(cur, ns, time.time())
-                result = await asyncio.wait_for(work(tx), WRITE_TIMEOUT)
-                committing = True
-                await asyncio.wait_for(cur.execute("COMMIT"), WRITE_TIMEOUT)
-                return result
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await cur.execute("BEGIN")
+                    plan = await self._plan(cur, units)
+                    results = [plan.run(unit) for unit in units]
+                    await self._flush(cur, plan)
+                    committing = True
+                    await cur.execute("COMMIT")
+                return results
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()  # never reuse a connection in an unknown transaction state
             if _code(exc) in CONFLICTS:
@@ -472,34 +469,69 @@ class MariaDBStore(Store):
             self._fail(ep, exc)
             if not committing:
                 raise _Uncommitted() from exc
-            assert tx is not None
-            committed = await self._committed(tx, ep)
+            assert plan is not None
+            committed = await self._committed(plan, ep)
             if committed is None:
                 raise OutcomeUnknown(
                     f"{ep.name} failed during COMMIT and no other node could tell whether the write "
                     "committed; read the key before retrying", retry_after=1) from exc
             if not committed:
                 raise _Uncommitted() from exc
-            return result
+            return results
         finally:
             pool.release(conn)
 
-    async def _committed(self, tx: _Tx, failed: routing.Endpoint) -> bool | None:
+    @staticmethod
+    async def _plan(cur: Any, units: Sequence[Unit]) -> GroupPlan:
+        """Lock and read the rows of every key the group touches, expired ones included."""
+        where, args = _where_keys(group_keys(units))
+        value = "v" if any(unit.reads_values for unit in units) else "x''"
+        await cur.execute(f"SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
+        rows: dict[RowKey, Entry] = {}
+        for ns, k, v, ct, ver, exp in await cur.fetchall():
+            key = bytes(k).decode()
+            rows[(bytes(ns).decode(), key)] = Entry(key, bytes(v), bytes(ct).decode(), str(ver), exp)
+        return GroupPlan(rows, time.time())
+
+    @staticmethod
+    async def _flush(cur: Any, plan: GroupPlan) -> None:
+        """Write the group's changes back: one multi-row upsert, one delete."""
+        upserts = plan.upserts()
+        if upserts:
+            args: list[Any] = []
+            for ns, e in upserts:
+                args += (ns.encode(), e.key.encode(), e.value, e.content_type.encode(), int(e.version), e.expires_at)
+            await cur.execute(
+                "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(upserts))
+                + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)",
+                args)
+        deletes = plan.deletes()
+        if deletes:
+            by_ns: dict[str, list[str]] = {}
+            for ns, key in deletes:
+                by_ns.setdefault(ns, []).append(key)
+            where, del_args = _where_keys(by_ns)
+            await cur.execute(f"DELETE FROM kv WHERE {where}", del_args)
+
+    async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> bool | None:
         """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.
 
         Asked of another node, in this order: is ``failed`` out of that node's
         Primary component (``wsrep_incoming_addresses``)? then, causally, is the
-        new version there? Galera delivers a write set in a view to every member
-        that survives into the next view or to none, so once ``failed`` is out,
-        an absent version will never appear. While ``failed`` is still a member
-        (frozen, or only slow) its COMMIT may yet land, so only a present version
-        is an answer; the question is asked again until OUTCOME_TIMEOUT.
-        Behind a balancer the members cannot be matched to the endpoint, so only
-        a present version is an answer there.
+        group's witness change there (a new version, or a deleted row gone)?
+        Galera delivers a write set in a view to every member that survives
+        into the next view or to none, so once ``failed`` is out, an absent
+        version will never appear. While ``failed`` is still a member (frozen,
+        or only slow) its COMMIT may yet land, so only a present version is an
+        answer; the question is asked again until OUTCOME_TIMEOUT. Behind a
+        balancer the members cannot be matched to the endpoint, so only a
+        present version is an answer there.
         """
-        if not tx.written:
+        witness = plan.witness()
+        if witness is None:
             return False
-        key, version = tx.written[0]
+        ns, key, version = witness
         is_node = self.settings.server.route == "nodes"
         address = f"{failed.host}:{failed.port}"
         deadline = time.monotonic() + OUTCOME_TIMEOUT
@@ -508,19 +540,19 @@ class MariaDBStore(Store):
             conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
             try:
                 async with conn.cursor() as cur:
-                    await asyncio.wait_for(cur.execute(
-                        "SHOW STATUS WHERE Variable_name IN ('wsrep_incoming_addresses', 'wsrep_cluster_status')"),
-                        READ_TIMEOUT)
-                    status = {str(k): str(v) for k, v in await cur.fetchall()}
+                    async with asyncio.timeout(READ_TIMEOUT):
+                        await cur.execute("SHOW STATUS WHERE Variable_name IN "
+                                          "('wsrep_incoming_addresses', 'wsrep_cluster_status')")
+                        status = {str(k): str(v) for k, v in await cur.fetchall()}
                     if status.get("wsrep_cluster_status") != "Primary":
                         return None
                     members = status.get("wsrep_incoming_addresses", "").split(",")
                     settled = is_node and address not in members
-                    remaining = max(1.0, deadline - time.monotonic())
-                    await asyncio.wait_for(cur.execute(
-                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
-                        (tx.ns, key.encode())), remaining)
-                    row = await cur.fetchone()
+                    async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
+                        await cur.execute(
+                            "SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
+                            (ns.encode(), key.encode()))
+                        row = await cur.fetchone()
             finally:
                 conn.close()
             present = (row is None) if version is None else (row is not None and str(row[0]) == version)
@@ -549,15 +581,24 @@ class MariaDBStore(Store):
         return "SELECT" if local else "SET STATEMENT wsrep_sync_wait=1 FOR SELECT"
 
     async def get(self, ns: str, key: str, *, local: bool = False) -> Entry | None:
-        sql = f"{self._select(local)} {_COLS} FROM kv WHERE ns = %s AND k = %s AND {_LIVE}"
-        args = (ns.encode(), key.encode(), time.time())
+        return await self.reads[local].submit((ns, key))
 
-        async def work(cur: Any) -> Entry | None:
-            await cur.execute(sql, args)
-            row = await cur.fetchone()
-            return None if row is None else _entry(row)
+    async def _read_batch(self, items: Sequence[RowKey], local: bool) -> list[Entry | None]:
+        """The point reads that arrived together, as one query (and one causality wait)."""
+        by_ns: dict[str, list[str]] = {}
+        for ns, key in items:
+            by_ns.setdefault(ns, []).append(key)
+        where, args = _where_keys({ns: sorted(set(keys)) for ns, keys in by_ns.items()})
+        sql = f"{self._select(local)} ns, {_COLS} FROM kv WHERE ({where}) AND {_LIVE}"
+        params = [*args, time.time()]
 
-        return await self._read(work)
+        async def work(cur: Any) -> dict[RowKey, Entry]:
+            await cur.execute(sql, params)
+            return {(bytes(row[0]).decode(), (entry := _entry(row[1:])).key): entry
+                    for row in await cur.fetchall()}
+
+        found = await self._read(work)
+        return [found.get(item) for item in items]
 
     async def list_keys(self, ns: str, query: ListQuery, *, local: bool = False) -> ListPage:
         now = time.time()
@@ -583,33 +624,28 @@ class MariaDBStore(Store):
                   ttl: float | None = None, if_match: str | None = None,
                   if_none_match: bool = False) -> OpResult:
         op = Op("put", key, value, content_type, ttl, if_match, if_none_match)
-        return await self._write(ns, lambda tx: tx.apply(op))
+        result = await self.writes.submit(Unit(ns, "op", (op,)))
+        assert isinstance(result, OpResult)
+        return result
 
     async def delete(self, ns: str, key: str, *, if_match: str | None = None) -> OpResult:
-        op = Op("delete", key, if_match=if_match)
-        return await self._write(ns, lambda tx: tx.apply(op))
+        result = await self.writes.submit(Unit(ns, "op", (Op("delete", key, if_match=if_match),)))
+        assert isinstance(result, OpResult)
+        return result
 
     async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]:
         if all(op.kind == "get" for op in ops):
-            return [OpResult("ok", e) if (e := await self.get(ns, op.key)) else OpResult("not_found")
-                    for op in ops]
-
-        async def work(tx: _Tx) -> list[OpResult]:
-            return [await tx.apply(op) for op in ops]
-
-        return await self._write(ns, work)
+            entries = await asyncio.gather(*(self.get(ns, op.key) for op in ops))
+            return [OpResult("ok", e) if e else OpResult("not_found") for e in entries]
+        result = await self.writes.submit(Unit(ns, "batch", tuple(ops)))
+        assert isinstance(result, list)
+        return result
 
     async def txn(self, ns: str, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op]) -> TxnResult:
-        async def work(tx: _Tx) -> TxnResult:
-            ok = True
-            for c in compares:
-                if not c.holds(await tx.current(c.key)):
-                    ok = False
-            branch = success if ok else failure
-            return TxnResult(ok, tuple([await tx.apply(op) for op in branch]))
-
-        return await self._write(ns, work)
+        result = await self.writes.submit(Unit(ns, "txn", tuple(success), tuple(compares), tuple(failure)))
+        assert isinstance(result, TxnResult)
+        return result
 
     async def purge_expired(self, limit: int = 1000) -> int:
         async def work(cur: Any) -> int:

@@ -1,0 +1,137 @@
+"""One Galera write set for a group of writes: the decisions, without I/O.
+
+The MariaDB backend commits the writes that arrive together as one
+transaction on the writer (group commit: one replication and certification
+round for the group instead of one per write). A :class:`Unit` is what one
+caller asked for (a put, a delete, a batch or a transaction); a
+:class:`GroupPlan` decides every unit's result in order against the rows the
+group's ``SELECT ... FOR UPDATE`` returned, exactly as if the units had run
+one after another, and collects the rows to write back: one multi-row upsert
+and one delete for the whole group.
+
+Each unit is answered on its own: a failed If-Match of one caller does not
+touch another's write. The plan is pure (rows in, results and changes out),
+so it is unit-tested without a database.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult, expiry, unmet_condition
+
+Shape = Literal["op", "batch", "txn"]
+RowKey = tuple[str, str]  # (namespace, key)
+UnitResult = OpResult | list[OpResult] | TxnResult
+
+
+def new_version() -> int:
+    """A version never given before to any key: microseconds since the epoch and 12 random bits."""
+    return (time.time_ns() // 1000) << 12 | random.getrandbits(12)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One caller's write: ``op`` (one put or delete), ``batch`` (independent
+    operations) or ``txn`` (compares, then ``ops`` or ``failure``)."""
+
+    ns: str
+    shape: Shape
+    ops: tuple[Op, ...]
+    compares: tuple[Compare, ...] = ()
+    failure: tuple[Op, ...] = ()
+
+    def row_keys(self) -> Iterable[RowKey]:
+        for op in self.ops:
+            yield self.ns, op.key
+        for c in self.compares:
+            yield self.ns, c.key
+        for op in self.failure:
+            yield self.ns, op.key
+
+    @property
+    def reads_values(self) -> bool:
+        """Whether the plan needs the stored values (a get, or a compare on a value)."""
+        return (any(op.kind == "get" for op in (*self.ops, *self.failure))
+                or any(c.target == "value" for c in self.compares))
+
+    @property
+    def weight(self) -> int:
+        """Bytes this unit writes, to bound a group's statement size."""
+        return sum(len(op.value) + len(op.key) for op in (*self.ops, *self.failure)) + 64
+
+
+def group_keys(units: Sequence[Unit]) -> dict[str, list[str]]:
+    """Every key the units touch, by namespace, each once, sorted (the order InnoDB locks them)."""
+    out: dict[str, set[str]] = {}
+    for unit in units:
+        for ns, key in unit.row_keys():
+            out.setdefault(ns, set()).add(key)
+    return {ns: sorted(keys) for ns, keys in sorted(out.items())}
+
+
+class GroupPlan:
+    """The results of a group of units and the rows they leave behind.
+
+    ``rows`` are the stored rows of the group's keys, expired ones included
+    (the plan treats an entry whose ``expires_at`` has passed as absent).
+    """
+
+    def __init__(self, rows: dict[RowKey, Entry], now: float) -> None:
+        self.now = now
+        self._state: dict[RowKey, Entry | None] = dict(rows)
+        self._changed: dict[RowKey, None] = {}  # insertion-ordered set
+
+    def current(self, ns: str, key: str) -> Entry | None:
+        entry = self._state.get((ns, key))
+        if entry is None or (entry.expires_at is not None and entry.expires_at <= self.now):
+            return None
+        return entry
+
+    def apply(self, ns: str, op: Op) -> OpResult:
+        cur = self.current(ns, op.key)
+        if op.kind == "get":
+            return OpResult("ok", cur) if cur else OpResult("not_found")
+        unmet = unmet_condition(op, cur)
+        if unmet is not None:
+            return unmet
+        if op.kind == "delete":
+            self._state[(ns, op.key)] = None
+            self._changed[(ns, op.key)] = None
+            return OpResult("ok", cur)
+        entry = Entry(op.key, op.value, op.content_type, str(new_version()), expiry(op.ttl, self.now))
+        self._state[(ns, op.key)] = entry
+        self._changed[(ns, op.key)] = None
+        return OpResult("created" if cur is None else "ok", entry)
+
+    def run(self, unit: Unit) -> UnitResult:
+        if unit.shape == "op":
+            return self.apply(unit.ns, unit.ops[0])
+        if unit.shape == "batch":
+            return [self.apply(unit.ns, op) for op in unit.ops]
+        ok = all(c.holds(self.current(unit.ns, c.key)) for c in unit.compares)
+        branch = unit.ops if ok else unit.failure
+        return TxnResult(ok, tuple(self.apply(unit.ns, op) for op in branch))
+
+    def upserts(self) -> list[tuple[str, Entry]]:
+        return [(ns, entry) for (ns, key) in self._changed if (entry := self._state[(ns, key)]) is not None]
+
+    def deletes(self) -> list[RowKey]:
+        return [rk for rk in self._changed if self._state[rk] is None]
+
+    def witness(self) -> tuple[str, str, str | None] | None:
+        """One change that tells whether the group committed: (ns, key, version or None if deleted).
+
+        A put is preferred: its version was never stored before, so finding it
+        proves the commit; an absent row proves less (it may never have existed).
+        """
+        ups = self.upserts()
+        if ups:
+            ns, entry = ups[0]
+            return ns, entry.key, entry.version
+        dels = self.deletes()
+        return (dels[0][0], dels[0][1], None) if dels else None
