@@ -43,6 +43,7 @@ class Coalescer(Generic[I, R]):
         self._weight = weight
         self._queue: collections.deque[tuple[I, asyncio.Future[R]]] = collections.deque()
         self._active: set[asyncio.Task[None]] = set()
+        self._running = 0  # lanes that will look at the queue again before they stop
         # counters for /metrics and the benchmarks: batches run, items in them
         self.batches = 0
         self.items = 0
@@ -51,7 +52,10 @@ class Coalescer(Generic[I, R]):
         """Run ``item`` in the next batch and return its own result (or raise its exception)."""
         fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
-        if len(self._active) < self.lanes:
+        if self._running < self.lanes:
+            # counted here, and uncounted by the lane in the same step in which it finds the
+            # queue empty, so an item is never left queued with no lane to take it
+            self._running += 1
             task = asyncio.create_task(self._lane())
             self._active.add(task)
             task.add_done_callback(self._active.discard)
@@ -73,30 +77,36 @@ class Coalescer(Generic[I, R]):
         return batch
 
     async def _lane(self) -> None:
-        while True:
-            batch = self._take()
-            if not batch:
-                return
-            self.batches += 1
-            self.items += len(batch)
-            try:
-                results: Sequence[R | BaseException] = await self._run([item for item, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"batch function answered {len(results)} of {len(batch)} items")
-            except Exception as exc:
-                results = [exc] * len(batch)
-            except BaseException:  # cancelled (shutdown): nobody may wait forever
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.cancel()
-                raise
-            for (_, fut), result in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+        try:
+            while True:
+                batch = self._take()
+                if not batch:
+                    return  # the finally below uncounts this lane in this same step
+                await self._run_batch(batch)
+        finally:
+            self._running -= 1
+
+    async def _run_batch(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        self.batches += 1
+        self.items += len(batch)
+        try:
+            results: Sequence[R | BaseException] = await self._run([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"batch function answered {len(results)} of {len(batch)} items")
+        except Exception as exc:
+            results = [exc] * len(batch)
+        except BaseException:  # cancelled (shutdown): nobody may wait forever
+            for _, fut in batch:
+                if not fut.done():
+                    fut.cancel()
+            raise
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
 
     async def close(self, reason: BaseException) -> None:
         """Fail the items still queued with ``reason``; wait for the batches in flight."""

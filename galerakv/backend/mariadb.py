@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncmy
+from asyncmy.constants import CLIENT
 from asyncmy.errors import MySQLError
 
 from galerakv.backend import routing
@@ -101,14 +102,28 @@ OUTCOME_TIMEOUT = 20.0   # how long the outcome of a lost COMMIT is sought (> ev
 
 # Coalescing (measured in bench/results/galera.md): writes that arrive together are one
 # transaction on the writer, point reads that arrive together are one query.
-WRITE_LANES = 4          # groups committing at once (each holds one writer connection)
+WRITE_LANES = 2          # groups committing at once (each holds one writer connection)
 WRITE_GROUP_MAX = 128    # units in one group
-WRITE_GROUP_BYTES = 4 << 20  # values in one group's upsert (a single larger unit still goes alone)
-READ_LANES = 4           # batched point-read queries in flight at once
+WRITE_GROUP_BYTES = 4 << 20  # values in one group, and in one upsert statement (max_allowed_packet: 16M)
+READ_LANES = 8           # batched point-read queries in flight at once
 READ_BATCH_MAX = 64
 
 _LIVE = "(exp IS NULL OR exp > %s)"
 _COLS = "k, v, ct, ver, exp"
+
+
+def _chunks(upserts: list[tuple[str, Entry]], max_bytes: int) -> list[list[tuple[str, Entry]]]:
+    """Consecutive runs of upserts whose values add up to at most ``max_bytes`` (one at least)."""
+    chunks: list[list[tuple[str, Entry]]] = []
+    size = max_bytes + 1
+    for item in upserts:
+        weight = len(item[1].value) + len(item[1].key)
+        if size + weight > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += weight
+    return chunks
 
 
 def _where_keys(keys: dict[str, list[str]]) -> tuple[str, list[bytes]]:
@@ -308,7 +323,8 @@ class MariaDBStore(Store):
                 pool = await asyncmy.create_pool(
                     minsize=1, maxsize=self.pool_size * 2 if writes else self.pool_size, host=ep.host,
                     port=ep.port, user=self._user, password=self._password, db=self.database,
-                    autocommit=True, connect_timeout=CONNECT_TIMEOUT, pool_recycle=300)
+                    autocommit=True, connect_timeout=CONNECT_TIMEOUT, pool_recycle=300,
+                    client_flag=CLIENT.MULTI_STATEMENTS if writes else 0)
                 self._pools[key] = pool
         return pool
 
@@ -453,12 +469,10 @@ class MariaDBStore(Store):
         try:
             async with conn.cursor() as cur:
                 async with asyncio.timeout(WRITE_TIMEOUT):
-                    await cur.execute("BEGIN")
                     plan = await self._plan(cur, units)
                     results = [plan.run(unit) for unit in units]
-                    await self._flush(cur, plan)
-                    committing = True
-                    await cur.execute("COMMIT")
+                    committing = True  # the changes and COMMIT go in one round trip
+                    await self._flush_and_commit(cur, plan)
                 return results
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()  # never reuse a connection in an unknown transaction state
@@ -483,10 +497,12 @@ class MariaDBStore(Store):
 
     @staticmethod
     async def _plan(cur: Any, units: Sequence[Unit]) -> GroupPlan:
-        """Lock and read the rows of every key the group touches, expired ones included."""
+        """Begin, then lock and read the rows of every key the group touches (expired ones too),
+        in one round trip."""
         where, args = _where_keys(group_keys(units))
         value = "v" if any(unit.reads_values for unit in units) else "x''"
-        await cur.execute(f"SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
+        await cur.execute(f"BEGIN; SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
+        await cur.nextset()
         rows: dict[RowKey, Entry] = {}
         for ns, k, v, ct, ver, exp in await cur.fetchall():
             key = bytes(k).decode()
@@ -494,25 +510,34 @@ class MariaDBStore(Store):
         return GroupPlan(rows, time.time())
 
     @staticmethod
-    async def _flush(cur: Any, plan: GroupPlan) -> None:
-        """Write the group's changes back: one multi-row upsert, one delete."""
-        upserts = plan.upserts()
-        if upserts:
-            args: list[Any] = []
-            for ns, e in upserts:
+    async def _flush_and_commit(cur: Any, plan: GroupPlan) -> None:
+        """The group's changes (one multi-row upsert, one delete) and COMMIT, in one round trip.
+
+        MariaDB stops at the first failing statement, so COMMIT runs only when
+        every change was made; an error (a certification conflict at COMMIT
+        included) surfaces while the results are read.
+        """
+        statements: list[str] = []
+        args: list[Any] = []
+        for chunk in _chunks(plan.upserts(), WRITE_GROUP_BYTES):  # each statement under max_allowed_packet
+            for ns, e in chunk:
                 args += (ns.encode(), e.key.encode(), e.value, e.content_type.encode(), int(e.version), e.expires_at)
-            await cur.execute(
+            statements.append(
                 "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(upserts))
-                + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)",
-                args)
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)")
         deletes = plan.deletes()
         if deletes:
             by_ns: dict[str, list[str]] = {}
             for ns, key in deletes:
                 by_ns.setdefault(ns, []).append(key)
             where, del_args = _where_keys(by_ns)
-            await cur.execute(f"DELETE FROM kv WHERE {where}", del_args)
+            statements.append(f"DELETE FROM kv WHERE {where}")
+            args += del_args
+        statements.append("COMMIT")
+        await cur.execute("; ".join(statements), args or None)
+        while await cur.nextset():
+            pass
 
     async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> bool | None:
         """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.
@@ -659,7 +684,11 @@ class MariaDBStore(Store):
     async def status(self) -> BackendStatus:
         writer = self.router.writer
         extra: dict[str, Any] = {"route": self.settings.server.route, "writer": writer,
-                                 "nodes": self.router.summary(), "schema_ready": self._schema_ready}
+                                 "nodes": self.router.summary(), "schema_ready": self._schema_ready,
+                                 "coalescing": {
+                                     "write_groups": self.writes.batches, "writes": self.writes.items,
+                                     "read_batches": sum(r.batches for r in self.reads.values()),
+                                     "reads": sum(r.items for r in self.reads.values())}}
         if writer is None:
             return BackendStatus(False, self.kind, f"no Synced Galera node ({self.last_problem})", extra)
         if not self._schema_ready:

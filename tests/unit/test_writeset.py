@@ -1,0 +1,125 @@
+"""A Galera group commit's decisions: each unit answered as if the units ran one after another."""
+
+from __future__ import annotations
+
+from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult
+from galerakv.backend.writeset import GroupPlan, Unit, group_keys
+
+NOW = 1_000_000.0
+
+
+def entry(key: str, value: bytes = b"v", version: str = "10", expires_at: float | None = None) -> Entry:
+    return Entry(key, value, "text/plain", version, expires_at)
+
+
+def put(key: str, value: bytes = b"new", **kw: object) -> Op:
+    return Op("put", key, value, "text/plain", **kw)  # type: ignore[arg-type]
+
+
+def one(ns: str, op: Op) -> Unit:
+    return Unit(ns, "op", (op,))
+
+
+def test_put_creates_then_replaces_and_each_gets_a_new_version() -> None:
+    plan = GroupPlan({("a", "k"): entry("k")}, NOW)
+    replaced = plan.run(one("a", put("k")))
+    created = plan.run(one("a", put("fresh")))
+    assert isinstance(replaced, OpResult) and isinstance(created, OpResult)
+    assert replaced.status == "ok" and created.status == "created"
+    assert replaced.entry is not None and replaced.entry.version != "10"
+    assert [(ns, e.key) for ns, e in plan.upserts()] == [("a", "k"), ("a", "fresh")]
+    assert plan.deletes() == []
+
+
+def test_an_expired_row_counts_as_absent() -> None:
+    plan = GroupPlan({("a", "old"): entry("old", expires_at=NOW - 1)}, NOW)
+    assert plan.run(one("a", Op("get", "old"))) == OpResult("not_found")
+    assert plan.run(one("a", Op("delete", "old"))) == OpResult("not_found")
+    result = plan.run(one("a", put("old", if_none_match=True)))
+    assert isinstance(result, OpResult) and result.status == "created"
+
+
+def test_later_units_see_earlier_units_of_the_same_group() -> None:
+    plan = GroupPlan({}, NOW)
+    first = plan.run(one("a", put("k", b"1", if_none_match=True)))
+    second = plan.run(one("a", put("k", b"2", if_none_match=True)))
+    assert isinstance(first, OpResult) and first.status == "created"
+    assert isinstance(second, OpResult) and second.status == "precondition_failed"
+    assert first.entry is not None
+    cas = plan.run(one("a", put("k", b"3", if_match=first.entry.version)))
+    assert isinstance(cas, OpResult) and cas.status == "ok"
+    stale = plan.run(one("a", put("k", b"4", if_match=first.entry.version)))
+    assert isinstance(stale, OpResult) and stale.status == "precondition_failed"
+    # only the final state of the key is written back
+    (final,) = plan.upserts()
+    assert final[1].value == b"3"
+
+
+def test_one_units_failed_condition_leaves_the_others_alone() -> None:
+    plan = GroupPlan({("a", "x"): entry("x", version="5")}, NOW)
+    bad = plan.run(one("a", put("x", if_match="4")))
+    good = plan.run(one("a", put("y")))
+    assert isinstance(bad, OpResult) and bad.status == "precondition_failed"
+    assert bad.entry is not None and bad.entry.version == "5"
+    assert isinstance(good, OpResult) and good.status == "created"
+    assert [e.key for _, e in plan.upserts()] == ["y"]
+
+
+def test_namespaces_are_kept_apart() -> None:
+    plan = GroupPlan({("a", "k"): entry("k")}, NOW)
+    result = plan.run(one("b", put("k")))
+    assert isinstance(result, OpResult) and result.status == "created"
+
+
+def test_delete_then_put_ends_as_a_put_and_put_then_delete_as_a_delete() -> None:
+    plan = GroupPlan({("a", "p"): entry("p"), ("a", "q"): entry("q")}, NOW)
+    plan.run(one("a", Op("delete", "p")))
+    plan.run(one("a", put("p")))
+    plan.run(one("a", put("q")))
+    plan.run(one("a", Op("delete", "q")))
+    assert [e.key for _, e in plan.upserts()] == ["p"]
+    assert plan.deletes() == [("a", "q")]
+
+
+def test_batch_runs_its_operations_in_order() -> None:
+    plan = GroupPlan({("a", "k"): entry("k", b"old")}, NOW)
+    results = plan.run(Unit("a", "batch", (Op("get", "k"), put("k", b"new"), Op("get", "k"),
+                                           Op("delete", "gone"))))
+    assert isinstance(results, list)
+    assert [r.status for r in results] == ["ok", "ok", "ok", "not_found"]
+    assert results[0].entry is not None and results[0].entry.value == b"old"
+    assert results[2].entry is not None and results[2].entry.value == b"new"
+
+
+def test_txn_takes_the_success_or_failure_branch_on_its_compares() -> None:
+    rows = {("a", "k"): entry("k", b"1", version="7")}
+    txn = Unit("a", "txn", (put("k", b"2"),), (Compare("k", "value", b"1"),), (Op("get", "k"),))
+    plan = GroupPlan(rows, NOW)
+    won = plan.run(txn)
+    assert isinstance(won, TxnResult) and won.succeeded and won.results[0].status == "ok"
+    lost = plan.run(txn)  # the value is now 2: the compare fails, the failure branch reads
+    assert isinstance(lost, TxnResult) and not lost.succeeded
+    assert lost.results[0].entry is not None and lost.results[0].entry.value == b"2"
+
+
+def test_the_witness_prefers_a_new_version_to_an_absent_row() -> None:
+    plan = GroupPlan({("a", "gone"): entry("gone")}, NOW)
+    assert plan.witness() is None
+    plan.run(one("a", Op("delete", "gone")))
+    assert plan.witness() == ("a", "gone", None)
+    result = plan.run(one("a", put("new")))
+    assert isinstance(result, OpResult) and result.entry is not None
+    assert plan.witness() == ("a", "new", result.entry.version)
+
+
+def test_group_keys_are_unique_and_sorted_per_namespace() -> None:
+    units = [one("b", put("z")), Unit("a", "txn", (put("m"),), (Compare("c", "exists", True),), (put("m"),)),
+             one("a", put("b")), one("b", put("z"))]
+    assert group_keys(units) == {"a": ["b", "c", "m"], "b": ["z"]}
+
+
+def test_values_are_read_only_when_a_unit_needs_them() -> None:
+    assert not one("a", put("k")).reads_values
+    assert Unit("a", "batch", (Op("get", "k"),)).reads_values
+    assert Unit("a", "txn", (), (Compare("k", "value", b"x"),)).reads_values
+    assert not Unit("a", "txn", (), (Compare("k", "version", "1"),)).reads_values
