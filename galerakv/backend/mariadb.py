@@ -331,7 +331,8 @@ class MariaDBStore(Store):
     @staticmethod
     async def _acquire(ep: routing.Endpoint, pool: Any) -> Any:
         try:
-            return await asyncio.wait_for(pool.acquire(), CONNECT_TIMEOUT + 1)
+            async with asyncio.timeout(CONNECT_TIMEOUT + 1):
+                return await pool.acquire()
         except RuntimeError as exc:  # the pool was dropped meanwhile: its node failed
             raise ConnectionError(f"{ep.name}: its connections were dropped") from exc
 
@@ -388,8 +389,8 @@ class MariaDBStore(Store):
         pool = await self._pool(ep)
         conn = await self._acquire(ep, pool)
         try:
-            async with conn.cursor() as cur:
-                return await asyncio.wait_for(work(cur), WRITE_TIMEOUT)
+            async with conn.cursor() as cur, asyncio.timeout(WRITE_TIMEOUT):
+                return await work(cur)
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()
             if _node_failure(exc):
@@ -420,8 +421,8 @@ class MariaDBStore(Store):
                 tried.append(ep.name)
                 continue
             try:
-                async with conn.cursor() as cur:
-                    return await asyncio.wait_for(work(cur), READ_TIMEOUT)
+                async with conn.cursor() as cur, asyncio.timeout(READ_TIMEOUT):
+                    return await work(cur)
             except (MySQLError, OSError, TimeoutError) as exc:
                 conn.close()
                 if not _node_failure(exc):

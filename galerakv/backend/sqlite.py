@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -116,6 +118,10 @@ class _Writer(threading.Thread):
         super().__init__(name="galerakv-sqlite-writer", daemon=True)
         self.jobs: queue.SimpleQueue[tuple[Job, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self.conn = _connect(path, synchronous)
+        # Writers of several worker processes take turns on this lock before BEGIN IMMEDIATE:
+        # the kernel wakes the next one when the lock is released, where SQLite's own busy
+        # handler sleeps and polls (a PUT p99 of ~500 ms was measured with two workers).
+        self.lock = os.open(path.with_name(path.name + "-writer.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def run(self) -> None:
         try:
@@ -136,8 +142,17 @@ class _Writer(threading.Thread):
                 self._commit(group)
         finally:
             self.conn.close()
+            os.close(self.lock)
 
     def _commit(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            outcomes = self._commit_locked(group)
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+        _resolve(group, outcomes)
+
+    def _commit_locked(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -160,7 +175,7 @@ class _Writer(threading.Thread):
                 self.conn.execute("ROLLBACK")
             err = _translate(exc)
             outcomes = [(False, err)] * len(group)
-        _resolve(group, outcomes)
+        return outcomes
 
 
 def _resolve(group: list[tuple[Job, asyncio.Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
