@@ -6,7 +6,8 @@ mariadbd runs as the mysql user and must traverse it), writes galerakv.toml with
 `stop()` runs `galerakv cluster down`; if a node still runs after that, it is killed by the
 PID in state_dir/<node>/galerakv.pid, and only if that PID is mariadbd started with that
 node's my.cnf. `GaleraCluster.existing(config)` wraps a cluster someone else started:
-it is neither started nor stopped here.
+it is neither started nor stopped here (`stop()` only removes the serve-PORT.toml files
+written next to its galerakv.toml by `serve_config()`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ class GaleraCluster:
         data = tomllib.loads(self.config.read_text())
         state = Path(data.get("cluster", {}).get("state_dir", ".galerakv"))
         self.state_dir = state if state.is_absolute() else self.config.parent / state
-        self.nodes = [n["name"] for n in data.get("cluster", {}).get("nodes", [])]
+        nodes = data.get("cluster", {}).get("nodes", [])
+        self.nodes = [n["name"] for n in nodes]
+        # (address, port) of each node, in file order: the first is the root node
+        self.addresses = [(str(n["address"]), int(n.get("port", 3306))) for n in nodes]
+        self.balancer = dict(data.get("balancer", {}))
+        self.database = str(data.get("database", {}).get("name", "galerakv"))
+        self.serve_configs: list[Path] = []
 
     @classmethod
     def fresh(cls, nodes: int, first_address: str) -> GaleraCluster:
@@ -80,19 +87,50 @@ class GaleraCluster:
         self.started = True  # even a failed `up` may have left nodes running
         self._cli(self.config, "up")
 
-    def serve_config(self, port: int, workers: int, engine: str | None = None) -> Path:
-        """A galerakv.toml next to the cluster's (so state_dir resolves the same) for `serve`."""
+    def balancer_desc(self) -> str:
+        """The balancer as the cluster's [balancer] section gives it, e.g. haproxy 127.0.0.40:3306 rw / :3307 ro."""
+        b = self.balancer
+        kind = b.get("kind", "none")
+        if kind == "none":
+            return "none"
+        return f"{kind} {b.get('address', '?')}:{b.get('rw_port', 3306)} rw / :{b.get('ro_port', 3307)} ro"
+
+    def app_credentials(self) -> tuple[str, str]:
+        """(user, password) of the application account, from state_dir/secrets.toml [app]."""
+        data = tomllib.loads((self.state_dir / "secrets.toml").read_text())
+        app = data.get("app", {})
+        if "user" not in app or "password" not in app:
+            raise RuntimeError(f"{self.state_dir / 'secrets.toml'} has no [app] user/password")
+        return str(app["user"]), str(app["password"])
+
+    def serve_config(self, port: int, workers: int, engine: str | None = None, route: str = "nodes") -> Path:
+        """A galerakv.toml next to the cluster's (so state_dir resolves the same) for `serve`.
+
+        route "nodes": galerakv picks the nodes itself; "balancer": through the balancer of the
+        cluster's [balancer] section (HAProxy started by `galerakv cluster up`). Removed by
+        remove_serve_configs() (or with the whole directory by stop() on a cluster of ours).
+        """
         text = self.config.read_text()
         head = re.split(r"(?m)^\[server\]\s*$", text, maxsplit=1)[0]
+        if route not in ("nodes", "balancer"):
+            raise ValueError(f"route must be nodes or balancer, not {route!r}")
         path = self.config.parent / f"serve-{port}.toml"
         path.write_text(
             head.rstrip() + "\n\n[server]\n"
-            f'host = "127.0.0.1"\nport = {port}\nbackend = "mariadb"\nroute = "nodes"\nworkers = {workers}\n'
+            f'host = "127.0.0.1"\nport = {port}\nbackend = "mariadb"\nroute = "{route}"\nworkers = {workers}\n'
             + (f'engine = "{engine}"\n' if engine else "")
         )
+        self.serve_configs.append(path)
         return path
 
+    def remove_serve_configs(self) -> None:
+        """Remove the serve-PORT.toml files this object wrote (only those)."""
+        for path in self.serve_configs:
+            path.unlink(missing_ok=True)
+        self.serve_configs.clear()
+
     def stop(self) -> None:
+        self.remove_serve_configs()
         if not self.owned:
             return
         try:

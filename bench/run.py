@@ -1,18 +1,23 @@
-"""galerakv vs etcd (v3 JSON gateway), side by side, with wrk.
+"""galerakv vs its peers (etcd's v3 JSON gateway; on Galera also a Flask + PyMySQL server), with wrk.
 
 Default: galerakv on SQLite vs a single-member etcd. `--backend galera`: galerakv on a real
-local 3-node MariaDB Galera cluster (`[server] backend = "mariadb"`, `route = "nodes"`; the
-cluster is made with `galerakv cluster init/up` under /var/tmp/galerakv-bench and taken
-down with `galerakv cluster down` at the end, see bench/galera.py) vs a 3-member etcd.
+local 3-node MariaDB Galera cluster (`[server] backend = "mariadb"`, `--route nodes` (default)
+or `balancer`; the cluster is made with `galerakv cluster init/up` under /var/tmp/galerakv-bench
+and taken down with `galerakv cluster down` at the end, see bench/galera.py) vs a 3-member etcd
+and vs "flask": bench/peers/flask_kv.py under gunicorn (4 sync workers), the hand-written
+Flask + PyMySQL server storing in its own table on the cluster's first node.
 
-Starts both servers itself on loopback (free ports, temp dirs), preloads the same keys,
-then runs rounds of: galerakv GET, etcd GET, galerakv PUT, etcd PUT (alternating, so
-drift on the machine hits both), and prints a markdown table of medians with the ratios
-galerakv/etcd. It stops only the processes it started (by PID) and removes its temp dir.
+Starts every server itself on loopback (free ports, temp dirs), preloads the same keys, then
+runs rounds; in each round, for each workload of `--mix` (GET, PUT, or a mix such as 90/10 =
+90 % GET, 10 % PUT), galerakv, etcd, flask in turn (alternating, so drift on the machine hits
+all). Prints a markdown table of medians with the ratios galerakv/peer, the RSS of galerakv's
+processes and the per-run numbers. It stops only the processes it started (by PID) and
+removes its temp dir.
 
     python bench/run.py                     # 3 rounds x 10 s, 32 connections
     python bench/run.py --workers 2 --runs 5 --output bench/results/latest.md
     python bench/run.py --backend galera --runs 5 --output bench/results/galera.md
+    python bench/run.py --backend galera --route balancer --peers etcd,flask --mix get,put,90/10,50/50
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -41,10 +46,12 @@ from types import FrameType
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from galera import GaleraCluster
-from wrkbench import Owned, Summary, WrkResult, free_port, run_wrk, summarize, wait_http
+from wrkbench import Owned, RssMax, Summary, WrkResult, free_port, run_wrk, summarize, wait_http
 
 NS = "bench"
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
+RSS_INTERVAL = 0.5  # seconds between VmRSS samples of galerakv's processes
 
 
 class Timeout(Exception):
@@ -111,22 +118,145 @@ end
 
 
 @dataclass(frozen=True)
+class Requests:
+    """One kind of request for each key: method, paths, bodies (or None), Content-Type."""
+
+    method: str
+    paths: list[str]
+    bodies: list[str] | None
+    ctype: str
+
+    def lua(self) -> str:
+        return lua_requests(self.method, self.paths, self.bodies, self.ctype)
+
+
+def lua_mixed(get: Requests, put: Requests, get_pct: int) -> str:
+    """A wrk script cycling over the keys like lua_requests, each request a GET with probability
+    get_pct % and a PUT otherwise, drawn from a per-thread Park-Miller generator (deterministic:
+    the same sequence for the same thread number in every run and for every target)."""
+    n = len(get.paths)
+    if len(put.paths) != n or not 0 < get_pct < 100:
+        raise ValueError("mixed script: same number of GET and PUT requests, 0 < get_pct < 100")
+
+    def table(xs: list[str] | None) -> str:
+        return ",\n".join(lua_lit(x) for x in xs) if xs is not None else ""
+
+    return f"""
+local gpaths = {{
+{table(get.paths)}
+}}
+local gbodies = {{
+{table(get.bodies)}
+}}
+local ppaths = {{
+{table(put.paths)}
+}}
+local pbodies = {{
+{table(put.bodies)}
+}}
+local greqs = {{}}
+local preqs = {{}}
+local i = 0
+local tid = 0
+local seed = 1
+setup = function(thread)
+  thread:set("tid", tid)
+  tid = tid + 1
+end
+init = function(args)
+  local gh = {{["Content-Type"] = "{get.ctype}"}}
+  local ph = {{["Content-Type"] = "{put.ctype}"}}
+  for k = 1, {n} do
+    local gb = nil
+    if #gbodies > 0 then gb = gbodies[k] end
+    local pb = nil
+    if #pbodies > 0 then pb = pbodies[k] end
+    greqs[k] = wrk.format("{get.method}", gpaths[k], gh, gb)
+    preqs[k] = wrk.format("{put.method}", ppaths[k], ph, pb)
+  end
+  i = (tid * 379) % {n}
+  seed = 12345 + tid * 7919
+end
+request = function()
+  i = (i % {n}) + 1
+  seed = (seed * 16807) % 2147483647
+  if seed % 100 < {get_pct} then
+    return greqs[i]
+  end
+  return preqs[i]
+end
+"""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A row of the table: get_pct % of the requests are GETs, the rest PUTs."""
+
+    label: str  # GET, PUT, or e.g. 90/10
+    get_pct: int
+
+    @property
+    def mixed(self) -> bool:
+        return 0 < self.get_pct < 100
+
+    @property
+    def row(self) -> str:
+        return f"mix {self.label} GET/PUT" if self.mixed else self.label
+
+    def script(self, get: Requests, put: Requests) -> str:
+        if self.get_pct == 100:
+            return get.lua()
+        if self.get_pct == 0:
+            return put.lua()
+        return lua_mixed(get, put, self.get_pct)
+
+
+def parse_mix(text: str) -> list[Workload]:
+    """'get,put,90/10,50/50' -> the workloads, in that order, without duplicates."""
+    out: list[Workload] = []
+    for raw in text.split(","):
+        item = raw.strip().lower()
+        if item == "get":
+            w = Workload("GET", 100)
+        elif item == "put":
+            w = Workload("PUT", 0)
+        elif "/" in item:
+            g, _, p = item.partition("/")
+            if not (g.isdigit() and p.isdigit()) or int(g) + int(p) != 100 or not 0 < int(g) < 100:
+                raise ValueError(f"{raw!r}: a mix is GET%/PUT% adding up to 100, e.g. 90/10")
+            w = Workload(f"{int(g)}/{int(p)}", int(g))
+        else:
+            raise ValueError(f"{raw!r}: expected get, put or a GET%/PUT% mix such as 90/10")
+        if w not in out:
+            out.append(w)
+    if not out:
+        raise ValueError("empty --mix")
+    return out
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     base: str
-    get_lua: str
-    put_lua: str
+    get: Requests
+    put: Requests
 
 
-def galerakv_scripts(keys: int, size: int, read_query: str = "") -> tuple[str, str]:
+def galerakv_requests(keys: int, size: int, read_query: str = "") -> tuple[Requests, Requests]:
+    """galerakv's key API; also the Flask peer's (same paths and bodies)."""
     paths = [f"/v1/ns/{NS}/kv/{key_name(i)}" for i in range(keys)]
     bodies = [value_for(i, size).decode("ascii") for i in range(keys)]
-    get = lua_requests("GET", [p + read_query for p in paths], None, "application/octet-stream")
-    put = lua_requests("PUT", paths, bodies, "application/octet-stream")
+    get = Requests("GET", [p + read_query for p in paths], None, "application/octet-stream")
+    put = Requests("PUT", paths, bodies, "application/octet-stream")
     return get, put
 
 
-def etcd_scripts(keys: int, size: int, serializable: bool) -> tuple[str, str]:
+def galerakv_scripts(keys: int, size: int, read_query: str = "") -> tuple[str, str]:
+    get, put = galerakv_requests(keys, size, read_query)
+    return get.lua(), put.lua()
+
+
+def etcd_requests(keys: int, size: int, serializable: bool) -> tuple[Requests, Requests]:
     extra = {"serializable": True} if serializable else {}
     rng = [
         json.dumps({"key": b64(f"{NS}/{key_name(i)}".encode()), **extra}, separators=(",", ":")) for i in range(keys)
@@ -138,9 +268,14 @@ def etcd_scripts(keys: int, size: int, serializable: bool) -> tuple[str, str]:
         )
         for i in range(keys)
     ]
-    get = lua_requests("POST", ["/v3/kv/range"] * keys, rng, "application/json")
-    put = lua_requests("POST", ["/v3/kv/put"] * keys, puts, "application/json")
+    get = Requests("POST", ["/v3/kv/range"] * keys, rng, "application/json")
+    put = Requests("POST", ["/v3/kv/put"] * keys, puts, "application/json")
     return get, put
+
+
+def etcd_scripts(keys: int, size: int, serializable: bool) -> tuple[str, str]:
+    get, put = etcd_requests(keys, size, serializable)
+    return get.lua(), put.lua()
 
 
 def http_call(port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -153,7 +288,8 @@ def http_call(port: int, method: str, path: str, body: bytes | None, headers: di
         conn.close()
 
 
-def preload_galerakv(port: int, keys: int, size: int) -> None:
+def preload_galerakv(port: int, keys: int, size: int, name: str = "galerakv", etag: bool = True) -> None:
+    """PUT the keys through galerakv's API (or the Flask peer's: name="flask", etag=False)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         for i in range(keys):
@@ -167,14 +303,14 @@ def preload_galerakv(port: int, keys: int, size: int) -> None:
             resp = conn.getresponse()
             data = resp.read()
             if resp.status not in (200, 201):
-                raise RuntimeError(f"galerakv PUT {path}: {resp.status} {data[:200]!r}")
-            if resp.getheader("ETag") is None:
-                raise RuntimeError(f"galerakv PUT {path}: no ETag in response")
+                raise RuntimeError(f"{name} PUT {path}: {resp.status} {data[:200]!r}")
+            if etag and resp.getheader("ETag") is None:
+                raise RuntimeError(f"{name} PUT {path}: no ETag in response")
     finally:
         conn.close()
     status, data = http_call(port, "GET", f"/v1/ns/{NS}/kv/{key_name(7)}", None, {})
     if status != 200 or data != value_for(7, size):
-        raise RuntimeError(f"galerakv GET check failed: {status} {data[:200]!r}")
+        raise RuntimeError(f"{name} GET check failed: {status} {data[:200]!r}")
 
 
 def preload_etcd(port: int, keys: int, size: int) -> None:
@@ -285,11 +421,12 @@ def start_galerakv(
     server: str = "galerakv",
     galera: GaleraCluster | None = None,
     engine: str | None = None,
+    route: str = "nodes",
 ) -> tuple[Owned, int]:
-    """`galerakv serve` on SQLite in work/, or with galera: on that cluster (backend mariadb, route nodes)."""
+    """`galerakv serve` on SQLite in work/, or with galera: on that cluster (backend mariadb, route given)."""
     port = free_port()
     if galera is not None:
-        config = galera.serve_config(port, workers, engine)  # next to the cluster's toml: same state_dir
+        config = galera.serve_config(port, workers, engine, route)  # next to the cluster's toml: same state_dir
     else:
         db = work / "data" / "kv.sqlite3"  # not "galerakv/": cwd is on sys.path for granian
         db.parent.mkdir()
@@ -312,6 +449,53 @@ def start_galerakv(
         proc.stop()
         raise
     return proc, port
+
+
+def gunicorn_exe() -> str:
+    exe = Path(sys.executable).with_name("gunicorn")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("gunicorn")
+    if not found:
+        raise RuntimeError("gunicorn not found: pip install -e '.[bench]'")
+    return found
+
+
+def start_flask(work: Path, galera: GaleraCluster, workers: int) -> tuple[Owned, int, str]:
+    """bench/peers/flask_kv.py under gunicorn (sync workers) on the cluster's first node, port 3306.
+
+    Returns the process (gunicorn's arbiter; its workers are in its process group), the HTTP
+    port and a description.
+    """
+    port = free_port()
+    host, _ = galera.addresses[0]
+    db_port = 3306
+    user, password = galera.app_credentials()
+    env = dict(os.environ)
+    env.update(
+        FLASK_KV_HOST=host,
+        FLASK_KV_PORT=str(db_port),
+        FLASK_KV_USER=user,
+        FLASK_KV_PASSWORD=password,
+        FLASK_KV_DATABASE=galera.database,
+    )
+    argv = [
+        gunicorn_exe(), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+        "--pythonpath", str(PEERS_DIR), "--error-logfile", "-", "--log-level", "warning",
+        "flask_kv:app",
+    ]  # fmt: skip
+    proc = Owned("flask", argv, work / "flask.log", cwd=str(work), env=env)
+    try:
+        wait_http(port, "/healthz", 60.0, proc.proc)  # opens a connection, creates peer_kv if missing
+    except Exception:
+        log(f"flask peer did not start; log:\n{proc.tail()}")
+        proc.stop()
+        raise
+    desc = (
+        f"Flask + PyMySQL, gunicorn {workers} sync workers, REPLACE INTO / SELECT on table peer_kv "
+        f"of the writer node {host}:{db_port}, one autocommit connection per worker"
+    )
+    return proc, port, desc
 
 
 @contextmanager
@@ -359,41 +543,104 @@ def fmt_ratio(a: float, b: float) -> str:
 
 
 def round_ratio(g: Summary, e: Summary) -> float:
-    """Median over rounds of galerakv/etcd req/s, each pair measured back to back."""
-    return statistics.median(a.rps / b.rps for a, b in zip(g.runs, e.runs, strict=True) if b.rps)
+    """Median over rounds of galerakv/peer req/s, each pair measured back to back."""
+    ratios = [a.rps / b.rps for a, b in zip(g.runs, e.runs, strict=True) if b.rps]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
-GOALS = {"sqlite": {"GET": 2.0, "PUT": 1.0}, "galera": {"GET": 1.5, "PUT": 1.0}}  # issue 2, issue 4
+@dataclass(frozen=True)
+class Goal:
+    """galerakv req/s >= factor x each peer's; p99 <= p99_peer's when given."""
+
+    factors: dict[str, float]
+    p99_peer: str | None
+
+    def text(self) -> str:
+        parts = [f">= {f:g}x {peer}" for peer, f in self.factors.items()]
+        if self.p99_peer:
+            parts.append(f"p99 <= {self.p99_peer}")
+        return ", ".join(parts)
+
+    def verdict(self, g: Summary, peers: dict[str, Summary]) -> str:
+        ok = True
+        missing = []
+        for peer, factor in self.factors.items():
+            if peer not in peers:
+                missing.append(peer)
+            elif g.rps < factor * peers[peer].rps:
+                ok = False
+        if self.p99_peer:
+            if self.p99_peer not in peers:
+                missing.append(self.p99_peer)
+            elif g.p99_ms > peers[self.p99_peer].p99_ms:
+                ok = False
+        if missing:
+            rest = "the rest met" if ok else "NOT met"
+            return f"{self.text()}: incomplete, {', '.join(dict.fromkeys(missing))} not run ({rest})"
+        return f"{self.text()}: {'met' if ok else 'NOT met'}"
 
 
-def table(results: dict[tuple[str, str], Summary], goals: dict[str, float] = GOALS["sqlite"]) -> str:
-    lines = [
-        "| op | galerakv req/s | etcd req/s | ratio | per-round ratio | galerakv p50 ms | etcd p50 ms "
-        "| galerakv p99 ms | etcd p99 ms | goal |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for op in ("GET", "PUT"):
-        g, e = results.get(("galerakv", op)), results.get(("etcd", op))
-        if g is None or e is None:
-            continue
-        ok = g.rps >= goals[op] * e.rps and g.p99_ms <= e.p99_ms
-        lines.append(
-            f"| {op} | {g.rps:,.0f} | {e.rps:,.0f} | {fmt_ratio(g.rps, e.rps)} | {round_ratio(g, e):.2f}x "
-            f"| {g.p50_ms:.2f} | {e.p50_ms:.2f} | {g.p99_ms:.2f} | {e.p99_ms:.2f} "
-            f"| >= {goals[op]:g}x, p99 <= etcd: {'met' if ok else 'NOT met'} |"
-        )
+def goals_for(backend: str, route: str) -> dict[str, Goal]:
+    """Goals of the GET and PUT rows (mixed workloads have none)."""
+    if backend == "sqlite":  # issue 2
+        return {"GET": Goal({"etcd": 2.0}, "etcd"), "PUT": Goal({"etcd": 1.0}, "etcd")}
+    # route nodes: issue 4, and twice the afternoon's Flask + PyMySQL server
+    goal = Goal({"etcd": 1.0}, None) if route == "balancer" else Goal({"etcd": 1.5, "flask": 2.0}, "etcd")
+    return {"GET": goal, "PUT": goal}
+
+
+def table(
+    results: dict[tuple[str, str], Summary],
+    workloads: list[Workload],
+    names: list[str],
+    goals: dict[str, Goal],
+) -> str:
+    """One row per workload: galerakv's req/s and p99, then for each peer its req/s, p99 and the
+    ratio galerakv/peer, then the goal (GET and PUT rows)."""
+    ours = "galerakv" in names
+    peers = [n for n in names if n != "galerakv"]
+    compare = ours and bool(peers)
+    head, align = ["workload"], ["---"]
+    for n in names:
+        head += [f"{n} req/s", f"{n} p99 ms"]
+        align += ["---:", "---:"]
+        if compare and n != "galerakv":
+            head.append(f"galerakv/{n}")
+            align.append("---:")
+    if compare:
+        head.append("goal")
+        align.append("---")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for w in workloads:
+        row = [w.row]
+        got = {n: results.get((n, w.label)) for n in names}
+        g = got.get("galerakv")
+        for n in names:
+            s = got[n]
+            row += [f"{s.rps:,.0f}", f"{s.p99_ms:.2f}"] if s else ["-", "-"]
+            if compare and n != "galerakv":
+                row.append(f"{fmt_ratio(g.rps, s.rps)} ({round_ratio(g, s):.2f}x)" if g and s else "-")
+        if compare:
+            present = {p: s for p in peers if (s := got[p]) is not None}
+            goal = goals.get(w.label)
+            row.append(goal.verdict(g, present) if goal and g else "-")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
-def per_run(results: dict[tuple[str, str], Summary]) -> str:
+def per_run(results: dict[tuple[str, str], Summary], workloads: list[Workload], names: list[str]) -> str:
     out = []
-    for (name, op), s in results.items():
-        runs = ", ".join(
-            f"{r.rps:,.0f} ({r.p50_ms:.2f}/{r.p99_ms:.2f})"
-            + (f" errors={r.non2xx + r.sock_errors}" if r.non2xx + r.sock_errors else "")
-            for r in s.runs
-        )
-        out.append(f"- {name} {op}: {runs}")
+    for w in workloads:
+        for name in names:
+            s = results.get((name, w.label))
+            if s is None:
+                continue
+            runs = ", ".join(
+                f"{r.rps:,.0f} ({r.p50_ms:.2f}/{r.p99_ms:.2f})"
+                + (f" errors={r.non2xx + r.sock_errors}" if r.non2xx + r.sock_errors else "")
+                for r in s.runs
+            )
+            out.append(f"- {name} {w.row}: {runs}")
     return "\n".join(out)
 
 
@@ -406,6 +653,19 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1, help="galerakv worker processes (server default: 1)")
+    ap.add_argument(
+        "--mix",
+        default="get,put",
+        help="workloads measured, comma-separated, each a row: get, put, or GET%%/PUT%% mixes such as 90/10 "
+        "and 50/50 (each request a GET or a PUT, drawn per wrk thread, deterministic); default get,put",
+    )
+    ap.add_argument(
+        "--peers",
+        default=None,
+        help="peers compared with galerakv, comma-separated: etcd, flask (flask: --backend galera only); "
+        "default: etcd,flask with --backend galera, etcd otherwise",
+    )
+    ap.add_argument("--flask-workers", type=int, default=4, help="gunicorn sync workers of the Flask peer")
     ap.add_argument(
         "--server",
         choices=["galerakv", "granian"],
@@ -427,8 +687,15 @@ def main() -> int:
         "--backend",
         choices=["sqlite", "galera"],
         default="sqlite",
-        help="galerakv on SQLite (vs 1 etcd member), or on a real 3-node MariaDB Galera cluster with "
-        'route = "nodes" (vs 3 etcd members)',
+        help="galerakv on SQLite (vs 1 etcd member), or on a real 3-node MariaDB Galera cluster "
+        "(vs 3 etcd members and the Flask peer)",
+    )
+    ap.add_argument(
+        "--route",
+        choices=["nodes", "balancer"],
+        default=None,
+        help="with --backend galera: galerakv's server.route; nodes (default): galerakv picks the nodes; "
+        "balancer: through the cluster's [balancer] (HAProxy started by `galerakv cluster up`)",
     )
     ap.add_argument(
         "--galera-config",
@@ -465,7 +732,9 @@ def main() -> int:
         help="first wait (at most --wait-max s) until the 1-min load average is at most this (shared machine)",
     )
     ap.add_argument("--wait-max", type=int, default=600)
-    ap.add_argument("--only", choices=["galerakv", "etcd"], default=None)
+    ap.add_argument(
+        "--only", choices=["galerakv", "etcd", "flask"], default=None, help="run one side alone (smoke test)"
+    )
     ap.add_argument("--output", type=Path, default=None, help="also write the report here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     args = ap.parse_args()
@@ -473,11 +742,31 @@ def main() -> int:
         ap.error("--value-size must be >= 16")
 
     galera_mode = args.backend == "galera"
+    try:
+        workloads = parse_mix(args.mix)
+    except ValueError as exc:
+        ap.error(f"--mix: {exc}")
+    peers = [p.strip() for p in (args.peers or ("etcd,flask" if galera_mode else "etcd")).split(",") if p.strip()]
+    for p in peers:
+        if p not in ("etcd", "flask"):
+            ap.error(f"--peers: unknown peer {p!r} (etcd, flask)")
+    peers = list(dict.fromkeys(peers))
+    names = [args.only] if args.only else ["galerakv", *peers]
+    if "flask" in names and not galera_mode:
+        ap.error("the flask peer stores in MariaDB: it needs --backend galera")
+    if args.route is not None and not galera_mode:
+        ap.error("--route is for --backend galera")
+    route = args.route or "nodes"
     read_query = f"?consistency={args.consistency}" if args.consistency else ""
     etcd_members = args.etcd_members or (3 if galera_mode else 1)
     if galera_mode and args.server != "galerakv":
         ap.error("--backend galera runs `galerakv serve` only")
-    budget = 120 + args.runs * 4 * (args.duration + 35) + 2 * 35 + (2 * 300 + 60 if galera_mode else 0)
+    budget = (
+        120
+        + args.runs * len(workloads) * len(names) * (args.duration + 35)
+        + len(names) * 60
+        + (2 * 300 + 60 if galera_mode else 0)
+    )
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
     if args.wait_load is not None:
         waited = time.monotonic()
@@ -487,7 +776,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="galerakv-bench-"))
     owned: list[Owned] = []
     cluster: GaleraCluster | None = None
-    etcd_desc = ""
+    descs: dict[str, str] = {}
+    rss: RssMax | None = None
     results: dict[tuple[str, str], Summary] = {}
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()[0]
@@ -495,30 +785,56 @@ def main() -> int:
     try:
         with deadline(budget):
             targets: list[Target] = []
-            if args.only in (None, "galerakv"):
-                if galera_mode:
-                    if args.galera_config is not None:
-                        cluster = GaleraCluster.existing(args.galera_config)
-                    else:
-                        cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
-                    log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
-                    cluster.start()
-                g, gport = start_galerakv(
-                    work, args.workers, args.sqlite_synchronous, args.server, cluster, args.engine
-                )
-                owned.append(g)
-                log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}, {args.workers} worker(s)")
-                preload_galerakv(gport, args.keys, args.value_size)
-                gl, pl = galerakv_scripts(args.keys, args.value_size, read_query)
-                targets.append(Target("galerakv", f"http://127.0.0.1:{gport}", gl, pl))
-            if args.only in (None, "etcd"):
-                es, eport, etcd_desc = start_etcd(work, etcd_members, args.etcd_target)
-                owned.extend(es)
-                log(f"etcd pids {[e.pid for e in es]}, {etcd_desc}, on 127.0.0.1:{eport}")
-                preload_etcd(eport, args.keys, args.value_size)
-                gl, pl = etcd_scripts(args.keys, args.value_size, args.etcd_serializable)
-                targets.append(Target("etcd", f"http://127.0.0.1:{eport}", gl, pl))
+            if galera_mode and ("galerakv" in names or "flask" in names):
+                if args.galera_config is not None:
+                    cluster = GaleraCluster.existing(args.galera_config)
+                else:
+                    cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
+                log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
+                if route == "balancer" and "galerakv" in names and cluster.balancer_desc() == "none":
+                    raise RuntimeError(f"--route balancer: {cluster.config} has no [balancer] (kind none)")
+                cluster.start()
+            for name in names:
+                if name == "galerakv":
+                    g, gport = start_galerakv(
+                        work, args.workers, args.sqlite_synchronous, args.server, cluster, args.engine, route
+                    )
+                    owned.append(g)
+                    rss = RssMax(g.pid, RSS_INTERVAL)
+                    log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}, {args.workers} worker(s)")
+                    preload_galerakv(gport, args.keys, args.value_size)
+                    targets.append(
+                        Target(
+                            "galerakv",
+                            f"http://127.0.0.1:{gport}",
+                            *galerakv_requests(args.keys, args.value_size, read_query),
+                        )
+                    )
+                elif name == "etcd":
+                    es, eport, edesc = start_etcd(work, etcd_members, args.etcd_target)
+                    owned.extend(es)
+                    read_mode = "serializable" if args.etcd_serializable else "linearizable"
+                    descs["etcd"] = f"{edesc}, v3 JSON gateway, {read_mode} range"
+                    log(f"etcd pids {[e.pid for e in es]}, {edesc}, on 127.0.0.1:{eport}")
+                    preload_etcd(eport, args.keys, args.value_size)
+                    targets.append(
+                        Target(
+                            "etcd",
+                            f"http://127.0.0.1:{eport}",
+                            *etcd_requests(args.keys, args.value_size, args.etcd_serializable),
+                        )
+                    )
+                elif name == "flask":
+                    assert cluster is not None
+                    f, fport, descs["flask"] = start_flask(work, cluster, args.flask_workers)
+                    owned.append(f)
+                    log(f"flask peer pid {f.pid} (gunicorn) on 127.0.0.1:{fport}")
+                    preload_galerakv(fport, args.keys, args.value_size, name="flask", etag=False)
+                    targets.append(
+                        Target("flask", f"http://127.0.0.1:{fport}", *galerakv_requests(args.keys, args.value_size))
+                    )
             log(f"preloaded {args.keys} keys of {args.value_size} bytes")
+            scripts = {(t.name, w.label): w.script(t.get, t.put) for t in targets for w in workloads}
 
             def wrk(t: Target, lua: str, seconds: int) -> WrkResult:
                 return run_wrk(
@@ -531,15 +847,17 @@ def main() -> int:
                 )
 
             for t in targets:  # warm-up, not counted
-                wrk(t, t.get_lua, 2)
+                wrk(t, t.get.lua(), 2)
             raw: dict[tuple[str, str], list[WrkResult]] = {}
             for r in range(args.runs):
-                for op in ("GET", "PUT"):
+                for w in workloads:
                     for t in targets:
-                        res = wrk(t, t.get_lua if op == "GET" else t.put_lua, args.duration)
-                        raw.setdefault((t.name, op), []).append(res)
+                        sampling = rss.during(args.duration + 40) if rss and t.name == "galerakv" else nullcontext()
+                        with sampling:
+                            res = wrk(t, scripts[(t.name, w.label)], args.duration)
+                        raw.setdefault((t.name, w.label), []).append(res)
                         loads.append(os.getloadavg()[0])
-                        log(f"round {r + 1}/{args.runs} {t.name} {op}: {res}")
+                        log(f"round {r + 1}/{args.runs} {t.name} {w.row}: {res}")
             for k, v in raw.items():
                 results[k] = summarize(v)
     except (Timeout, KeyboardInterrupt) as exc:
@@ -560,37 +878,59 @@ def main() -> int:
     if loads:
         load += f" ({min(loads):.1f}-{max(loads):.1f} after each wrk run, median {statistics.median(loads):.1f})"
     on = " on granian" if args.server == "granian" else ""
-    read_mode = "serializable" if args.etcd_serializable else "linearizable"
     if galera_mode:
         reads = "local reads" if args.consistency == "local" else "causal reads with wsrep_sync_wait=1"
-        gdesc = (
-            f"galerakv (MariaDB Galera, {args.galera_nodes} nodes on loopback, route=nodes, "
-            f"{reads}, {args.workers} worker(s), engine {args.engine or 'default'})"
+        n_nodes = len(cluster.nodes) if cluster is not None else args.galera_nodes
+        route_desc = f"route={route}"
+        if route == "balancer" and cluster is not None:
+            route_desc += f" ({cluster.balancer_desc()})"
+        descs["galerakv"] = (
+            f"MariaDB Galera, {n_nodes} nodes on loopback, {route_desc}, "
+            f"{reads}, {args.workers} worker(s), engine {args.engine or 'default'}"
         )
     else:
-        gdesc = f"galerakv{on} (SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'})"
-    etcd_desc = etcd_desc or f"{etcd_members} member(s)"
+        descs["galerakv"] = f"SQLite, {args.workers} worker(s), synchronous={args.sqlite_synchronous or 'default'}"
+    descs.setdefault("etcd", f"{etcd_members} member(s)")
+    label = {"galerakv": f"galerakv{on}", "etcd": "etcd", "flask": "flask"}
+    described = [f"{label[n]} ({descs.get(n, '')})" for n in names]
+    header = described[0] + (" alone" if len(described) == 1 else " vs " + " and ".join(described[1:]))
     mariadb = f", MariaDB {cluster.mariadb_version()}" if cluster is not None else ""
-    report = "\n".join(
-        [
-            f"{gdesc} vs etcd ({etcd_desc}, v3 JSON gateway, {read_mode} range), {started:%Y-%m-%d %H:%M} UTC",
+    mix_note = ""
+    if any(w.mixed for w in workloads):
+        mix_note = (
+            " Mixed workloads (mix G/P): each request is a GET with probability G %, else a PUT of the "
+            "same key cycle (per-thread deterministic pseudo-random draw); they have no goal."
+        )
+    ratio_note = ""
+    if "galerakv" in names and len(names) > 1:
+        ratio_note = "galerakv/peer: ratio of the median req/s (median of the per-round ratios in brackets).\n\n"
+    lines = [
+        f"{header}, {started:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.keys} keys, "
+        f"{args.value_size}-byte values; medians of {args.runs} alternating rounds.{mix_note}",
+        "",
+        table(results, workloads, names, goals_for(args.backend, route)),
+        "",
+        ratio_note + f"Command: `{command}`",
+        "",
+    ]
+    if rss is not None:
+        lines += [
+            f"galerakv RSS max per process: {rss.describe()} (VmRSS every {RSS_INTERVAL:g} s during the "
+            f"galerakv wrk runs, {rss.samples} samples)",
             "",
-            f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.keys} keys, "
-            f"{args.value_size}-byte values; medians of {args.runs} alternating rounds.",
-            "",
-            table(results, GOALS[args.backend]),
-            "",
-            f"Command: `{command}`",
-            "",
-            f"Machine: {versions()}{mariadb}. wrk runs on the same CPUs as the servers; {load}.",
-            "",
-            "Per run, req/s (p50/p99 ms):",
-            "",
-            per_run(results),
-            "",
-            f"Non-2xx responses and socket errors: {errors}.",
         ]
-    )
+    lines += [
+        f"Machine: {versions()}{mariadb}. wrk runs on the same CPUs as the servers; {load}.",
+        "",
+        "Per run, req/s (p50/p99 ms):",
+        "",
+        per_run(results, workloads, names),
+        "",
+        f"Non-2xx responses and socket errors: {errors}.",
+    ]
+    report = "\n".join(lines)
     print(report)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

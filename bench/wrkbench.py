@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmarks: free ports, owned processes, wrk runs."""
+"""Shared helpers for the benchmarks: free ports, owned processes, wrk runs, RSS sampling."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,3 +191,86 @@ def run_wrk(
                 sock_errors=d["sock_errors"],
             )
     raise RuntimeError(f"wrk gave no result (rc={out.returncode}): {out.stdout}{out.stderr}")
+
+
+def process_tree(root: int) -> list[int]:
+    """root and its descendants (from each /proc/PID/stat's ppid), root first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()  # after "pid (comm) ": state ppid ...
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo and len(out) < 10_000:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(sorted(children.get(pid, [])))
+    return out
+
+
+def vm_rss_kb(pid: int) -> int | None:
+    """VmRSS of a process in kB (None when it is gone or has no memory, e.g. a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class RssMax:
+    """Maximum VmRSS per process of a process tree, sampled by a thread while `during()` is open.
+
+    Accumulates over several `during()` blocks (e.g. one per wrk run).
+    """
+
+    def __init__(self, root: int, interval: float = 0.5) -> None:
+        self.root = root
+        self.interval = interval
+        self.max_kb: dict[int, int] = {}
+        self.samples = 0
+
+    def sample(self) -> None:
+        for pid in process_tree(self.root):
+            kb = vm_rss_kb(pid)
+            if kb is not None and kb > self.max_kb.get(pid, -1):
+                self.max_kb[pid] = kb
+        self.samples += 1
+
+    @contextlib.contextmanager
+    def during(self, max_seconds: float) -> Iterator[None]:
+        """Sample every `interval` s until the block ends (at most max_seconds)."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            deadline = time.monotonic() + max_seconds
+            while not stop.is_set() and time.monotonic() < deadline:
+                self.sample()
+                stop.wait(self.interval)
+
+        thread = threading.Thread(target=loop, name="rss-sampler", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(max(5.0, 10 * self.interval))
+
+    def describe(self) -> str:
+        """e.g. 'serve (pid 10) 52.1, worker (pid 11) 88.4 MB'; the root is the serve process."""
+        if not self.max_kb:
+            return "no samples"
+        parts = [
+            f"{'serve' if pid == self.root else 'worker'} (pid {pid}) {kb / 1024:.1f}"
+            for pid, kb in sorted(self.max_kb.items(), key=lambda x: (x[0] != self.root, x[0]))
+        ]
+        return ", ".join(parts) + " MB"
