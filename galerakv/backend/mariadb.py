@@ -56,7 +56,7 @@ from galerakv.backend.base import (
 from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate
 from galerakv.backend.retry import RetryPolicy
-from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, group_keys
+from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, group_keys
 from galerakv.config import Settings
 from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
 
@@ -105,7 +105,7 @@ OUTCOME_TIMEOUT = 20.0   # how long the outcome of a lost COMMIT is sought (> ev
 WRITE_LANES = 2          # groups committing at once (each holds one writer connection)
 WRITE_GROUP_MAX = 128    # units in one group
 WRITE_GROUP_BYTES = 4 << 20  # values in one group, and in one upsert statement (max_allowed_packet: 16M)
-READ_LANES = 8           # batched point-read queries in flight at once
+READ_LANES = 4           # batched point-read queries in flight at once
 READ_BATCH_MAX = 64
 
 _LIVE = "(exp IS NULL OR exp > %s)"
@@ -124,6 +124,49 @@ def _chunks(upserts: list[tuple[str, Entry]], max_bytes: int) -> list[list[tuple
         chunks[-1].append(item)
         size += weight
     return chunks
+
+
+def _rows(fetched: Sequence[Sequence[Any]]) -> dict[RowKey, Entry]:
+    """Rows of ``SELECT ns, k, v, ct, ver, exp`` by (namespace, key)."""
+    rows: dict[RowKey, Entry] = {}
+    for ns, k, v, ct, ver, exp in fetched:
+        key = bytes(k).decode()
+        rows[(bytes(ns).decode(), key)] = Entry(key, bytes(v), bytes(ct).decode(), str(ver), exp)
+    return rows
+
+
+def _change_statements(plan: GroupPlan) -> tuple[list[str], list[Any]]:
+    """The statements that write a plan's changes back, ending with COMMIT, and their arguments:
+    multi-row upserts (each under max_allowed_packet) and one delete."""
+    statements: list[str] = []
+    args: list[Any] = []
+    for chunk in _chunks(plan.upserts(), WRITE_GROUP_BYTES):
+        for ns, e in chunk:
+            args += (ns.encode(), e.key.encode(), e.value, e.content_type.encode(), int(e.version), e.expires_at)
+        statements.append(
+            "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)")
+    deletes = plan.deletes()
+    if deletes:
+        by_ns: dict[str, list[str]] = {}
+        for ns, key in deletes:
+            by_ns.setdefault(ns, []).append(key)
+        where, del_args = _where_keys(by_ns)
+        statements.append(f"DELETE FROM kv WHERE {where}")
+        args += del_args
+    statements.append("COMMIT")
+    return statements, args
+
+
+def _joined(statements: tuple[list[str], list[Any]]) -> tuple[str, list[Any] | None]:
+    """Statements and their arguments as one multi-statement ``execute``."""
+    return "; ".join(statements[0]), statements[1] or None
+
+
+def _stored(result: UnitResult) -> UnitResult:
+    """A blind put's result when only its being stored is known (answered as a replace)."""
+    return OpResult("ok", result.entry) if isinstance(result, OpResult) else result
 
 
 def _where_keys(keys: dict[str, list[str]]) -> tuple[str, list[bytes]]:
@@ -470,10 +513,21 @@ class MariaDBStore(Store):
         try:
             async with conn.cursor() as cur:
                 async with asyncio.timeout(WRITE_TIMEOUT):
-                    plan = await self._plan(cur, units)
-                    results = [plan.run(unit) for unit in units]
-                    committing = True  # the changes and COMMIT go in one round trip
-                    await self._flush_and_commit(cur, plan)
+                    if all(unit.blind for unit in units):
+                        plan = blind_plan(units, time.time())
+                        # if the old rows never arrive but the group is found committed, each put
+                        # was stored: answered as a replace, since whether it created is unknown
+                        results: list[UnitResult] = [_stored(result) for result in plan.results]
+                        committing = True  # the whole group and its COMMIT go in one round trip
+                        rows = await self._blind_send(cur, units, plan)
+                        results = GroupPlan(rows, plan.now, plan.versions).run_all(units)
+                    else:
+                        plan = await self._plan(cur, units)
+                        results = plan.run_all(units)
+                        committing = True  # the changes and COMMIT go in one round trip
+                        await cur.execute(*_joined(_change_statements(plan)))
+                    while await cur.nextset():  # the changes' and COMMIT's outcomes
+                        pass
                 return results
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()  # never reuse a connection in an unknown transaction state
@@ -504,41 +558,27 @@ class MariaDBStore(Store):
         value = "v" if any(unit.reads_values for unit in units) else "x''"
         await cur.execute(f"BEGIN; SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
         await cur.nextset()
-        rows: dict[RowKey, Entry] = {}
-        for ns, k, v, ct, ver, exp in await cur.fetchall():
-            key = bytes(k).decode()
-            rows[(bytes(ns).decode(), key)] = Entry(key, bytes(v), bytes(ct).decode(), str(ver), exp)
-        return GroupPlan(rows, time.time())
+        return GroupPlan(_rows(await cur.fetchall()), time.time())
 
     @staticmethod
-    async def _flush_and_commit(cur: Any, plan: GroupPlan) -> None:
-        """The group's changes (one multi-row upsert, one delete) and COMMIT, in one round trip.
+    async def _blind_send(cur: Any, units: Sequence[Unit], sent: GroupPlan) -> dict[RowKey, Entry]:
+        """Send a group of unconditional puts and its COMMIT in one round trip; the old rows.
 
+        What is written does not depend on the old rows, so the upsert was
+        planned before they are known (``sent``, see
+        :func:`~galerakv.backend.writeset.blind_plan`) and goes with the
+        locking read; the old rows, read back from the same transaction, then
+        decide each put's status (created or replaced) with the same versions.
         MariaDB stops at the first failing statement, so COMMIT runs only when
         every change was made; an error (a certification conflict at COMMIT
-        included) surfaces while the results are read.
+        included) surfaces while the caller reads the remaining results.
         """
-        statements: list[str] = []
-        args: list[Any] = []
-        for chunk in _chunks(plan.upserts(), WRITE_GROUP_BYTES):  # each statement under max_allowed_packet
-            for ns, e in chunk:
-                args += (ns.encode(), e.key.encode(), e.value, e.content_type.encode(), int(e.version), e.expires_at)
-            statements.append(
-                "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-                + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)")
-        deletes = plan.deletes()
-        if deletes:
-            by_ns: dict[str, list[str]] = {}
-            for ns, key in deletes:
-                by_ns.setdefault(ns, []).append(key)
-            where, del_args = _where_keys(by_ns)
-            statements.append(f"DELETE FROM kv WHERE {where}")
-            args += del_args
-        statements.append("COMMIT")
-        await cur.execute("; ".join(statements), args or None)
-        while await cur.nextset():
-            pass
+        where, args = _where_keys(group_keys(units))
+        changes, change_args = _change_statements(sent)
+        select = f"SELECT ns, k, x'', ct, ver, exp FROM kv WHERE {where} FOR UPDATE"
+        await cur.execute("; ".join(["BEGIN", select, *changes]), [*args, *change_args])
+        await cur.nextset()
+        return _rows(await cur.fetchall())
 
     async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> bool | None:
         """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.

@@ -60,6 +60,15 @@ class Unit:
                 or any(c.target == "value" for c in self.compares))
 
     @property
+    def blind(self) -> bool:
+        """An unconditional put: what it writes does not depend on what is stored, only its
+        status (created or replaced) does, so it can be sent before the stored row is read."""
+        if self.shape != "op":
+            return False
+        op = self.ops[0]
+        return op.kind == "put" and op.if_match is None and not op.if_none_match
+
+    @property
     def weight(self) -> int:
         """Bytes this unit writes, to bound a group's statement size."""
         return sum(len(op.value) + len(op.key) for op in (*self.ops, *self.failure)) + 64
@@ -79,12 +88,18 @@ class GroupPlan:
 
     ``rows`` are the stored rows of the group's keys, expired ones included
     (the plan treats an entry whose ``expires_at`` has passed as absent).
+    ``versions``, when given, are the new versions its puts take, in order:
+    two plans of the same blind units with the same versions and time write
+    the same rows whatever rows they were given.
     """
 
-    def __init__(self, rows: dict[RowKey, Entry], now: float) -> None:
+    def __init__(self, rows: dict[RowKey, Entry], now: float, versions: Sequence[int] | None = None) -> None:
         self.now = now
+        self.versions = list(versions) if versions is not None else None
+        self._versions = iter(self.versions) if self.versions is not None else None
         self._state: dict[RowKey, Entry | None] = dict(rows)
         self._changed: dict[RowKey, None] = {}  # insertion-ordered set
+        self.results: list[UnitResult] = []
 
     def current(self, ns: str, key: str) -> Entry | None:
         entry = self._state.get((ns, key))
@@ -103,7 +118,8 @@ class GroupPlan:
             self._state[(ns, op.key)] = None
             self._changed[(ns, op.key)] = None
             return OpResult("ok", cur)
-        entry = Entry(op.key, op.value, op.content_type, str(new_version()), expiry(op.ttl, self.now))
+        version = next(self._versions) if self._versions is not None else new_version()
+        entry = Entry(op.key, op.value, op.content_type, str(version), expiry(op.ttl, self.now))
         self._state[(ns, op.key)] = entry
         self._changed[(ns, op.key)] = None
         return OpResult("created" if cur is None else "ok", entry)
@@ -116,6 +132,11 @@ class GroupPlan:
         ok = all(c.holds(self.current(unit.ns, c.key)) for c in unit.compares)
         branch = unit.ops if ok else unit.failure
         return TxnResult(ok, tuple(self.apply(unit.ns, op) for op in branch))
+
+    def run_all(self, units: Sequence[Unit]) -> list[UnitResult]:
+        """Every unit's result, in order; kept in ``results``."""
+        self.results = [self.run(unit) for unit in units]
+        return self.results
 
     def upserts(self) -> list[tuple[str, Entry]]:
         return [(ns, entry) for (ns, key) in self._changed if (entry := self._state[(ns, key)]) is not None]
@@ -135,3 +156,14 @@ class GroupPlan:
             return ns, entry.key, entry.version
         dels = self.deletes()
         return (dels[0][0], dels[0][1], None) if dels else None
+
+
+def blind_plan(units: Sequence[Unit], now: float) -> GroupPlan:
+    """The rows a group of blind units writes, planned before the stored rows are known.
+
+    Its ``versions`` and ``now``, given to a plan of the stored rows, decide
+    each unit's status for exactly these rows (see :attr:`Unit.blind`).
+    """
+    plan = GroupPlan({}, now, [new_version() for _ in units])
+    plan.run_all(units)
+    return plan

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult
-from galerakv.backend.writeset import GroupPlan, Unit, group_keys
+from galerakv.backend.writeset import GroupPlan, Unit, blind_plan, group_keys
 
 NOW = 1_000_000.0
 
@@ -123,3 +123,24 @@ def test_values_are_read_only_when_a_unit_needs_them() -> None:
     assert Unit("a", "batch", (Op("get", "k"),)).reads_values
     assert Unit("a", "txn", (), (Compare("k", "value", b"x"),)).reads_values
     assert not Unit("a", "txn", (), (Compare("k", "version", "1"),)).reads_values
+
+
+def test_a_blind_group_writes_the_same_rows_whatever_is_stored() -> None:
+    units = [one("a", put("k", b"1")), one("a", put("new", b"2", ttl=5)), one("a", put("k", b"3"))]
+    assert all(u.blind for u in units)
+    sent = blind_plan(units, NOW)
+    stored = {("a", "k"): entry("k", version="7"), ("a", "new"): entry("new", expires_at=NOW - 1)}
+    decided = GroupPlan(stored, sent.now, sent.versions)
+    results = decided.run_all(units)
+    assert decided.upserts() == sent.upserts()
+    # the statuses come from the stored rows: k existed, new had expired (so it is created)
+    assert [r.status for r in results if isinstance(r, OpResult)] == ["ok", "created", "ok"]
+    assert [e.value for _, e in sent.upserts()] == [b"3", b"2"]
+
+
+def test_only_unconditional_single_puts_are_blind() -> None:
+    assert one("a", put("k")).blind
+    assert not one("a", put("k", if_match="1")).blind
+    assert not one("a", put("k", if_none_match=True)).blind
+    assert not one("a", Op("delete", "k")).blind
+    assert not Unit("a", "batch", (put("k"),)).blind
