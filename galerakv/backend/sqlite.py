@@ -111,6 +111,23 @@ class _Tx:
         return OpResult("created" if cur is None else "ok", entry)
 
 
+class _OneChange:
+    """A job that makes at most one change with one statement (a put or delete of one key).
+
+    A failing statement changes nothing, so such a job needs no savepoint of
+    its own in the group's transaction (two statements fewer per write).
+    """
+
+    __slots__ = ("ns", "op")
+
+    def __init__(self, ns: str, op: Op) -> None:
+        self.ns = ns
+        self.op = op
+
+    def __call__(self, tx: _Tx) -> OpResult:
+        return tx.apply(self.ns, self.op)
+
+
 class _Writer(threading.Thread):
     """The single writer: takes jobs from a queue and group-commits them."""
 
@@ -160,6 +177,12 @@ class _Writer(threading.Thread):
                 "SELECT value FROM meta WHERE name = 'revision'").fetchone()
             tx = _Tx(self.conn, revision, time.time())
             for job, _ in group:
+                if isinstance(job, _OneChange):  # one statement changes at most one row: it is atomic
+                    try:
+                        outcomes.append((True, job(tx)))
+                    except (StoreError, sqlite3.Error) as exc:
+                        outcomes.append((False, _translate(exc)))
+                    continue
                 self.conn.execute("SAVEPOINT op")
                 try:
                     outcomes.append((True, job(tx)))
@@ -299,12 +322,10 @@ class SQLiteStore(Store):
     async def put(self, ns: str, key: str, value: bytes, content_type: str, *,
                   ttl: float | None = None, if_match: str | None = None,
                   if_none_match: bool = False) -> OpResult:
-        op = Op("put", key, value, content_type, ttl, if_match, if_none_match)
-        return await self._write(lambda tx: tx.apply(ns, op))
+        return await self._write(_OneChange(ns, Op("put", key, value, content_type, ttl, if_match, if_none_match)))
 
     async def delete(self, ns: str, key: str, *, if_match: str | None = None) -> OpResult:
-        op = Op("delete", key, if_match=if_match)
-        return await self._write(lambda tx: tx.apply(ns, op))
+        return await self._write(_OneChange(ns, Op("delete", key, if_match=if_match)))
 
     async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]:
         if all(op.kind == "get" for op in ops):
