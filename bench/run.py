@@ -586,10 +586,8 @@ def goals_for(backend: str, route: str) -> dict[str, Goal]:
         return {"GET": Goal({"etcd": 3.0}, None), "PUT": Goal({"etcd": 2.0}, None)}
     # Galera: twice the afternoon's Flask + PyMySQL server on either route; 1.5x a 3-member
     # etcd with p99 no worse through galerakv's own routing, 1x through the balancer
-    if route == "balancer":
-        goal = Goal({"etcd": 1.0, "flask": 2.0}, None)
-    else:
-        goal = Goal({"etcd": 1.5, "flask": 2.0}, "etcd")
+    balancer = route == "balancer"
+    goal = Goal({"etcd": 1.0 if balancer else 1.5, "flask": 2.0}, None if balancer else "etcd")
     return {"GET": goal, "PUT": goal}
 
 
