@@ -15,7 +15,7 @@ processes and the per-run numbers. It stops only the processes it started (by PI
 removes its temp dir.
 
     python bench/run.py                     # 3 rounds x 10 s, 32 connections
-    python bench/run.py --workers 2 --runs 5 --output bench/results/latest.md
+    python bench/run.py --workers 2 --runs 3 --output bench/results/sqlite.md
     python bench/run.py --backend galera --runs 5 --output bench/results/galera.md
     python bench/run.py --backend galera --route balancer --peers etcd,flask --mix get,put,90/10,50/50
 """
