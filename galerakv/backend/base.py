@@ -72,7 +72,9 @@ class OpResult:
     """The outcome of one operation.
 
     ``entry`` is the entry read (get), written (put), removed (delete), or, on
-    ``precondition_failed``, the current entry if there is one.
+    ``precondition_failed``, the current entry if there is one. Of a removed or
+    current entry only the metadata is promised (key, version, content type,
+    expiry): the MariaDB backend does not read stored values it does not need.
     """
 
     status: Status

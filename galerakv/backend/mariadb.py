@@ -41,7 +41,7 @@ import asyncmy
 from asyncmy.constants import CLIENT
 from asyncmy.errors import MySQLError
 
-from galerakv.backend import routing
+from galerakv.backend import routing, statements
 from galerakv.backend.base import (
     BackendStatus,
     Compare,
@@ -112,72 +112,9 @@ _LIVE = "(exp IS NULL OR exp > %s)"
 _COLS = "k, v, ct, ver, exp"
 
 
-def _chunks(upserts: list[tuple[str, Entry]], max_bytes: int) -> list[list[tuple[str, Entry]]]:
-    """Consecutive runs of upserts whose values add up to at most ``max_bytes`` (one at least)."""
-    chunks: list[list[tuple[str, Entry]]] = []
-    size = max_bytes + 1
-    for item in upserts:
-        weight = len(item[1].value) + len(item[1].key)
-        if size + weight > max_bytes:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += weight
-    return chunks
-
-
-def _rows(fetched: Sequence[Sequence[Any]]) -> dict[RowKey, Entry]:
-    """Rows of ``SELECT ns, k, v, ct, ver, exp`` by (namespace, key)."""
-    rows: dict[RowKey, Entry] = {}
-    for ns, k, v, ct, ver, exp in fetched:
-        key = bytes(k).decode()
-        rows[(bytes(ns).decode(), key)] = Entry(key, bytes(v), bytes(ct).decode(), str(ver), exp)
-    return rows
-
-
-def _change_statements(plan: GroupPlan) -> tuple[list[str], list[Any]]:
-    """The statements that write a plan's changes back, ending with COMMIT, and their arguments:
-    multi-row upserts (each under max_allowed_packet) and one delete."""
-    statements: list[str] = []
-    args: list[Any] = []
-    for chunk in _chunks(plan.upserts(), WRITE_GROUP_BYTES):
-        for ns, e in chunk:
-            args += (ns.encode(), e.key.encode(), e.value, e.content_type.encode(), int(e.version), e.expires_at)
-        statements.append(
-            "INSERT INTO kv (ns, k, v, ct, ver, exp) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-            + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)")
-    deletes = plan.deletes()
-    if deletes:
-        by_ns: dict[str, list[str]] = {}
-        for ns, key in deletes:
-            by_ns.setdefault(ns, []).append(key)
-        where, del_args = _where_keys(by_ns)
-        statements.append(f"DELETE FROM kv WHERE {where}")
-        args += del_args
-    statements.append("COMMIT")
-    return statements, args
-
-
-def _joined(statements: tuple[list[str], list[Any]]) -> tuple[str, list[Any] | None]:
-    """Statements and their arguments as one multi-statement ``execute``."""
-    return "; ".join(statements[0]), statements[1] or None
-
-
 def _stored(result: UnitResult) -> UnitResult:
     """A blind put's result when only its being stored is known (answered as a replace)."""
     return OpResult("ok", result.entry) if isinstance(result, OpResult) else result
-
-
-def _where_keys(keys: dict[str, list[str]]) -> tuple[str, list[bytes]]:
-    """``(ns = ? AND k IN (...)) OR ...`` for keys grouped by namespace, and its arguments."""
-    parts: list[str] = []
-    args: list[bytes] = []
-    for ns, names in keys.items():
-        parts.append(f"(ns = %s AND k IN ({', '.join(['%s'] * len(names))}))")
-        args.append(ns.encode())
-        args.extend(k.encode() for k in names)
-    return " OR ".join(parts), args
 
 
 def _code(exc: BaseException) -> int:
@@ -525,7 +462,7 @@ class MariaDBStore(Store):
                         plan = await self._plan(cur, units)
                         results = plan.run_all(units)
                         committing = True  # the changes and COMMIT go in one round trip
-                        await cur.execute(*_joined(_change_statements(plan)))
+                        await cur.execute(*statements.joined(statements.changes(plan, WRITE_GROUP_BYTES)))
                     while await cur.nextset():  # the changes' and COMMIT's outcomes
                         pass
                 return results
@@ -554,11 +491,11 @@ class MariaDBStore(Store):
     async def _plan(cur: Any, units: Sequence[Unit]) -> GroupPlan:
         """Begin, then lock and read the rows of every key the group touches (expired ones too),
         in one round trip."""
-        where, args = _where_keys(group_keys(units))
+        where, args = statements.where_keys(group_keys(units))
         value = "v" if any(unit.reads_values for unit in units) else "x''"
         await cur.execute(f"BEGIN; SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
         await cur.nextset()
-        return GroupPlan(_rows(await cur.fetchall()), time.time())
+        return GroupPlan(statements.rows(await cur.fetchall()), time.time())
 
     @staticmethod
     async def _blind_send(cur: Any, units: Sequence[Unit], sent: GroupPlan) -> dict[RowKey, Entry]:
@@ -573,12 +510,12 @@ class MariaDBStore(Store):
         every change was made; an error (a certification conflict at COMMIT
         included) surfaces while the caller reads the remaining results.
         """
-        where, args = _where_keys(group_keys(units))
-        changes, change_args = _change_statements(sent)
+        where, args = statements.where_keys(group_keys(units))
+        changes, change_args = statements.changes(sent, WRITE_GROUP_BYTES)
         select = f"SELECT ns, k, x'', ct, ver, exp FROM kv WHERE {where} FOR UPDATE"
         await cur.execute("; ".join(["BEGIN", select, *changes]), [*args, *change_args])
         await cur.nextset()
-        return _rows(await cur.fetchall())
+        return statements.rows(await cur.fetchall())
 
     async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> bool | None:
         """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.
@@ -654,7 +591,7 @@ class MariaDBStore(Store):
         by_ns: dict[str, list[str]] = {}
         for ns, key in items:
             by_ns.setdefault(ns, []).append(key)
-        where, args = _where_keys({ns: sorted(set(keys)) for ns, keys in by_ns.items()})
+        where, args = statements.where_keys({ns: sorted(set(keys)) for ns, keys in by_ns.items()})
         sql = f"{self._select(local)} ns, {_COLS} FROM kv WHERE ({where}) AND {_LIVE}"
         params = [*args, time.time()]
 

@@ -147,17 +147,17 @@ def test_only_unconditional_single_puts_are_blind() -> None:
 
 
 def test_upserts_are_split_into_statements_under_the_size_bound() -> None:
-    from galerakv.backend.mariadb import _chunks
+    from galerakv.backend.statements import chunks
 
     ups = [("a", entry(f"k{i}", b"x" * size)) for i, size in enumerate((40, 40, 40, 500, 10))]
-    chunks = _chunks(ups, 100)
-    assert [[e.key for _, e in c] for c in chunks] == [["k0", "k1"], ["k2"], ["k3"], ["k4"]]
-    assert _chunks([], 100) == []
+    parts = chunks(ups, 100)
+    assert [[e.key for _, e in c] for c in parts] == [["k0", "k1"], ["k2"], ["k3"], ["k4"]]
+    assert chunks([], 100) == []
 
 
 def test_keys_become_one_condition_per_namespace_with_their_arguments() -> None:
-    from galerakv.backend.mariadb import _where_keys
+    from galerakv.backend.statements import where_keys
 
-    sql, args = _where_keys({"a": ["k1", "k2"], "b": ["z"]})
+    sql, args = where_keys({"a": ["k1", "k2"], "b": ["z"]})
     assert sql == "(ns = %s AND k IN (%s, %s)) OR (ns = %s AND k IN (%s))"
     assert args == [b"a", b"k1", b"k2", b"b", b"z"]
