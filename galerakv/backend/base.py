@@ -159,6 +159,14 @@ def unmet_condition(op: Op, current: Entry | None) -> OpResult | None:
     return None
 
 
+def settled(op: Op, current: Entry | None) -> OpResult | None:
+    """The result of ``op`` when it changes nothing: a get's read, or a failed condition
+    (:func:`unmet_condition`); None when the put or delete is to be made."""
+    if op.kind == "get":
+        return OpResult("ok", current) if current else OpResult("not_found")
+    return unmet_condition(op, current)
+
+
 def expiry(ttl: float | None, now: float | None = None) -> float | None:
     """Absolute expiry time for a TTL in seconds (None: never)."""
     if ttl is None:

@@ -56,7 +56,7 @@ from galerakv.backend.base import (
 from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate
 from galerakv.backend.retry import RetryPolicy
-from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, group_keys
+from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
 from galerakv.config import Settings
 from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
 
@@ -447,14 +447,12 @@ class MariaDBStore(Store):
             raise _Uncommitted() from exc
         committing = False
         plan: GroupPlan | None = None
+        results: list[UnitResult] | None = None
         try:
             async with conn.cursor() as cur:
                 async with asyncio.timeout(WRITE_TIMEOUT):
                     if all(unit.blind for unit in units):
                         plan = blind_plan(units, time.time())
-                        # if the old rows never arrive but the group is found committed, each put
-                        # was stored: answered as a replace, since whether it created is unknown
-                        results: list[UnitResult] = [_stored(result) for result in plan.results]
                         committing = True  # the whole group and its COMMIT go in one round trip
                         rows = await self._blind_send(cur, units, plan)
                         results = GroupPlan(rows, plan.now, plan.versions).run_all(units)
@@ -483,6 +481,8 @@ class MariaDBStore(Store):
                     "committed; read the key before retrying", retry_after=1) from exc
             if not committed:
                 raise _Uncommitted() from exc
+            if results is None:  # a blind group whose old rows never came back: each put was
+                results = [_stored(result) for result in plan.results]  # stored, created or not
             return results
         finally:
             pool.release(conn)
@@ -491,9 +491,8 @@ class MariaDBStore(Store):
     async def _plan(cur: Any, units: Sequence[Unit]) -> GroupPlan:
         """Begin, then lock and read the rows of every key the group touches (expired ones too),
         in one round trip."""
-        where, args = statements.where_keys(group_keys(units))
-        value = "v" if any(unit.reads_values for unit in units) else "x''"
-        await cur.execute(f"BEGIN; SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args)
+        select, args = statements.lock_rows(units, values=any(unit.reads_values for unit in units))
+        await cur.execute(f"BEGIN; {select}", args)
         await cur.nextset()
         return GroupPlan(statements.rows(await cur.fetchall()), time.time())
 
@@ -510,9 +509,8 @@ class MariaDBStore(Store):
         every change was made; an error (a certification conflict at COMMIT
         included) surfaces while the caller reads the remaining results.
         """
-        where, args = statements.where_keys(group_keys(units))
+        select, args = statements.lock_rows(units, values=False)
         changes, change_args = statements.changes(sent, WRITE_GROUP_BYTES)
-        select = f"SELECT ns, k, x'', ct, ver, exp FROM kv WHERE {where} FOR UPDATE"
         await cur.execute("; ".join(["BEGIN", select, *changes]), [*args, *change_args])
         await cur.nextset()
         return statements.rows(await cur.fetchall())
@@ -588,10 +586,7 @@ class MariaDBStore(Store):
 
     async def _read_batch(self, items: Sequence[RowKey], local: bool) -> list[Entry | None]:
         """The point reads that arrived together, as one query (and one causality wait)."""
-        by_ns: dict[str, list[str]] = {}
-        for ns, key in items:
-            by_ns.setdefault(ns, []).append(key)
-        where, args = statements.where_keys({ns: sorted(set(keys)) for ns, keys in by_ns.items()})
+        where, args = statements.where_keys(by_namespace(items))
         sql = f"{self._select(local)} ns, {_COLS} FROM kv WHERE ({where}) AND {_LIVE}"
         params = [*args, time.time()]
 

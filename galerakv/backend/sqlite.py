@@ -37,7 +37,7 @@ from galerakv.backend.base import (
     Store,
     TxnResult,
     expiry,
-    unmet_condition,
+    settled,
 )
 from galerakv.backend.keys import paginate
 from galerakv.errors import BackendUnavailable, InvalidRequest, StoreError
@@ -90,11 +90,9 @@ class _Tx:
 
     def apply(self, ns: str, op: Op) -> OpResult:
         cur = self.current(ns, op.key)
-        if op.kind == "get":
-            return OpResult("ok", cur) if cur else OpResult("not_found")
-        unmet = unmet_condition(op, cur)
-        if unmet is not None:
-            return unmet
+        done = settled(op, cur)
+        if done is not None:
+            return done
         if op.kind == "delete":
             self.conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, op.key))
             return OpResult("ok", cur)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from galerakv.backend.base import Entry
-from galerakv.backend.writeset import GroupPlan, RowKey
+from galerakv.backend.writeset import GroupPlan, RowKey, Unit, by_namespace, group_keys
 
 
 def chunks(upserts: list[tuple[str, Entry]], max_bytes: int) -> list[list[tuple[str, Entry]]]:
@@ -53,14 +53,19 @@ def changes(plan: GroupPlan, max_statement_bytes: int) -> tuple[list[str], list[
             + " ON DUPLICATE KEY UPDATE v = VALUES(v), ct = VALUES(ct), ver = VALUES(ver), exp = VALUES(exp)")
     deletes = plan.deletes()
     if deletes:
-        by_ns: dict[str, list[str]] = {}
-        for ns, key in deletes:
-            by_ns.setdefault(ns, []).append(key)
-        where, del_args = where_keys(by_ns)
+        where, del_args = where_keys(by_namespace(deletes))
         statements.append(f"DELETE FROM kv WHERE {where}")
         args += del_args
     statements.append("COMMIT")
     return statements, args
+
+
+def lock_rows(units: Sequence[Unit], values: bool) -> tuple[str, list[bytes]]:
+    """``SELECT ... FOR UPDATE`` of every row the units touch, expired ones too, and its
+    arguments; the stored values only when ``values`` (else an empty binary string)."""
+    where, args = where_keys(group_keys(units))
+    value = "v" if values else "x''"
+    return f"SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args
 
 
 def joined(statements: tuple[list[str], list[Any]]) -> tuple[str, list[Any] | None]:

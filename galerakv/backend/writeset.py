@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult, expiry, unmet_condition
+from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult, expiry, settled
 
 Shape = Literal["op", "batch", "txn"]
 RowKey = tuple[str, str]  # (namespace, key)
@@ -74,13 +74,17 @@ class Unit:
         return sum(len(op.value) + len(op.key) for op in (*self.ops, *self.failure)) + 64
 
 
-def group_keys(units: Sequence[Unit]) -> dict[str, list[str]]:
-    """Every key the units touch, by namespace, each once, sorted (the order InnoDB locks them)."""
+def by_namespace(keys: Iterable[RowKey]) -> dict[str, list[str]]:
+    """Keys grouped by namespace, each once, sorted (the order InnoDB locks them)."""
     out: dict[str, set[str]] = {}
-    for unit in units:
-        for ns, key in unit.row_keys():
-            out.setdefault(ns, set()).add(key)
-    return {ns: sorted(keys) for ns, keys in sorted(out.items())}
+    for ns, key in keys:
+        out.setdefault(ns, set()).add(key)
+    return {ns: sorted(names) for ns, names in sorted(out.items())}
+
+
+def group_keys(units: Sequence[Unit]) -> dict[str, list[str]]:
+    """Every key the units touch, by namespace, each once, sorted."""
+    return by_namespace(key for unit in units for key in unit.row_keys())
 
 
 class GroupPlan:
@@ -109,11 +113,9 @@ class GroupPlan:
 
     def apply(self, ns: str, op: Op) -> OpResult:
         cur = self.current(ns, op.key)
-        if op.kind == "get":
-            return OpResult("ok", cur) if cur else OpResult("not_found")
-        unmet = unmet_condition(op, cur)
-        if unmet is not None:
-            return unmet
+        done = settled(op, cur)
+        if done is not None:
+            return done
         if op.kind == "delete":
             self._state[(ns, op.key)] = None
             self._changed[(ns, op.key)] = None
