@@ -14,8 +14,8 @@ def create_store(settings: Settings) -> Store:
         from galerakv.backend.sqlite import SQLiteStore
 
         return SQLiteStore(settings.server.sqlite_path, settings.server.sqlite_synchronous)
+    from galerakv import secrets
     from galerakv.backend.mariadb import MariaDBStore
-    from galerakv.cluster import secrets
     from galerakv.errors import BackendUnavailable, ClusterError
 
     path = settings.secrets_path

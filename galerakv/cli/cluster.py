@@ -11,18 +11,20 @@ from pathlib import Path
 import click
 
 from galerakv.cli.common import config_option, emit_json, fail, handle_errors, json_option
-from galerakv.cluster import balancer, lifecycle, render, starter
-from galerakv.cluster import balancer_render as _brender
+from galerakv.cluster import balancer, starter
 from galerakv.cluster import doctor as _doctor
 from galerakv.cluster import install as _install
-from galerakv.cluster import membership as _membership
-from galerakv.cluster import rolling as _rolling
-from galerakv.cluster import sql as _sql
-from galerakv.cluster import verify as _verify
-from galerakv.cluster.health import ClusterVerdict, NodeStatus
-from galerakv.cluster.secrets import Account, write_private
+from galerakv.cluster.operations import lifecycle
+from galerakv.cluster.operations import membership as _membership
+from galerakv.cluster.operations import rolling as _rolling
+from galerakv.cluster.operations import sql as _sql
+from galerakv.cluster.operations import verify as _verify
+from galerakv.cluster.render import balancer as _brender
+from galerakv.cluster.render import node as render
 from galerakv.cluster.transport import make_transport
 from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
+from galerakv.galera.status import ClusterVerdict, NodeStatus
+from galerakv.secrets import Account, write_private
 
 DOCTOR_HINT = "run `galerakv cluster doctor` to find the cause (docs/troubleshooting.md)"
 

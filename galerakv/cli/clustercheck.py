@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from galerakv.cli.common import config_option, fail
-from galerakv.cluster import clustercheck as _check
-from galerakv.cluster.balancer_render import CheckPaths
-from galerakv.cluster.secrets import load
+from galerakv.cluster.balancer import clustercheck as _check
+from galerakv.cluster.render.balancer import CheckPaths
 from galerakv.config import Settings
+from galerakv.secrets import load
 
 
 @click.command("clustercheck")

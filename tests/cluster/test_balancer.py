@@ -19,11 +19,11 @@ import pytest
 
 from galerakv import config
 from galerakv.cluster import balancer
-from galerakv.cluster.balancer_render import FALL, RISE
-from galerakv.cluster.render import detect_context
-from galerakv.cluster.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
+from galerakv.cluster.render.balancer import FALL, RISE
+from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
 from galerakv.config import Settings
+from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
 
 from .conftest import LocalCluster, make_local_cluster
 

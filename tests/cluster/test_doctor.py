@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from galerakv import config
-from galerakv.cluster import lifecycle
-from galerakv.cluster.render import detect_context
+from galerakv.cluster.operations import lifecycle
+from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
 
 from .conftest import LocalCluster, make_local_cluster

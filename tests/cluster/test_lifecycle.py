@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from galerakv import config
-from galerakv.cluster.render import detect_context
+from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport
 
 from .conftest import LocalCluster

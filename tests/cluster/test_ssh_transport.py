@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from galerakv import config
-from galerakv.cluster import lifecycle, verify
-from galerakv.cluster.render import RenderContext
+from galerakv.cluster.operations import lifecycle, verify
+from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.ssh import ShellRunner, SshRunner, SshTransport
 from galerakv.config import Settings
 

@@ -21,7 +21,7 @@ import asyncmy
 import httpx
 import pytest
 
-from galerakv.cluster import secrets
+from galerakv import secrets
 from galerakv.cluster.transport.local import runs_mariadbd
 from tests.cluster.conftest import LocalCluster, make_local_cluster
 from tests.conftest import ServerProcess, free_port, merge, write_config

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from galerakv.cluster import secrets
+from galerakv import secrets
 from tests.conftest import free_port, merge, write_config
 from tests.faults.conftest import FaultCluster, wait_ready
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from galerakv import config
 from galerakv.cli.main import main
 from galerakv.cluster import balancer, starter
-from galerakv.cluster.clustercheck import Checker, judge, serve
+from galerakv.cluster.balancer.clustercheck import Checker, judge, serve
 from galerakv.errors import ClusterError, ConfigError
 
 SYNCED = {"wsrep_local_state": "4", "wsrep_local_state_comment": "Synced",

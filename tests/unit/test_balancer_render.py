@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 
 from galerakv import config
-from galerakv.cluster.balancer_render import (
+from galerakv.cluster.render.balancer import (
     MaxScaleAccounts,
     duration,
     maxscale_grants_sql,
     render_haproxy_cfg,
     render_maxscale_cnf,
 )
-from galerakv.cluster.secrets import Account
 from galerakv.config import Settings
+from galerakv.secrets import Account
 
 GOLDEN = Path(__file__).parent / "golden"
 ACCOUNTS = MaxScaleAccounts(Account("galerakv_mxs_monitor", "monitor-pw"),

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from galerakv import config
+from galerakv import config, secrets
 from galerakv.cli.main import main
-from galerakv.cluster import lifecycle, secrets, starter
+from galerakv.cluster import starter
+from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.errors import ClusterError
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from galerakv.cluster import health
-from galerakv.cluster.health import GraState, NodeStatus
 from galerakv.errors import ClusterError
+from galerakv.galera import status as health
+from galerakv.galera.status import GraState, NodeStatus
 
 UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"
 OTHER = "e9e9ec8d-e97d-11f1-8e63-ca76314157b6"

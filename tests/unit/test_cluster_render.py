@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from galerakv import config
-from galerakv.cluster import render
-from galerakv.cluster.render import RenderContext
+from galerakv.cluster.render import node as render
+from galerakv.cluster.render.node import RenderContext
 from galerakv.config import Settings
 
 GOLDEN = Path(__file__).parent / "golden"

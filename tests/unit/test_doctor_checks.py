@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from galerakv.cluster.doctor import DoctorReport, diagnose
-from galerakv.cluster.doctor_catalogue import CATALOGUE
-from galerakv.cluster.doctor_facts import (
+from galerakv.cluster.doctor.catalogue import CATALOGUE
+from galerakv.cluster.doctor.facts import (
     AccountFact,
     ConfigFacts,
     Facts,
@@ -30,7 +30,7 @@ from galerakv.cluster.doctor_facts import (
     Table,
     parse_log,
 )
-from galerakv.cluster.health import START_MARKER, GraState, parse_status_rows
+from galerakv.galera.status import START_MARKER, GraState, parse_status_rows
 
 UUID = "672b085e-e985-11f1-8a73-46d596c18f25"
 OTHER_UUID = "9171d88f-e985-11f1-a98d-73f2352e8f52"

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from galerakv import config
+from galerakv import config, secrets
 from galerakv.cli.main import main
-from galerakv.cluster import secrets, starter
-from galerakv.cluster.doctor_catalogue import CATALOGUE, render_markdown
-from galerakv.cluster.render import RenderContext, detect_context, render_all
+from galerakv.cluster import starter
+from galerakv.cluster.doctor.catalogue import CATALOGUE, render_markdown
+from galerakv.cluster.render.node import RenderContext, detect_context, render_all
 from galerakv.cluster.transport.local import LocalTransport
 
 BASE = Path("/var/tmp/galerakv-tests")
@@ -33,7 +33,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
 
 def test_troubleshooting_md_is_generated_from_the_catalogue() -> None:
     assert DOCS.read_text() == render_markdown(), (
-        "docs/troubleshooting.md is stale: python -m galerakv.cluster.doctor_catalogue > "
+        "docs/troubleshooting.md is stale: python -m galerakv.cluster.doctor.catalogue > "
         "docs/troubleshooting.md")
 
 

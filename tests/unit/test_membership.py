@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from galerakv import config
 from galerakv.cli.main import main
-from galerakv.cluster import membership, starter
+from galerakv.cluster import starter
+from galerakv.cluster.operations import membership
 from galerakv.config import NodeSettings
 from galerakv.errors import ClusterError
 

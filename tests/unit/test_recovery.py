@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from galerakv.cluster import recovery
-from galerakv.cluster.health import ZERO_UUID, parse_grastate
-from galerakv.cluster.recovery import Evidence, Position, decide, parse_recovered
+from galerakv.cluster.operations import recovery
+from galerakv.cluster.operations.recovery import Evidence, Position, decide, parse_recovered
+from galerakv.galera.status import ZERO_UUID, parse_grastate
 
 RECORDED = Path(__file__).parent / "recovery_recorded"
 UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"

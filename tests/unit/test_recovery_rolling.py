@@ -15,14 +15,15 @@ from pathlib import Path
 import pytest
 
 from galerakv import config
-from galerakv.cluster import lifecycle, membership, rolling, starter
-from galerakv.cluster.balancer_render import CheckPaths
-from galerakv.cluster.health import parse_grastate
-from galerakv.cluster.render import RenderContext
-from galerakv.cluster.secrets import Secrets, ensure
+from galerakv.cluster import starter
+from galerakv.cluster.operations import lifecycle, membership, rolling
+from galerakv.cluster.render.balancer import CheckPaths
+from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.base import Preflight, QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.galera.status import parse_grastate
+from galerakv.secrets import Secrets, ensure
 
 UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"
 
@@ -148,7 +149,7 @@ def test_rolling_restart_refuses_a_degraded_cluster(settings: Settings) -> None:
 def test_up_after_a_crash_bootstraps_the_most_advanced_node(settings: Settings,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("galerakv.cluster.doctor.check_before_start", lambda *_a: None)
-    monkeypatch.setattr("galerakv.cluster.lifecycle._check_before_start", lambda *_a: None)
+    monkeypatch.setattr("galerakv.cluster.operations.lifecycle._check_before_start", lambda *_a: None)
     monkeypatch.setattr("galerakv.cluster.balancer.start", lambda *_a: None)
     monkeypatch.setattr("galerakv.cluster.balancer.preflight", lambda _s: Preflight())
     monkeypatch.setattr(lifecycle, "ensure_accounts", lambda *_a: None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from galerakv.cluster.render import RenderContext, detect_context
+from galerakv.cluster.render.node import RenderContext, detect_context
 from galerakv.cluster.transport.base import Preflight, QueryFailed, Report, Transport
 from galerakv.config import Settings
 

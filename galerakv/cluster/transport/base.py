@@ -1,6 +1,6 @@
 """What the cluster lifecycle needs from a place where nodes run.
 
-The orchestration (``galerakv.cluster.lifecycle``) is written once against
+The orchestration (``galerakv.cluster.operations.lifecycle``) is written once against
 :class:`Transport`; ``local`` runs nodes as processes on this machine,
 ``ssh`` does the same on real hosts. Contract:
 
@@ -19,10 +19,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from galerakv.cluster.render import RenderContext
-from galerakv.cluster.secrets import Secrets
+from galerakv.cluster.render.node import RenderContext
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
+from galerakv.secrets import Secrets
 
 # client errors that mean "could not reach the server", not "the server said no"
 UNREACHABLE_CODES = ("ERROR 2002", "ERROR 2003", "ERROR 2006", "ERROR 2013")

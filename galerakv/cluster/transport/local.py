@@ -31,9 +31,7 @@ import time
 from pathlib import Path
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.health import RECOVER_MARKER, START_MARKER
-from galerakv.cluster.procs import cmdline, pid_alive
-from galerakv.cluster.render import (
+from galerakv.cluster.render.node import (
     GALERA_PORTS,
     MAX_SOCKET_PATH,
     NodePaths,
@@ -41,7 +39,7 @@ from galerakv.cluster.render import (
     detect_context,
     server_binary,
 )
-from galerakv.cluster.secrets import Secrets, client_option_file, write_private
+from galerakv.cluster.supervise import cmdline, pid_alive
 from galerakv.cluster.transport.base import (
     UNREACHABLE_CODES,
     Preflight,
@@ -51,6 +49,8 @@ from galerakv.cluster.transport.base import (
 )
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
+from galerakv.galera.status import RECOVER_MARKER, START_MARKER
+from galerakv.secrets import Secrets, client_option_file, write_private
 
 INSTALL_DB = "mariadb-install-db"
 CLIENT = "mariadb"

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.health import RECOVER_MARKER, START_MARKER
-from galerakv.cluster.render import GALERA_PORTS, MAX_SOCKET_PATH, NodePaths, RenderContext
-from galerakv.cluster.secrets import Secrets, client_option_file
+from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, NodePaths, RenderContext
 from galerakv.cluster.transport.base import (
     UNREACHABLE_CODES,
     Preflight,
@@ -34,6 +32,8 @@ from galerakv.cluster.transport.base import (
 from galerakv.cluster.transport.local import init_sql_text, install_db_argv
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
+from galerakv.galera.status import RECOVER_MARKER, START_MARKER
+from galerakv.secrets import Secrets, client_option_file
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
 MARIADBD = "/usr/sbin/mariadbd"

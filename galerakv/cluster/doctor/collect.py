@@ -23,8 +23,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from galerakv.cluster import health
-from galerakv.cluster.doctor_facts import (
+from galerakv.cluster.doctor.facts import (
     AccountFact,
     ConfigFacts,
     Facts,
@@ -37,12 +36,13 @@ from galerakv.cluster.doctor_facts import (
     parse_log,
     parse_option_files,
 )
-from galerakv.cluster.health import START_MARKER, parse_status_rows
-from galerakv.cluster.render import GCOMM_PORT, IST_PORT, SST_PORT, NodePaths
+from galerakv.cluster.render.node import GCOMM_PORT, IST_PORT, SST_PORT, NodePaths
 from galerakv.cluster.transport.base import QueryFailed, Transport
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import GalerakvError
+from galerakv.galera import status as health
+from galerakv.galera.status import START_MARKER, parse_status_rows
 
 # files mariadbd only reads, which installers commonly leave owned by root
 OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")

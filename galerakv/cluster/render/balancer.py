@@ -34,8 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from galerakv.cluster.secrets import Account
 from galerakv.config import NodeSettings, Settings
+from galerakv.secrets import Account
 
 FALL = 2
 RISE = 2

@@ -4,7 +4,7 @@
 check everything that can be checked before starting anything, render the
 configuration, bootstrap one node with ``--wsrep-new-cluster`` (the root node
 the first time, afterwards the one ``grastate.dat`` marks safe, or after an
-unclean full stop the one :mod:`galerakv.cluster.recovery` picks), wait until it
+unclean full stop the one :mod:`galerakv.cluster.operations.recovery` picks), wait until it
 is Primary and Synced, create the database and accounts, then join the other
 nodes one at a time, each waiting for Synced. ``down`` stops the nodes in
 reverse order so the root node, stopped last, is the one safe to bootstrap.
@@ -16,14 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from galerakv.cluster import balancer, doctor, health, recovery
+from galerakv.cluster import balancer, doctor
 from galerakv.cluster import install as _install
-from galerakv.cluster.health import ClusterVerdict, GraState, NodeStatus
-from galerakv.cluster.render import render_all
-from galerakv.cluster.secrets import ADMIN_TCP_USER, Secrets, ensure, load
+from galerakv.cluster.operations import recovery
+from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
+from galerakv.galera import status as health
+from galerakv.galera.status import ClusterVerdict, GraState, NodeStatus
+from galerakv.secrets import ADMIN_TCP_USER, Secrets, ensure, load
 
 BOOTSTRAP_TIMEOUT = 90.0
 JOIN_TIMEOUT = 300.0
@@ -113,7 +115,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
 
     When every node is stopped and none is marked safe to bootstrap (an
     unclean stop), or when ``recover`` or ``force`` asks for it, the recovery
-    rule (:mod:`galerakv.cluster.recovery`) picks the node first.
+    rule (:mod:`galerakv.cluster.operations.recovery`) picks the node first.
     """
     began = time.monotonic()
     nodes = settings.cluster.nodes

@@ -20,13 +20,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from galerakv.cluster import balancer, lifecycle
-from galerakv.cluster.balancer_render import CheckPaths
-from galerakv.cluster.render import render_all
-from galerakv.cluster.secrets import load
+from galerakv.cluster import balancer
+from galerakv.cluster.operations import lifecycle
+from galerakv.cluster.render.balancer import CheckPaths
+from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.secrets import load
 
 SERVER_PROBE_INTERVAL = 1.0  # galerakv.backend.mariadb probes every node this often
 SETTLE_ROUNDS = 2.5  # probe rounds (or health checks) to wait for clients to move away

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from galerakv.cluster.balancer_render import (
+from galerakv.cluster.render.balancer import (
     MAXSCALE_MONITOR_USER,
     MAXSCALE_SERVICE_USER,
     RO_PROXY,
@@ -42,13 +42,13 @@ from galerakv.cluster.balancer_render import (
     render_haproxy_cfg,
     render_maxscale_cnf,
 )
-from galerakv.cluster.procs import cmdline, pid_alive
-from galerakv.cluster.render import MAX_SOCKET_PATH
-from galerakv.cluster.secrets import Account, write_private
+from galerakv.cluster.render.node import MAX_SOCKET_PATH
+from galerakv.cluster.supervise import cmdline, pid_alive
 from galerakv.cluster.transport.base import Preflight, Report, Transport
 from galerakv.cluster.transport.local import port_problem
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.secrets import Account, write_private
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0

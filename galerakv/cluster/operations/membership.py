@@ -23,14 +23,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from galerakv.cluster import balancer, lifecycle, rolling
-from galerakv.cluster.balancer_render import CheckPaths
-from galerakv.cluster.render import NodePaths, render_all
-from galerakv.cluster.secrets import load
+from galerakv.cluster import balancer
+from galerakv.cluster.operations import lifecycle, rolling
+from galerakv.cluster.render.balancer import CheckPaths
+from galerakv.cluster.render.node import NodePaths, render_all
 from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings, parse
 from galerakv.errors import ClusterError, ConfigError, NodeError
+from galerakv.secrets import load
 
 _HEADER_RE = re.compile(r"^\s*\[")
 _NODES_RE = re.compile(r"^\s*\[\[\s*cluster\.nodes\s*\]\]")

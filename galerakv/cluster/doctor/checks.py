@@ -1,5 +1,5 @@
 """Checks on the configuration, the files and the saved positions: pure functions of
-:class:`~galerakv.cluster.doctor_facts.Facts` to findings.
+:class:`~galerakv.cluster.doctor.facts.Facts` to findings.
 
 A setting is checked twice when both are known: as the node's option files
 write it and as its running server uses it (``SHOW GLOBAL VARIABLES``), so a
@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from galerakv.cluster.doctor_catalogue import Finding, finding
-from galerakv.cluster.doctor_facts import (
+from galerakv.cluster.doctor.catalogue import Finding, finding
+from galerakv.cluster.doctor.facts import (
     Facts,
     NodeFacts,
     gcomm_hosts,
     is_on,
     provider_options,
 )
-from galerakv.cluster.health import ZERO_UUID
+from galerakv.galera.status import ZERO_UUID
 
 # what mariadbd uses when an option file does not say (MariaDB 10.11)
 SERVER_DEFAULTS = {

@@ -32,10 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from galerakv.cluster.health import ZERO_UUID, GraState, parse_grastate
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
+from galerakv.galera.status import ZERO_UUID, GraState, parse_grastate
 
 RECOVER_TIMEOUT = 180.0
 

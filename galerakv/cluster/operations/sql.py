@@ -11,16 +11,16 @@ import socket
 import subprocess
 from typing import Literal
 
-from galerakv.cluster.secrets import (
+from galerakv.cluster.transport.base import Transport
+from galerakv.config import Settings
+from galerakv.errors import ClusterError
+from galerakv.secrets import (
     ADMIN_TCP_USER,
     Account,
     client_option_file,
     load,
     write_private,
 )
-from galerakv.cluster.transport.base import Transport
-from galerakv.config import Settings
-from galerakv.errors import ClusterError
 
 Via = Literal["rw", "ro"]
 

@@ -2,12 +2,12 @@
 
 Three steps, each in its own module:
 
-- :mod:`~galerakv.cluster.doctor_collect` reads the machine into frozen facts
-  (:mod:`~galerakv.cluster.doctor_facts`), tolerant of nodes that are down;
-- :mod:`~galerakv.cluster.doctor_checks` and :mod:`~galerakv.cluster.doctor_live`
+- :mod:`~galerakv.cluster.doctor.collect` reads the machine into frozen facts
+  (:mod:`~galerakv.cluster.doctor.facts`), tolerant of nodes that are down;
+- :mod:`~galerakv.cluster.doctor.checks` and :mod:`~galerakv.cluster.doctor.live`
   turn facts into findings, as pure functions;
 - the codes, severities, symptoms and fixes are data in
-  :mod:`~galerakv.cluster.doctor_catalogue`, which also generates
+  :mod:`~galerakv.cluster.doctor.catalogue`, which also generates
   docs/troubleshooting.md.
 
 ``up`` calls :func:`preflight` before it starts anything: the offline checks on
@@ -20,11 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from galerakv.cluster import doctor_checks, doctor_live
-from galerakv.cluster.doctor_catalogue import CATALOGUE, SEVERITIES, Finding
-from galerakv.cluster.doctor_collect import collect
-from galerakv.cluster.doctor_facts import Facts
-from galerakv.cluster.render import render_all
+from galerakv.cluster.doctor import checks as doctor_checks
+from galerakv.cluster.doctor import live as doctor_live
+from galerakv.cluster.doctor.catalogue import CATALOGUE, SEVERITIES, Finding
+from galerakv.cluster.doctor.collect import collect
+from galerakv.cluster.doctor.facts import Facts
+from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError

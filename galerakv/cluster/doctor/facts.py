@@ -1,6 +1,6 @@
 """What the doctor collected, as frozen objects, and the pure parsers that build them.
 
-:mod:`galerakv.cluster.doctor_collect` fills these from the machine (files,
+:mod:`galerakv.cluster.doctor.collect` fills these from the machine (files,
 processes, SQL, sockets); the checks read only these, so every check is
 unit-tested from recorded inputs: a status snapshot, a log excerpt, a config
 text. ``None`` always means "not collected" (offline, node down, ssh host), which
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from galerakv.cluster.health import GraState, last_status_change
+from galerakv.galera.status import GraState, last_status_change
 
 # option groups mariadbd reads ([sst] is mariabackup's and read separately)
 SERVER_GROUPS = ("mysqld", "server", "mariadb", "mariadbd", "galera")

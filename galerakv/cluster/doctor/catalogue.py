@@ -3,7 +3,7 @@
 Each :class:`Entry` has a stable code (printed by the doctor, carried by
 ``--json``, never renamed), the usual severity, what the user sees, how the
 doctor tells, and the fix. ``docs/troubleshooting.md`` is generated from this
-table (``python -m galerakv.cluster.doctor_catalogue > docs/troubleshooting.md``)
+table (``python -m galerakv.cluster.doctor.catalogue > docs/troubleshooting.md``)
 and a test holds the file to it, so no code can go undocumented.
 
 A :class:`Finding` is one occurrence of an entry: on a node (or the whole
@@ -283,8 +283,8 @@ What the doctor reads:
 Nodes that are down are reported (`node-down`), never a reason for the doctor
 itself to fail. Codes marked *offline* are found by `--offline`.
 
-This file is generated from `galerakv/cluster/doctor_catalogue.py`
-(`python -m galerakv.cluster.doctor_catalogue > docs/troubleshooting.md`); a
+This file is generated from `galerakv/cluster/doctor/catalogue.py`
+(`python -m galerakv.cluster.doctor.catalogue > docs/troubleshooting.md`); a
 test fails when the two differ.
 
 | code | severity | what |

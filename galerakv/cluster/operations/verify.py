@@ -18,7 +18,7 @@ import secrets as _random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from galerakv.cluster.lifecycle import status
+from galerakv.cluster.operations.lifecycle import status
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 

@@ -1,5 +1,5 @@
 """Checks on live state, logs, schema, accounts and ports: pure functions of
-:class:`~galerakv.cluster.doctor_facts.Facts` to findings.
+:class:`~galerakv.cluster.doctor.facts.Facts` to findings.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 
-from galerakv.cluster.doctor_catalogue import Finding, finding
-from galerakv.cluster.doctor_checks import BACKUP_SST
-from galerakv.cluster.doctor_facts import (
+from galerakv.cluster.doctor.catalogue import Finding, finding
+from galerakv.cluster.doctor.checks import BACKUP_SST
+from galerakv.cluster.doctor.facts import (
     Facts,
     NodeFacts,
     Table,
