@@ -21,8 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from galerakv.config import Settings
-
-SYNCED = 4  # wsrep_local_state of a node that serves
+from galerakv.galera.status import node_status
 
 
 @dataclass(frozen=True)
@@ -54,17 +53,11 @@ def endpoints(settings: Settings) -> tuple[Endpoint, ...]:
 
 
 def judge(status: Mapping[str, str]) -> Health:
-    """Health of a node from its ``SHOW STATUS LIKE 'wsrep_%'`` values."""
-    state = status.get("wsrep_local_state_comment", "")
-    size = int(status.get("wsrep_cluster_size", "0") or 0)
-    if status.get("wsrep_cluster_status") != "Primary":
-        return Health(False, f"not in the Primary component ({status.get('wsrep_cluster_status', '?')})",
-                      state, size)
-    if status.get("wsrep_ready") != "ON":
-        return Health(False, "wsrep_ready is OFF", state, size)
-    if status.get("wsrep_local_state") != str(SYNCED):
-        return Health(False, f"not Synced ({state or status.get('wsrep_local_state', '?')})", state, size)
-    return Health(True, "Synced", state, size)
+    """Health of a node from its ``SHOW STATUS LIKE 'wsrep_%'`` values: the one
+    judgement of :meth:`~galerakv.galera.status.NodeStatus.serving`."""
+    node = node_status("", status)
+    serving = node.serving()
+    return Health(serving.ok, serving.reason, node.state, node.cluster_size)
 
 
 def choose_writer(current: str | None, order: Sequence[Endpoint], health: Mapping[str, Health]) -> str | None:

@@ -1,63 +1,30 @@
-"""Cluster state as immutable snapshots, and the pure decisions taken on them.
+"""A node's Galera state as an immutable snapshot, and the judgements made on it.
 
-Parsers turn what the nodes say (``grastate.dat``, ``SHOW GLOBAL STATUS LIKE
-'wsrep%'``) into frozen objects; :func:`cluster_verdict` and :func:`plan_start`
-decide on those objects alone, so they are unit-tested without a database.
+:func:`node_status` turns what a node says (``SHOW GLOBAL STATUS LIKE 'wsrep%'``)
+into a frozen :class:`NodeStatus`; :meth:`NodeStatus.serving` is the one answer
+to "may this node serve requests?", used by the server's routing, the
+clustercheck responder, ``status`` and the doctor; :func:`cluster_verdict`
+judges the whole cluster. All pure, unit-tested without a database.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from galerakv.errors import ClusterError
-
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
-
 Verdict = Literal["healthy", "degraded", "down"]
 
-
-# --------------------------------------------------------------------------- grastate.dat
+SYNCED = 4  # wsrep_local_state of a node in step with the cluster
+DONOR = 2  # Donor/Desynced: serving a state transfer or desynced by hand
 
 
 @dataclass(frozen=True)
-class GraState:
-    """A node's saved Galera position (``grastate.dat``), written when it stops."""
+class Serving:
+    """Whether a node may serve requests, and the reason in words."""
 
-    uuid: str = ZERO_UUID
-    seqno: int = -1
-    safe_to_bootstrap: bool = False
-    version: str = ""
-
-    @property
-    def never_joined(self) -> bool:
-        return self.uuid == ZERO_UUID
-
-
-def parse_grastate(text: str) -> GraState:
-    """Parse ``grastate.dat``; unknown lines are ignored, missing ones keep defaults."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        values[key.strip()] = value.strip()
-    try:
-        seqno = int(values.get("seqno", "-1"))
-    except ValueError:
-        seqno = -1
-    return GraState(
-        uuid=values.get("uuid", ZERO_UUID) or ZERO_UUID,
-        seqno=seqno,
-        safe_to_bootstrap=values.get("safe_to_bootstrap", "0") == "1",
-        version=values.get("version", ""),
-    )
-
-
-# --------------------------------------------------------------------------- live status
+    ok: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -85,7 +52,29 @@ class NodeStatus:
 
     @property
     def synced(self) -> bool:
-        return self.state == "Synced"
+        return self.local_state == SYNCED
+
+    @property
+    def donor(self) -> bool:
+        return self.local_state == DONOR
+
+    def serving(self, donor_ok: bool = False) -> Serving:
+        """May this node serve reads and writes? Reachable, in the Primary component,
+        wsrep_ready, and Synced (or Donor/Desynced when ``donor_ok``: a node serving a
+        non-blocking state transfer still answers)."""
+        if not self.reachable:
+            return Serving(False, f"not reachable ({self.error or 'no answer'})")
+        if not self.primary:
+            return Serving(False, f"not in the Primary component ({self.cluster_status or '?'})")
+        if not self.ready:
+            return Serving(False, "wsrep_ready is OFF")
+        if self.synced:
+            return Serving(True, "Synced")
+        if self.local_state == 0:  # not a Galera state: the variable was missing
+            return Serving(False, "wsrep_local_state unknown")
+        if self.donor and donor_ok:
+            return Serving(True, f"{self.state or 'Donor/Desynced'} (counted as up: donor allowed)")
+        return Serving(False, f"not Synced ({self.state or self.local_state})")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -155,7 +144,7 @@ class ClusterVerdict:
 
 
 def cluster_verdict(statuses: Sequence[NodeStatus], expected_size: int) -> ClusterVerdict:
-    """healthy: every node reachable, Synced, Primary, ready, one state UUID, full size.
+    """healthy: every node serving (:meth:`NodeStatus.serving`), one state UUID, full size.
 
     down: no node is reachable, or no reachable node is in a Primary component
     (nothing can be written). degraded: anything in between; the reasons say what.
@@ -168,16 +157,10 @@ def cluster_verdict(statuses: Sequence[NodeStatus], expected_size: int) -> Clust
         return ClusterVerdict("down", ("no node is in a Primary component",))
     reasons: list[str] = []
     for s in statuses:
-        if not s.reachable:
-            reasons.append(f"{s.name}: not reachable ({s.error or 'no answer'})")
-            continue
-        if not s.primary:
-            reasons.append(f"{s.name}: {s.cluster_status or 'not'} Primary")
-        if not s.synced:
-            reasons.append(f"{s.name}: state {s.state or 'unknown'}, not Synced")
-        if not s.ready:
-            reasons.append(f"{s.name}: wsrep_ready is OFF")
-        if s.cluster_size != expected_size:
+        serving = s.serving()
+        if not serving.ok:
+            reasons.append(f"{s.name}: {serving.reason}")
+        if s.reachable and s.cluster_size != expected_size:
             reasons.append(f"{s.name}: sees cluster size {s.cluster_size}, expected {expected_size}")
     uuids = {s.cluster_state_uuid for s in primary}
     if len(uuids) > 1:
@@ -186,85 +169,3 @@ def cluster_verdict(statuses: Sequence[NodeStatus], expected_size: int) -> Clust
     if len(conf_ids) > 1:
         reasons.append("Primary nodes are in different memberships (possible split brain)")
     return ClusterVerdict("degraded" if reasons else "healthy", tuple(reasons))
-
-
-# --------------------------------------------------------------------------- start plan
-
-
-@dataclass(frozen=True)
-class StartPlan:
-    """Which node to bootstrap (None: join a running Primary component) and which to join."""
-
-    bootstrap: str | None
-    join: tuple[str, ...]
-    reason: str
-
-
-def choose_bootstrap_node(names: Sequence[str], grastates: Mapping[str, GraState | None]) -> tuple[str, str]:
-    """The node to bootstrap a stopped cluster from, and why.
-
-    - no node has ever joined a cluster (no grastate.dat, or an all-zero UUID
-      everywhere): the root node, the first in the metadata file;
-    - else the node marked ``safe_to_bootstrap: 1`` (the last one to leave
-      after a clean stop); if several are, the highest seqno, then metadata order;
-    - else none is safe: refuse, and point at ``galerakv cluster recover``.
-    """
-    if not names:
-        raise ClusterError("the metadata file lists no nodes")
-    known = {n: g for n, g in grastates.items() if g is not None and not g.never_joined}
-    if not known:
-        return names[0], f"{names[0]} is the root node and the cluster was never bootstrapped"
-    uuids = {g.uuid for g in known.values()}
-    if len(uuids) > 1:
-        raise ClusterError("nodes hold different cluster histories ("
-                           + ", ".join(f"{n}: {g.uuid}" for n, g in known.items())
-                           + "); refusing to bootstrap, run `galerakv cluster doctor`")
-    safe = [n for n in names if (g := known.get(n)) is not None and g.safe_to_bootstrap]
-    if safe:
-        best = max(safe, key=lambda n: (known[n].seqno, -names.index(n)))
-        g = known[best]
-        return best, f"{best} is marked safe_to_bootstrap (seqno {g.seqno}): it stopped last"
-    positions = ", ".join(f"{n}: seqno {known[n].seqno}" for n in names if n in known)
-    raise ClusterError(
-        "no node is marked safe to bootstrap (the cluster did not stop cleanly; "
-        f"{positions}); run `galerakv cluster recover` to pick the most advanced node "
-        "(by hand: `mariadbd --wsrep-recover` on each, then set safe_to_bootstrap: 1 in the "
-        "grastate.dat of the one with the highest seqno)"
-    )
-
-
-def plan_start(names: Sequence[str], running: Mapping[str, NodeStatus],
-               grastates: Mapping[str, GraState | None]) -> StartPlan:
-    """What ``up`` does, from what runs now and what the stopped nodes saved.
-
-    ``running`` holds the nodes whose process is alive (reachable or not).
-    """
-    stopped = tuple(n for n in names if n not in running)
-    primary = [n for n in names if n in running and running[n].primary]
-    if running:
-        if primary:
-            return StartPlan(None, stopped, f"joining the Primary component of {primary[0]}")
-        raise ClusterError(
-            "some nodes run (" + ", ".join(n for n in names if n in running)
-            + ") but none is in a Primary component; stop them with `galerakv cluster down` "
-            "and run `galerakv cluster up` again, or `galerakv cluster recover`"
-        )
-    node, reason = choose_bootstrap_node(names, grastates)
-    return StartPlan(node, tuple(n for n in names if n != node), reason)
-
-
-# --------------------------------------------------------------------------- log reading
-
-_STATUS_CHANGE_RE = re.compile(r"Server status change (\w+) -> (\w+)")
-START_MARKER = "---- galerakv: starting"
-RECOVER_MARKER = "---- galerakv: mariadbd --wsrep-recover"
-
-
-def last_status_change(log_text: str) -> str | None:
-    """The node's latest wsrep status (``joiner``, ``synced``, ...) from its log.
-
-    Only lines after the last start marker count: earlier runs are history.
-    """
-    _, _, current = log_text.rpartition(START_MARKER)
-    matches = _STATUS_CHANGE_RE.findall(current)
-    return matches[-1][1] if matches else None

@@ -35,11 +35,10 @@ import httpx
 import pytest
 
 from galerakv import config
-from galerakv.cluster.operations.recovery import parse_recovered
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
-from galerakv.galera.status import parse_grastate
+from galerakv.galera.position import parse_grastate, parse_recovered
 from tests.faults.conftest import FaultCluster
 from tests.faults.test_node_faults import Outcome, Tally, check, writer_of
 

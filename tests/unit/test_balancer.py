@@ -31,7 +31,7 @@ DONOR = {**SYNCED, "wsrep_local_state": "2", "wsrep_local_state_comment": "Donor
 @pytest.mark.parametrize(("status", "donor_ok", "ok", "reason"), [
     (SYNCED, False, True, "Synced"),
     (DONOR, False, False, "not Synced (Donor/Desynced)"),
-    (DONOR, True, True, "Donor/Desynced (counted as up: --donor-ok)"),
+    (DONOR, True, True, "Donor/Desynced (counted as up: donor allowed)"),
     ({**SYNCED, "wsrep_local_state": "1", "wsrep_local_state_comment": "Joining"}, True, False,
      "not Synced (Joining)"),
     ({**SYNCED, "wsrep_local_state": "3", "wsrep_local_state_comment": "Joined"}, False, False,

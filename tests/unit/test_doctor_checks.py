@@ -30,7 +30,9 @@ from galerakv.cluster.doctor.facts import (
     Table,
     parse_log,
 )
-from galerakv.galera.status import START_MARKER, GraState, parse_status_rows
+from galerakv.galera.log import START_MARKER
+from galerakv.galera.position import GraState
+from galerakv.galera.status import parse_status_rows
 
 UUID = "672b085e-e985-11f1-8a73-46d596c18f25"
 OTHER_UUID = "9171d88f-e985-11f1-a98d-73f2352e8f52"
@@ -159,6 +161,7 @@ CLIENT_DENIED_LOG = """\
 2026-11-26 10:38:57 14 [Warning] Access denied for user 'root'@'127.0.0.1' (using password: NO)
 """
 RECOVERED_LOG = f"""\
+---- galerakv: mariadbd --wsrep-recover db2
 2026-11-26 13:00:00 0 [Note] WSREP: Recovered position: {UUID}:57
 """
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SYNCED = 4
-DONOR = 2
+from galerakv.galera.status import node_status
+
 STATUS_SQL = ("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state', "
               "'wsrep_local_state_comment', 'wsrep_cluster_status', 'wsrep_ready')")
 REQUEST_LIMIT = 8192
@@ -51,21 +51,11 @@ class Verdict:
 
 
 def judge(status: Mapping[str, str], donor_ok: bool = False) -> Verdict:
-    """The verdict on a node from its wsrep status variables (names in lower case)."""
-    comment = status.get("wsrep_local_state_comment", "") or "?"
-    if status.get("wsrep_cluster_status") != "Primary":
-        return Verdict(False, f"not in the Primary component ({status.get('wsrep_cluster_status', '?')})")
-    if status.get("wsrep_ready", "").upper() != "ON":
-        return Verdict(False, "wsrep_ready is OFF")
-    try:
-        state = int(status.get("wsrep_local_state", ""))
-    except ValueError:
-        return Verdict(False, "wsrep_local_state unknown")
-    if state == SYNCED:
-        return Verdict(True, "Synced")
-    if state == DONOR and donor_ok:
-        return Verdict(True, f"{comment} (counted as up: --donor-ok)")
-    return Verdict(False, f"not Synced ({comment})")
+    """The verdict on a node from its wsrep status variables (names in lower case):
+    :meth:`~galerakv.galera.status.NodeStatus.serving`, the judgement the server's
+    routing and ``galerakv cluster status`` use too."""
+    serving = node_status("", status).serving(donor_ok)
+    return Verdict(serving.ok, serving.reason)
 
 
 StatusSource = Callable[[], Awaitable[Mapping[str, str]]]

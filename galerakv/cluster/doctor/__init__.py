@@ -108,19 +108,21 @@ def preflight(settings: Settings, transport: Transport,
 
 
 def check_before_start(settings: Settings, transport: Transport,
-                       stopped: Sequence[NodeSettings]) -> None:
-    """Raise when the offline checks find anything critical (``up`` calls this first).
+                       stopped: Sequence[NodeSettings], tolerate: Sequence[str] = ()) -> None:
+    """Raise when the offline checks find anything critical (``up`` calls this first),
+    leaving out the codes in ``tolerate``.
 
     The stopped nodes are checked with the configuration ``up`` is about to
     write for them; running nodes with their files as they are.
     """
     rendered = render_all(settings, transport.ctx)
     report = preflight(settings, transport, {n.name: rendered[n.name] for n in stopped})
-    if report.ok:
+    critical = [f for f in report.critical if f.code not in tolerate]
+    if not critical:
         return
     lines = [f"  - {f.code} {f.node or '(cluster)'}: {f.summary}\n"
              + "".join(f"      {e}\n" for e in f.evidence[:3]) + f"      fix: {f.fix}"
-             for f in report.critical]
+             for f in critical]
     raise ClusterError("refusing to start: `galerakv cluster doctor --offline` found "
                        f"{len(lines)} critical problem(s):\n" + "\n".join(lines))
 

@@ -20,7 +20,7 @@ from galerakv.cluster.doctor.facts import (
     is_on,
     provider_options,
 )
-from galerakv.galera.status import ZERO_UUID
+from galerakv.galera.bootstrap import Evidence, decide
 
 # what mariadbd uses when an option file does not say (MariaDB 10.11)
 SERVER_DEFAULTS = {
@@ -274,42 +274,40 @@ def check_ports_in_use(facts: Facts) -> list[Finding]:
 
 
 def check_bootstrap(facts: Facts) -> list[Finding]:
-    """not-bootstrapped, unsafe-bootstrap-choice, history-diverged: only when no node runs."""
+    """not-bootstrapped, unsafe-bootstrap-choice, history-diverged: only when no node runs.
+
+    The findings are what :func:`galerakv.galera.bootstrap.decide` (the rule ``up``
+    and ``recover`` follow) says about the saved positions and the last
+    ``--wsrep-recover`` results in the logs.
+    """
     if any(nf.running is not False for nf in facts.nodes):
         return []  # a running node (or one we cannot see) is the cluster to join
-    known = {nf.name: nf for nf in facts.nodes
-             if nf.grastate is not None and nf.grastate.uuid != ZERO_UUID}
-    if not known:
+    names = [nf.name for nf in facts.nodes]
+    evidence = {nf.name: Evidence(nf.name, nf.grastate, nf.log.recovered, nf.log.recovered is not None)
+                for nf in facts.nodes}
+    decision = decide(names, evidence)
+    if decision.fresh:
         return []  # never bootstrapped: `up` starts the root node
-    evidence = [f"{n}/grastate.dat: uuid {nf.grastate.uuid}, seqno {nf.grastate.seqno}, "
-                f"safe_to_bootstrap {int(nf.grastate.safe_to_bootstrap)}"
-                for n, nf in known.items() if nf.grastate is not None]
-    uuids = {nf.grastate.uuid for nf in known.values() if nf.grastate is not None}
-    if len(uuids) > 1:
-        return [finding("history-diverged", None, "stopped nodes hold different cluster "
-                        "histories", evidence)]
-
-    def position(nf: NodeFacts) -> int:
-        assert nf.grastate is not None
-        seqno = nf.grastate.seqno
-        if seqno < 0 and nf.log.recovered is not None and nf.log.recovered[0] == nf.grastate.uuid:
-            seqno = nf.log.recovered[1]
-        return seqno
-
-    safe = [nf for nf in known.values() if nf.grastate is not None and nf.grastate.safe_to_bootstrap]
-    if not safe:
-        return [finding("not-bootstrapped", None, "no node runs and none is marked "
-                        "safe_to_bootstrap: the cluster did not stop cleanly", evidence)]
-    best = max(position(nf) for nf in known.values())
+    lines = [f"{nf.name}/grastate.dat: uuid {nf.grastate.uuid}, seqno {nf.grastate.seqno}, "
+             f"safe_to_bootstrap {int(nf.grastate.safe_to_bootstrap)}"
+             + (f"; recovered {nf.log.recovered}" if nf.log.recovered is not None else "")
+             for nf in facts.nodes if nf.grastate is not None and not nf.grastate.never_joined]
     found = []
-    for nf in safe:
-        ahead = [o.name for o in known.values() if position(o) > position(nf)]
-        if ahead:
-            found.append(finding("unsafe-bootstrap-choice", nf.name,
-                                 f"{nf.name} is marked safe_to_bootstrap at seqno {position(nf)}, "
-                                 f"but {', '.join(ahead)} reached seqno {best}", evidence))
-    if len(safe) > 1 and not found:
+    if decision.problem == "history-diverged":
+        found.append(finding("history-diverged", None, "stopped nodes hold different cluster "
+                             "histories", lines))
+    if decision.unclean:
+        found.append(finding("not-bootstrapped", None, "no node runs and none is marked "
+                             "safe_to_bootstrap: the cluster did not stop cleanly", lines))
+    best = max((p.seqno for ev in evidence.values() if (p := ev.position()[0]) is not None),
+               default=-1)
+    for name in decision.unsafe:
+        g = evidence[name].grastate
+        seqno = g.seqno if g is not None else -1
+        found.append(finding("unsafe-bootstrap-choice", name, f"{name} is marked safe_to_bootstrap "
+                             f"at seqno {seqno}, but another node reached seqno {best}", lines))
+    if not decision.unsafe and decision.several_safe:
         found.append(finding("unsafe-bootstrap-choice", None, "several nodes are marked "
-                             "safe_to_bootstrap: " + ", ".join(nf.name for nf in safe), evidence,
+                             "safe_to_bootstrap: " + ", ".join(decision.several_safe), lines,
                              severity="warning"))
     return found

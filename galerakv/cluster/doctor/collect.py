@@ -41,8 +41,9 @@ from galerakv.cluster.transport.base import QueryFailed, Transport
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import GalerakvError
-from galerakv.galera import status as health
-from galerakv.galera.status import START_MARKER, parse_status_rows
+from galerakv.galera.log import START_MARKER
+from galerakv.galera.position import GraState
+from galerakv.galera.status import parse_status_rows
 
 # files mariadbd only reads, which installers commonly leave owned by root
 OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")
@@ -100,15 +101,15 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
         notes.append(f"{node.name}: no rendered configuration under {paths.root} yet")
     files = file_facts(paths, transport.ctx.run_as) if local else None
     running: bool | None = None
-    grastate_text, log_text = "", ""
+    grastate: GraState | None = None
+    log_text = ""
     if local or not offline:  # offline never contacts an ssh host
         try:
             running = transport.is_running(node)
-            grastate_text = transport.grastate(node) or ""
+            grastate = transport.grastate(node)
             log_text = transport.log_tail(node, LOG_LINES)
         except (GalerakvError, OSError) as exc:
             notes.append(f"{node.name}: cannot read its state: {exc}")
-    grastate = health.parse_grastate(grastate_text) if grastate_text else None
     log = parse_log(log_text, START_MARKER) if log_text else LogFacts()
     if planned is not None:  # `up` rewrites the configuration: the last run's errors are history
         log = LogFacts(recovered=log.recovered, last_state_change=log.last_state_change)
@@ -126,7 +127,7 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
             source = _peer_address(settings, node) if local else None
             ports = connect_probe(node, source)
     return NodeFacts(node.name, node.address, node.port, running, config, files, grastate,
-                     grastate_text, live, live_error, log, ports)
+                     live, live_error, log, ports)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from galerakv.galera.status import GraState, last_status_change
+from galerakv.galera.log import last_status_change, recovered_since_last_start
+from galerakv.galera.position import GraState, Position
 
 # option groups mariadbd reads ([sst] is mariabackup's and read separately)
 SERVER_GROUPS = ("mysqld", "server", "mariadb", "mariadbd", "galera")
@@ -65,7 +66,7 @@ class LogFacts:
     position ``--wsrep-recover`` (or startup recovery) printed."""
 
     lines: tuple[str, ...] = ()
-    recovered: tuple[str, int] | None = None  # (uuid, seqno)
+    recovered: Position | None = None  # the last --wsrep-recover, if no start since
     last_state_change: str | None = None
 
 
@@ -125,7 +126,6 @@ class NodeFacts:
     config: ConfigFacts | None = None
     files: FileFacts | None = None
     grastate: GraState | None = None
-    grastate_text: str = ""
     live: LiveFacts | None = None
     live_error: str = ""
     log: LogFacts = field(default_factory=LogFacts)
@@ -273,15 +273,12 @@ INTERESTING = re.compile(
     r"Address already in use|failed to reach primary view|Aborting",
     re.I,
 )
-_RECOVERED_RE = re.compile(r"Recovered position(?: from storage)?: ([0-9a-f-]{36}):(-?\d+)")
 MAX_LOG_LINES = 200
 
 
 def parse_log(text: str, start_marker: str) -> LogFacts:
     """Keep the interesting lines of the last run (after the last start marker)."""
-    recovered: tuple[str, int] | None = None
-    for match in _RECOVERED_RE.finditer(text):
-        recovered = (match.group(1), int(match.group(2)))
+    recovered = recovered_since_last_start(text)
     _, _, current = text.rpartition(start_marker)
     lines = [line.strip() for line in current.splitlines() if INTERESTING.search(line)]
     return LogFacts(tuple(lines[-MAX_LOG_LINES:]), recovered, last_status_change(text))

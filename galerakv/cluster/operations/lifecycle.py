@@ -20,11 +20,13 @@ from galerakv.cluster import balancer, doctor
 from galerakv.cluster import install as _install
 from galerakv.cluster.operations import recovery
 from galerakv.cluster.render.node import render_all
-from galerakv.cluster.transport.base import QueryFailed, Report, Transport
+from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
 from galerakv.galera import status as health
-from galerakv.galera.status import ClusterVerdict, GraState, NodeStatus
+from galerakv.galera.log import last_status_change
+from galerakv.galera.position import GraState
+from galerakv.galera.status import ClusterVerdict, NodeStatus
 from galerakv.secrets import ADMIN_TCP_USER, Secrets, ensure, load
 
 BOOTSTRAP_TIMEOUT = 90.0
@@ -32,7 +34,6 @@ JOIN_TIMEOUT = 300.0
 STOP_TIMEOUT = 120.0
 LEAVE_TIMEOUT = 30.0
 POLL_INTERVAL = 0.25
-STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep%';"
 
 
 # --------------------------------------------------------------------------- status
@@ -53,11 +54,7 @@ class ClusterReport:
 
 
 def node_status(transport: Transport, node: NodeSettings, timeout: float = 10.0) -> NodeStatus:
-    try:
-        out = transport.query(node, STATUS_SQL, timeout=timeout)
-    except QueryFailed as exc:
-        return health.unreachable(node.name, exc.detail)
-    return health.node_status(node.name, health.parse_status_rows(out))
+    return transport.status(node, timeout)
 
 
 def status(settings: Settings, transport: Transport) -> ClusterReport:
@@ -67,11 +64,7 @@ def status(settings: Settings, transport: Transport) -> ClusterReport:
 
 
 def grastates(transport: Transport, nodes: tuple[NodeSettings, ...]) -> dict[str, GraState | None]:
-    found: dict[str, GraState | None] = {}
-    for node in nodes:
-        text = transport.grastate(node)
-        found[node.name] = health.parse_grastate(text) if text is not None else None
-    return found
+    return {node.name: transport.grastate(node) for node in nodes}
 
 
 # --------------------------------------------------------------------------- checks
@@ -156,11 +149,9 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                            + "; see `galerakv cluster status`")
 
     stopped = tuple(n for n in nodes if n.name not in running)
-    recovering = not running and (recover or force is not None
-                                  or recovery.needs_recovery(grastates(transport, nodes)))
-    # the offline checks; raise on a critical finding (when recovering, the recovery
-    # rule below answers the bootstrap question, with its own refusals)
-    _check_before_start(settings, transport, stopped, BOOTSTRAP_FINDINGS if recovering else ())
+    # the offline checks; raise on a critical finding (the bootstrap findings are left to
+    # the decision below, which gives its own refusals with the evidence)
+    doctor.check_before_start(settings, transport, stopped, tolerate=BOOTSTRAP_FINDINGS)
     pre = transport.preflight(stopped)
     for warning in pre.warnings:
         report(f"warning: {warning}")
@@ -168,16 +159,10 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         raise ClusterError("cannot start the cluster:\n"
                            + "\n".join(f"  - {e}" for e in (*pre.errors, *balancer_pre.errors)))
 
-    if recovering:
-        if not recover and force is None:
-            report("every node is stopped and none is marked safe to bootstrap (an unclean stop): "
-                   "applying the recovery rule")
-        decision = recovery.plan(settings, transport, report, force)
-        if not decision.fresh:
-            recovery.apply(transport, settings, decision, report)
-    saved = grastates(transport, stopped)
-    names = [n.name for n in nodes]
-    plan = health.plan_start(names, running, saved)
+    plan = recovery.plan(settings, transport, report, force, running,
+                         explain=recover or force is not None)
+    if plan.bootstrap is not None:
+        recovery.apply(transport, settings, plan, report)
     initialized = [n.name for n in stopped if transport.is_initialized(n)]
     if initialized and load(settings.secrets_path) is None:
         raise ClusterError(f"{', '.join(initialized)} already hold data but the secrets file "
@@ -192,6 +177,13 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         transport.write_config(node, rendered[node.name], secrets)
     report(f"plan: {plan.reason}")
 
+    def start(node: NodeSettings, bootstrap: bool) -> None:
+        position = plan.start_positions.get(node.name)
+        if position is not None:
+            report(f"{node.name}: starting from its recovered position {position} "
+                   "(--wsrep-start-position), so the cluster keeps its history")
+        transport.start(node, bootstrap=bootstrap, position=position)
+
     started: list[str] = []
     if plan.bootstrap is not None:
         node = settings.cluster.node(plan.bootstrap)
@@ -199,7 +191,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
             report(f"{node.name}: creating the system tables")
             transport.initialize(node, secrets)
         report(f"{node.name}: bootstrapping a new Primary component (--wsrep-new-cluster)")
-        transport.start(node, bootstrap=True)
+        start(node, bootstrap=True)
         started.append(node.name)
         wait_synced(transport, node, report, bootstrap_timeout)
         ensure_accounts(settings, transport, node, secrets)
@@ -209,7 +201,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         if not transport.is_initialized(node):
             transport.prepare_empty(node)
         report(f"{node.name}: starting, joining the cluster")
-        transport.start(node, bootstrap=False)
+        start(node, bootstrap=False)
         started.append(node.name)
         wait_synced(transport, node, report, join_timeout)
 
@@ -219,22 +211,6 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
 
 
 BOOTSTRAP_FINDINGS = ("not-bootstrapped", "unsafe-bootstrap-choice", "history-diverged")
-
-
-def _check_before_start(settings: Settings, transport: Transport, stopped: tuple[NodeSettings, ...],
-                        tolerate: tuple[str, ...]) -> None:
-    if not tolerate:
-        doctor.check_before_start(settings, transport, stopped)
-        return
-    rendered = render_all(settings, transport.ctx)
-    found = doctor.preflight(settings, transport, {n.name: rendered[n.name] for n in stopped})
-    critical = [f for f in found.critical if f.code not in tolerate]
-    if critical:
-        lines = [f"  - {f.code} {f.node or '(cluster)'}: {f.summary}\n"
-                 + "".join(f"      {e}\n" for e in f.evidence[:3]) + f"      fix: {f.fix}"
-                 for f in critical]
-        raise ClusterError("refusing to start: `galerakv cluster doctor --offline` found "
-                           f"{len(lines)} critical problem(s):\n" + "\n".join(lines))
 
 
 def recover(settings: Settings, transport: Transport, report: Report, *,
@@ -308,7 +284,7 @@ _PHASES = {
 def _phase(transport: Transport, node: NodeSettings, st: NodeStatus) -> str:
     if st.reachable:
         return f"{st.state or 'starting'}, {st.cluster_status or 'no component'}"
-    change = health.last_status_change(transport.log_tail(node, 200))
+    change = last_status_change(transport.log_tail(node, 200))
     return _PHASES.get(change or "", "starting (not answering yet)")
 
 

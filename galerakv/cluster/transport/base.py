@@ -10,7 +10,14 @@ The orchestration (``galerakv.cluster.operations.lifecycle``) is written once ag
 - failures raise :class:`~galerakv.errors.NodeError` (with the node's log tail
   when it helps) or :class:`QueryFailed`; nothing raises a third-party exception;
 - SQL always travels on the client's standard input and credentials in option
-  files, never on a command line.
+  files, never on a command line;
+- what callers need comes back parsed (:class:`~galerakv.galera.position.GraState`,
+  :class:`~galerakv.galera.position.Position`, :class:`~galerakv.galera.status.NodeStatus`,
+  rows): the text a node prints is read in one place, here. A transport
+  implements the primitives (the ``_``-prefixed methods return the raw text).
+
+:class:`~galerakv.cluster.transport.fake.FakeTransport` keeps nodes in memory
+for unit tests of the operations.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from dataclasses import dataclass
 from galerakv.cluster.render.node import RenderContext
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
+from galerakv.galera.position import GraState, Position, parse_grastate, parse_recovered
+from galerakv.galera.position import with_safe_to_bootstrap as _with_safe
+from galerakv.galera.status import NodeStatus, node_status, parse_status_rows, unreachable
 from galerakv.secrets import Secrets
 
 # client errors that mean "could not reach the server", not "the server said no"
@@ -87,8 +97,10 @@ class Transport(ABC):
 
     # -- processes
     @abstractmethod
-    def start(self, node: NodeSettings, bootstrap: bool) -> None:
-        """Launch mariadbd (with ``--wsrep-new-cluster`` when ``bootstrap``); do not wait."""
+    def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
+        """Launch mariadbd (with ``--wsrep-new-cluster`` when ``bootstrap``, and
+        ``--wsrep-start-position`` when ``position`` is given: the position recovered
+        from InnoDB after an unclean stop); do not wait."""
 
     @abstractmethod
     def is_running(self, node: NodeSettings) -> bool:
@@ -99,22 +111,39 @@ class Transport(ABC):
         """Stop the node cleanly (SIGTERM or service stop) and wait until it is gone."""
 
     @abstractmethod
-    def grastate(self, node: NodeSettings) -> str | None:
+    def _grastate_text(self, node: NodeSettings) -> str | None:
         """Text of the node's grastate.dat, or None when there is none."""
+
+    @abstractmethod
+    def _write_grastate_text(self, node: NodeSettings, text: str) -> None:
+        """Replace the stopped node's grastate.dat, keeping its owner and mode."""
 
     @abstractmethod
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         """The last lines of the node's error log."""
 
     @abstractmethod
-    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+    def _wsrep_recover_log(self, node: NodeSettings, timeout: float) -> str:
         """Run ``mariadbd --wsrep-recover`` on the stopped node (as the mysql user, with
-        its own configuration); returns what it logged. The output is also appended
-        to the node's error log, where the doctor reads the recovered position."""
+        its own configuration), after a :data:`~galerakv.galera.log.RECOVER_MARKER`
+        line in its error log; returns what it logged (also kept in the error log,
+        where the doctor reads the recovered position). NodeError when it fails."""
 
-    @abstractmethod
-    def write_grastate(self, node: NodeSettings, text: str) -> None:
-        """Replace the stopped node's grastate.dat, keeping its owner and mode."""
+    def grastate(self, node: NodeSettings) -> GraState | None:
+        """The node's saved position (grastate.dat), or None when there is none."""
+        text = self._grastate_text(node)
+        return parse_grastate(text) if text is not None else None
+
+    def set_safe_to_bootstrap(self, node: NodeSettings, safe: bool) -> None:
+        """Set ``safe_to_bootstrap`` in the stopped node's grastate.dat, keeping the rest."""
+        text = self._grastate_text(node)
+        if text is None:
+            raise NodeError(node.name, "grastate.dat is missing (it disappeared while recovering?)")
+        self._write_grastate_text(node, _with_safe(text, safe))
+
+    def wsrep_recover(self, node: NodeSettings, timeout: float) -> Position | None:
+        """The position InnoDB holds (``mariadbd --wsrep-recover``), None when it printed none."""
+        return parse_recovered(self._wsrep_recover_log(node, timeout))
 
     # -- SQL
     @abstractmethod
@@ -128,3 +157,17 @@ class Transport(ABC):
     def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
         """The command that opens the mariadb client as admin on ``node``."""
 
+    def status(self, node: NodeSettings, timeout: float = 10.0) -> NodeStatus:
+        """The node's wsrep status; an unreachable :class:`NodeStatus` when it does not answer."""
+        try:
+            out = self.query(node, STATUS_SQL, timeout=timeout)
+        except QueryFailed as exc:
+            return unreachable(node.name, exc.detail)
+        return node_status(node.name, parse_status_rows(out))
+
+    def rows(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> list[tuple[str, ...]]:
+        """The result rows of ``sql`` (its last statement), each a tuple of column texts."""
+        return [tuple(line.split("\t")) for line in self.query(node, sql, timeout).splitlines()]
+
+
+STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep%';"

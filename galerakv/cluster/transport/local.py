@@ -49,7 +49,8 @@ from galerakv.cluster.transport.base import (
 )
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
-from galerakv.galera.status import RECOVER_MARKER, START_MARKER
+from galerakv.galera.log import RECOVER_MARKER, START_MARKER
+from galerakv.galera.position import Position
 from galerakv.secrets import Secrets, client_option_file, write_private
 
 INSTALL_DB = "mariadb-install-db"
@@ -193,7 +194,7 @@ class LocalTransport(Transport):
 
     # ------------------------------------------------------------------ processes
 
-    def start(self, node: NodeSettings, bootstrap: bool) -> None:
+    def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
         p = self.paths(node)
         binary = server_binary()
         if binary is None:
@@ -207,6 +208,8 @@ class LocalTransport(Transport):
         argv = [binary, f"--defaults-file={p.my_cnf}"]
         if bootstrap:
             argv.append("--wsrep-new-cluster")  # command line only, never in a file
+        if position is not None:
+            argv.append(f"--wsrep-start-position={position}")
         log_fd = os.open(p.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         null_fd = os.open(os.devnull, os.O_RDONLY)
         try:
@@ -265,13 +268,13 @@ class LocalTransport(Transport):
             time.sleep(0.1)
         self.paths(node).launcher_pid.unlink(missing_ok=True)
 
-    def grastate(self, node: NodeSettings) -> str | None:
+    def _grastate_text(self, node: NodeSettings) -> str | None:
         try:
             return self.paths(node).grastate.read_text()
         except FileNotFoundError:
             return None
 
-    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+    def _wsrep_recover_log(self, node: NodeSettings, timeout: float) -> str:
         p = self.paths(node)
         binary = server_binary()
         if binary is None:
@@ -303,7 +306,7 @@ class LocalTransport(Transport):
                             "\n".join(text.splitlines()[-15:]))
         return text
 
-    def write_grastate(self, node: NodeSettings, text: str) -> None:
+    def _write_grastate_text(self, node: NodeSettings, text: str) -> None:
         path = self.paths(node).grastate
         st = path.stat()
         tmp = path.with_name(".grastate.dat.galerakv")

@@ -32,7 +32,8 @@ from galerakv.cluster.transport.base import (
 from galerakv.cluster.transport.local import init_sql_text, install_db_argv
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
-from galerakv.galera.status import RECOVER_MARKER, START_MARKER
+from galerakv.galera.log import RECOVER_MARKER, START_MARKER
+from galerakv.galera.position import Position
 from galerakv.secrets import Secrets, client_option_file
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
@@ -232,13 +233,15 @@ exit 0
                 "tr '\\0' '\\n' < /proc/$pid/cmdline | grep -q -x -F -- "
                 f"{shlex.quote(f'--defaults-file={p.my_cnf}')}")
 
-    def start(self, node: NodeSettings, bootstrap: bool) -> None:
+    def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
         p = self.paths(node)
         user = self.ctx.run_as
         log = shlex.quote(str(p.log))
         argv = [MARIADBD, f"--defaults-file={p.my_cnf}"]
         if bootstrap:
             argv.append("--wsrep-new-cluster")  # command line only, never in a file
+        if position is not None:
+            argv.append(f"--wsrep-start-position={position}")
         marker = f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}"
         script = (f"set -e; touch {log}; chown {user}:{user} {log}; "
                   f"echo {shlex.quote(marker)} >> {log}; cd /; "
@@ -267,11 +270,11 @@ exit 0
             time.sleep(0.2)
         self._sh(node, f"rm -f {shlex.quote(str(p.launcher_pid))}", timeout=30)
 
-    def grastate(self, node: NodeSettings) -> str | None:
+    def _grastate_text(self, node: NodeSettings) -> str | None:
         result = self._sh(node, f"cat {shlex.quote(str(self.paths(node).grastate))}", timeout=30)
         return result.stdout if result.returncode == 0 else None
 
-    def wsrep_recover(self, node: NodeSettings, timeout: float) -> str:
+    def _wsrep_recover_log(self, node: NodeSettings, timeout: float) -> str:
         p = self.paths(node)
         log = shlex.quote(str(p.log))
         user = self.ctx.run_as
@@ -286,7 +289,7 @@ exit 0
                             "\n".join(result.stdout.splitlines()[-15:]))
         return result.stdout
 
-    def write_grastate(self, node: NodeSettings, text: str) -> None:
+    def _write_grastate_text(self, node: NodeSettings, text: str) -> None:
         path = shlex.quote(str(self.paths(node).grastate))
         tmp = shlex.quote(str(self.paths(node).datadir / ".grastate.dat.galerakv"))
         self._ok(node, "writing grastate.dat",

@@ -1,4 +1,5 @@
-"""The full-outage recovery rule, decided from recorded grastate.dat and --wsrep-recover output."""
+"""The one bootstrap rule (up, recover, doctor), decided from recorded grastate.dat and
+--wsrep-recover output."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from galerakv.cluster.operations import recovery
-from galerakv.cluster.operations.recovery import Evidence, Position, decide, parse_recovered
-from galerakv.galera.status import ZERO_UUID, parse_grastate
+from galerakv.galera.bootstrap import Evidence, decide
+from galerakv.galera.position import ZERO_UUID, GraState, Position, parse_grastate, parse_recovered
+from galerakv.galera.status import NodeStatus
 
 RECORDED = Path(__file__).parent / "recovery_recorded"
 UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"
@@ -41,32 +42,6 @@ def crashed(name: str, seqno: int, uuid: str = UUID) -> Evidence:
 
 
 # --------------------------------------------------------------------------- parsing
-
-
-def test_recovered_position_takes_the_plain_integer() -> None:
-    assert parse_recovered(recover_log(seqno=1234)) == Position(UUID, 1234)
-    assert parse_recovered(recover_log(seqno=77, gtid=",0-1-77")) == Position(UUID, 77)
-    assert parse_recovered("no position here") is None
-    # the last one counts (several runs appended to one log)
-    assert parse_recovered(recover_log(seqno=5) + recover_log(seqno=9)) == Position(UUID, 9)
-
-
-def test_recorded_outputs_parse() -> None:
-    files = sorted(RECORDED.glob("*.log"))
-    assert files, "recorded --wsrep-recover outputs are missing"
-    for path in files:
-        pos = parse_recovered(path.read_text())
-        assert pos is not None and pos.seqno >= 0, path.name
-
-
-def test_safe_to_bootstrap_is_rewritten_in_place() -> None:
-    text = grastate(seqno=-1, safe=0)
-    out = recovery.with_safe_to_bootstrap(text, True)
-    assert out.splitlines()[:4] == text.splitlines()[:4]
-    assert parse_grastate(out).safe_to_bootstrap and parse_grastate(out).seqno == -1
-    assert not parse_grastate(recovery.with_safe_to_bootstrap(out, False)).safe_to_bootstrap
-    old = "version: 2.1\nuuid: x\nseqno: 3\n"  # Galera 3 had no such line
-    assert recovery.with_safe_to_bootstrap(old, True).endswith("safe_to_bootstrap: 1\n")
 
 
 # --------------------------------------------------------------------------- the rule
@@ -152,15 +127,6 @@ def test_force_refuses_a_node_without_history(force: str, message: str) -> None:
     assert not d.ok and message in d.refused
 
 
-def test_needs_recovery() -> None:
-    crash = parse_grastate(grastate())
-    clean = parse_grastate(grastate(seqno=5, safe=1))
-    fresh = parse_grastate(grastate(ZERO_UUID))
-    assert recovery.needs_recovery({"a": crash, "b": crash})
-    assert not recovery.needs_recovery({"a": crash, "b": clean})
-    assert not recovery.needs_recovery({"a": fresh, "b": None})
-
-
 def test_recorded_kill9_of_every_node() -> None:
     """Recorded on MariaDB 10.11 after kill -9 of all three nodes under writes: a tie."""
     ev = {}
@@ -180,3 +146,89 @@ def test_a_node_with_no_committed_position_is_skipped() -> None:
     d = decide(NAMES, ev)
     assert d.bootstrap == "db2" and d.join == ("db1", "db3")
     assert any(w.startswith("db1 will get a full state transfer") for w in d.warnings)
+
+
+def test_every_recovered_node_starts_from_its_position() -> None:
+    """The history is kept: the bootstrap node and the joiners get --wsrep-start-position."""
+    ev = {"db1": crashed("db1", 40), "db2": crashed("db2", 42), "db3": crashed("db3", 41)}
+    d = decide(NAMES, ev)
+    assert d.start_positions == {"db1": Position(UUID, 40), "db2": Position(UUID, 42),
+                                 "db3": Position(UUID, 41)}
+    assert d.unclean and d.to_dict()["start_positions"]["db2"] == f"{UUID}:42"
+    # a clean stop saved the positions in grastate.dat: nothing to pass
+    clean = {n: Evidence(n, GraState(UUID, 9, n == "db3")) for n in NAMES}
+    d = decide(NAMES, clean)
+    assert d.bootstrap == "db3" and d.start_positions == {} and not d.unclean
+
+
+def test_forced_node_behind_others_gives_them_no_position() -> None:
+    ev = {"db1": crashed("db1", 10), "db2": crashed("db2", 12), "db3": crashed("db3", 9)}
+    d = decide(NAMES, ev, force="db1")
+    assert set(d.start_positions) == {"db1", "db3"}  # db2 is ahead: it must get a full copy
+
+
+# ------------------------------------------------- clean stops and running nodes (was plan_start)
+
+
+def gs(seqno: int, safe: bool, uuid: str = UUID) -> GraState:
+    return GraState(uuid, seqno, safe, "2.1")
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ({}, "db1"),
+        ({"db1": None, "db2": None, "db3": None}, "db1"),
+        ({"db1": GraState(), "db2": GraState(), "db3": None}, "db1"),
+        ({"db1": gs(17, False), "db2": gs(18, False), "db3": gs(19, True)}, "db3"),
+        ({"db1": gs(19, True), "db2": gs(18, False), "db3": gs(17, False)}, "db1"),
+        ({"db1": gs(9, True), "db2": gs(9, True), "db3": gs(9, True)}, "db1"),
+        ({"db1": None, "db2": gs(3, True), "db3": None}, "db2"),
+    ],
+    ids=["no-state", "no-grastate", "zero-uuid", "last-node-safe", "root-safe",
+         "several-safe", "only-one-known"],
+)
+def test_clean_start_node(states: dict[str, GraState | None], expected: str) -> None:
+    d = decide(NAMES, {n: Evidence(n, g) for n, g in states.items()})
+    assert d.ok and d.bootstrap == expected and expected in d.reason
+    assert d.join == tuple(n for n in NAMES if n != expected)
+
+
+def test_several_safe_nodes_at_one_position_warn_and_take_the_first() -> None:
+    d = decide(NAMES, {n: Evidence(n, gs(9, True)) for n in NAMES})
+    assert d.bootstrap == "db1" and d.several_safe == ("db1", "db2", "db3")
+    assert any("several nodes are marked safe_to_bootstrap" in w for w in d.warnings)
+
+
+def test_several_safe_nodes_one_behind_is_refused() -> None:
+    """The copies of this rule used to disagree here (one took the highest, one refused)."""
+    d = decide(NAMES, {"db1": Evidence("db1", gs(5, True)), "db2": Evidence("db2", gs(9, True)),
+                       "db3": Evidence("db3", gs(9, False))})
+    assert not d.ok and d.problem == "unsafe-bootstrap-choice" and d.unsafe == ("db1",)
+
+
+def test_no_node_safe_and_positions_unknown_is_refused() -> None:
+    d = decide(NAMES, {"db1": Evidence("db1", gs(-1, False)), "db2": Evidence("db2", gs(7, False)),
+                       "db3": Evidence("db3", gs(8, False))})
+    assert not d.ok and d.problem == "position-unknown" and d.unclean
+
+
+def test_no_nodes() -> None:
+    assert decide([], {}).problem == "no-nodes"
+
+
+def synced(name: str) -> NodeStatus:
+    return NodeStatus(name, True, "Synced", 4, 1, "Primary", True, True, 10, 0.0, 0, UUID, 3)
+
+
+def test_running_primary_is_joined_without_bootstrap() -> None:
+    d = decide(NAMES, {"db2": crashed("db2", 7), "db3": Evidence("db3", None)},
+               running={"db1": synced("db1")})
+    assert d.ok and d.bootstrap is None and d.join == ("db2", "db3")
+    assert d.start_positions == {"db2": Position(UUID, 7)}  # rejoins by IST
+
+
+def test_running_nodes_without_primary_are_refused() -> None:
+    lonely = NodeStatus("db1", True, "Initialized", 0, 1, "non-Primary")
+    d = decide(NAMES, {}, running={"db1": lonely})
+    assert not d.ok and d.problem == "no-primary" and "Primary" in d.refused
