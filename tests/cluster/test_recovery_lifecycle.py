@@ -38,6 +38,7 @@ from galerakv import config
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
+from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import parse_grastate, parse_recovered
 from tests.faults.conftest import FaultCluster
 from tests.faults.test_node_faults import Outcome, Tally, check, writer_of
@@ -147,6 +148,29 @@ def pids(fc: FaultCluster, names: list[str]) -> dict[str, int]:
     return {n: fc.pid(n) for n in names}
 
 
+def this_run(cluster: LocalCluster, name: str) -> str:
+    """The node's error log since its last start."""
+    log = (cluster.state_dir / name / "mysqld.log").read_text(errors="replace")
+    return log.rpartition(START_MARKER)[2]
+
+
+def assert_no_full_transfer(cluster: LocalCluster, name: str) -> str:
+    """The node rejoined with IST (or nothing to send), not a copy of the whole datadir."""
+    run = this_run(cluster, name)
+    assert "rsync SST completed" not in run and "IST uuid:00000000" not in run, \
+        f"{name} got a full state transfer:\n" + "\n".join(
+            line for line in run.splitlines() if "SST" in line or "IST" in line)
+    transfer = [line for line in run.splitlines() if "Receiving IST:" in line or "IST received" in line]
+    return transfer[0].split("WSREP: ")[-1] if transfer else "no transfer needed"
+
+
+def position(cluster: LocalCluster) -> tuple[str, int]:
+    """The cluster state UUID and the highest last committed seqno any node reports."""
+    _, report = cluster.status()
+    nodes = [n for n in report["nodes"] if n["reachable"]]
+    return nodes[0]["cluster_state_uuid"], max(n["last_committed"] for n in nodes)
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -236,10 +260,14 @@ def test_kill9_of_the_writer_then_up(fc: FaultCluster) -> None:
         moved = time.monotonic() - killed_at
         out = fc.cluster.ok("up", "--no-install")
         assert f"{writer}: starting, joining the cluster" in out and "bootstrapping" not in out
+        # its position was recovered from InnoDB and given to it: it asks for IST, not SST
+        assert f"{writer}: starting from its recovered position" in out, out
+        transfer = assert_no_full_transfer(fc.cluster, writer)
         healed = wait_healthy(fc.cluster) + (time.monotonic() - killed_at)
         loop.wait_for_acks(loop.acked_so_far() + 20)
     print(f"\n[kill -9 of writer {writer}] writes acknowledged again {moved:.1f} s after the kill "
-          f"(new writer {writer_of(server)}); healthy {healed:.1f} s after the kill")
+          f"(new writer {writer_of(server)}); healthy {healed:.1f} s after the kill; "
+          f"rejoined by {transfer}")
     check(fc, f"kill -9 of writer {writer}", "r-writer", loop.tally(), fc.names)
     fc.stop_servers()
 
@@ -297,6 +325,7 @@ def test_two_of_three_frozen_then_healed(fc: FaultCluster) -> None:
 def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
     c = fc.cluster
     server = fc.server()
+    uuid_before, _ = position(c)
     # every node dies: requests in flight then can only fail, so the clients wait less for them
     with WriteLoop(server.url, "r-outage", timeout=5.0) as loop:
         loop.wait_for_acks(50)
@@ -333,9 +362,16 @@ def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
     assert recovered[chosen] == max(recovered.values()), (chosen, recovered)
     assert f"{chosen}: bootstrapping" in out
     wait_healthy(c, 30)  # HAProxy marks the nodes up after two passing checks
+    # the cluster keeps its history: same state UUID, the seqno goes on from where it was
+    uuid_after, seqno_after = position(c)
+    assert uuid_after == uuid_before, (uuid_before, uuid_after)
+    assert seqno_after >= max(recovered.values()), (seqno_after, recovered)
+    assert "history reset" not in this_run(c, chosen)
+    transfers = {n: assert_no_full_transfer(c, n) for n in fc.names if n != chosen}
     print(f"\n[kill -9 of every node] recovered positions {recovered}; up bootstrapped {chosen} "
           f"and was healthy {took:.1f} s after it started ({time.monotonic() - killed_at:.1f} s "
-          f"after the kill); {len(tally.failed)} requests failed while every node was down")
+          f"after the kill); {len(tally.failed)} requests failed while every node was down; "
+          f"state UUID kept, seqno {seqno_after}; joiners: {transfers}")
     acked = Tally([o for o in tally.outcomes if 200 <= o.status < 300], tally.seconds)
     check(fc, "kill -9 of every node", "r-outage", acked, fc.names)
     fc.stop_servers()
