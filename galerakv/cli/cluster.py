@@ -24,6 +24,7 @@ from galerakv.cluster.render import node as render
 from galerakv.cluster.transport import make_transport
 from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
 from galerakv.galera.status import ClusterVerdict, NodeStatus
+from galerakv.paths import CheckPaths
 from galerakv.secrets import Account, write_private
 
 DOCTOR_HINT = "run `galerakv cluster doctor` to find the cause (docs/troubleshooting.md)"
@@ -321,7 +322,7 @@ def maintenance(settings: Settings, node_name: str, switch: str) -> None:
     except KeyError as exc:
         fail(str(exc.args[0]))
         return
-    path = _brender.CheckPaths.of(settings, node).maintenance
+    path = CheckPaths.of(settings, node).maintenance
     if switch == "on":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("drained by `galerakv cluster maintenance`\n")

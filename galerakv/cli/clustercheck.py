@@ -6,8 +6,8 @@ import click
 
 from galerakv.cli.common import config_option, fail
 from galerakv.cluster.balancer import clustercheck as _check
-from galerakv.cluster.render.balancer import CheckPaths
 from galerakv.config import Settings
+from galerakv.paths import CheckPaths
 from galerakv.secrets import load
 
 

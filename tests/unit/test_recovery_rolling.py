@@ -14,11 +14,11 @@ import pytest
 from galerakv import config
 from galerakv.cluster import starter
 from galerakv.cluster.operations import lifecycle, membership, rolling
-from galerakv.cluster.render.balancer import CheckPaths
 from galerakv.cluster.transport.base import Preflight
 from galerakv.cluster.transport.fake import FakeTransport
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import CheckPaths
 from galerakv.secrets import ensure
 
 

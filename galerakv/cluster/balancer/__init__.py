@@ -35,8 +35,6 @@ from galerakv.cluster.render.balancer import (
     MAXSCALE_SERVICE_USER,
     RO_PROXY,
     RW_PROXY,
-    BalancerPaths,
-    CheckPaths,
     MaxScaleAccounts,
     maxscale_grants_sql,
     render_haproxy_cfg,
@@ -48,6 +46,7 @@ from galerakv.cluster.transport.base import Preflight, Report, Transport
 from galerakv.cluster.transport.local import port_problem
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import BalancerPaths, CheckPaths
 from galerakv.secrets import Account, write_private
 
 START_TIMEOUT = 15.0

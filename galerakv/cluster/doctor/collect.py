@@ -36,7 +36,7 @@ from galerakv.cluster.doctor.facts import (
     parse_log,
     parse_option_files,
 )
-from galerakv.cluster.render.node import GCOMM_PORT, IST_PORT, SST_PORT, NodePaths
+from galerakv.cluster.render.node import GCOMM_PORT, IST_PORT, SST_PORT
 from galerakv.cluster.transport.base import QueryFailed, Transport
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.config import NodeSettings, Settings
@@ -44,6 +44,7 @@ from galerakv.errors import GalerakvError
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import GraState
 from galerakv.galera.status import parse_status_rows
+from galerakv.paths import NodePaths
 
 # files mariadbd only reads, which installers commonly leave owned by root
 OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")

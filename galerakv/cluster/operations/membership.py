@@ -25,12 +25,12 @@ from pathlib import Path
 
 from galerakv.cluster import balancer
 from galerakv.cluster.operations import lifecycle, rolling
-from galerakv.cluster.render.balancer import CheckPaths
-from galerakv.cluster.render.node import NodePaths, render_all
+from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings, parse
 from galerakv.errors import ClusterError, ConfigError, NodeError
+from galerakv.paths import CheckPaths, NodePaths
 from galerakv.secrets import load
 
 _HEADER_RE = re.compile(r"^\s*\[")

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from galerakv.cluster import balancer
 from galerakv.cluster.operations import lifecycle
-from galerakv.cluster.render.balancer import CheckPaths
 from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import CheckPaths
 from galerakv.secrets import load
 
 SERVER_PROBE_INTERVAL = 1.0  # galerakv.backend.mariadb probes every node this often

@@ -14,6 +14,7 @@ from typing import Literal
 from galerakv.cluster.transport.base import Transport
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import StatePaths
 from galerakv.secrets import (
     ADMIN_TCP_USER,
     Account,
@@ -56,7 +57,7 @@ def balancer_argv(settings: Settings, via: Via, statement: str | None) -> list[s
     secrets = load(settings.secrets_path)
     if secrets is None:
         raise ClusterError(f"no credentials at {settings.secrets_path}; run `galerakv cluster up`")
-    option_file = settings.state_dir / "admin-tcp.cnf"
+    option_file = StatePaths.of(settings).admin_tcp_cnf
     write_private(option_file, client_option_file(
         Account(ADMIN_TCP_USER, secrets.admin.password),
         {"host": b.address, "port": str(port), "protocol": "tcp"}))

@@ -32,9 +32,9 @@ the golden-file tests hold to.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from galerakv.config import NodeSettings, Settings
+from galerakv.config import Settings
+from galerakv.paths import BalancerPaths
 from galerakv.secrets import Account
 
 FALL = 2
@@ -45,79 +45,6 @@ RO_PROXY = "galerakv_ro"
 RW_SERVICE = "rw-service"
 RO_SERVICE = "ro-service"
 MONITOR = "galera-monitor"
-
-
-@dataclass(frozen=True)
-class BalancerPaths:
-    """Where the balancer keeps its files: ``state_dir/balancer/``."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, settings: Settings) -> BalancerPaths:
-        return cls(settings.state_dir / "balancer")
-
-    @property
-    def haproxy_cfg(self) -> Path:
-        return self.root / "haproxy.cfg"
-
-    @property
-    def haproxy_socket(self) -> Path:
-        return self.root / "haproxy.sock"
-
-    @property
-    def haproxy_pid(self) -> Path:
-        """The PID galerakv recorded when it started HAProxy."""
-        return self.root / "haproxy.pid"
-
-    @property
-    def haproxy_log(self) -> Path:
-        return self.root / "haproxy.log"
-
-    @property
-    def maxscale_dir(self) -> Path:
-        return self.root / "maxscale"
-
-    @property
-    def maxscale_cnf(self) -> Path:
-        return self.maxscale_dir / "maxscale.cnf"
-
-    @property
-    def maxscale_pid(self) -> Path:
-        return self.maxscale_dir / "galerakv.pid"
-
-    @property
-    def maxscale_log(self) -> Path:
-        return self.maxscale_dir / "maxscale.out"
-
-    @property
-    def maxscale_accounts(self) -> Path:
-        """The MaxScale monitor and service accounts (0600)."""
-        return self.maxscale_dir / "accounts.toml"
-
-
-@dataclass(frozen=True)
-class CheckPaths:
-    """One node's ``galerakv clustercheck`` files, under ``state_dir/<node>/``."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, settings: Settings, node: NodeSettings) -> CheckPaths:
-        return cls(settings.state_dir / node.name)
-
-    @property
-    def pid(self) -> Path:
-        return self.root / "clustercheck.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "clustercheck.log"
-
-    @property
-    def maintenance(self) -> Path:
-        """While this file exists the node's check answers 503 (drained)."""
-        return self.root / "maintenance"
 
 
 def duration(seconds: float) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import NodePaths
 
 GCOMM_PORT = 4567
 IST_PORT = 4568
@@ -60,54 +61,6 @@ class RenderContext:
     run_as: str = "mysql"
     local_small_memory: bool = True
     server_flavor: str = "mariadb"  # or "mysql"
-
-
-@dataclass(frozen=True)
-class NodePaths:
-    """Where one local node keeps its files, all under ``state_dir/<node>/``."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, settings: Settings, node: NodeSettings) -> NodePaths:
-        return cls(settings.state_dir / node.name)
-
-    @property
-    def datadir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def socket(self) -> Path:
-        return self.root / "mysqld.sock"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "mysqld.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "mysqld.log"
-
-    @property
-    def my_cnf(self) -> Path:
-        return self.root / "my.cnf"
-
-    @property
-    def cluster_cnf(self) -> Path:
-        return self.root / "cluster.cnf"
-
-    @property
-    def sst_auth_cnf(self) -> Path:
-        return self.root / "sst_auth.cnf"
-
-    @property
-    def launcher_pid(self) -> Path:
-        """The PID galerakv recorded when it started this node's mariadbd."""
-        return self.root / "galerakv.pid"
-
-    @property
-    def grastate(self) -> Path:
-        return self.datadir / "grastate.dat"
 
 
 # --------------------------------------------------------------------------- machine facts

@@ -9,13 +9,13 @@ checks the order of operations without a database.
 
 from __future__ import annotations
 
-from galerakv.cluster.render.balancer import CheckPaths
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.base import STATUS_SQL, Preflight, QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
 from galerakv.galera.log import RECOVER_MARKER
 from galerakv.galera.position import Position, parse_grastate
+from galerakv.paths import CheckPaths
 from galerakv.secrets import Secrets
 
 FAKE_UUID = "b1cad595-e97e-11f1-95a0-a24f95a70e4b"

@@ -31,14 +31,7 @@ import time
 from pathlib import Path
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.render.node import (
-    GALERA_PORTS,
-    MAX_SOCKET_PATH,
-    NodePaths,
-    RenderContext,
-    detect_context,
-    server_binary,
-)
+from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext, detect_context, server_binary
 from galerakv.cluster.supervise import cmdline, pid_alive
 from galerakv.cluster.transport.base import (
     UNREACHABLE_CODES,
@@ -51,6 +44,7 @@ from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
 from galerakv.galera.log import RECOVER_MARKER, START_MARKER
 from galerakv.galera.position import Position
+from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import Secrets, client_option_file, write_private
 
 INSTALL_DB = "mariadb-install-db"
@@ -75,7 +69,7 @@ class LocalTransport(Transport):
 
     @property
     def admin_cnf(self) -> Path:
-        return self.settings.state_dir / "admin.cnf"
+        return StatePaths.of(self.settings).admin_cnf
 
     # ------------------------------------------------------------------ checks
 
@@ -166,7 +160,7 @@ class LocalTransport(Transport):
     def initialize(self, node: NodeSettings, secrets: Secrets) -> None:
         p = self.paths(node)
         self.prepare_empty(node)
-        init_sql = self.settings.state_dir / f".init-{node.name}.sql"
+        init_sql = StatePaths.of(self.settings).init_sql(node.name)
         write_private(init_sql, init_sql_text(secrets))
         argv = install_db_argv(p, init_sql)
         try:

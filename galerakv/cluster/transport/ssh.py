@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from galerakv.cluster import install as _install
-from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, NodePaths, RenderContext
+from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext
 from galerakv.cluster.transport.base import (
     UNREACHABLE_CODES,
     Preflight,
@@ -34,6 +34,7 @@ from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
 from galerakv.galera.log import RECOVER_MARKER, START_MARKER
 from galerakv.galera.position import Position
+from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import Secrets, client_option_file
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
@@ -102,7 +103,7 @@ class SshTransport(Transport):
 
     @property
     def admin_cnf(self) -> str:
-        return str(self.settings.state_dir / "admin.cnf")
+        return str(StatePaths.of(self.settings).admin_cnf)
 
     def _sh(self, node: NodeSettings, script: str, stdin: str | None = None,
             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -213,7 +214,7 @@ exit 0
     def initialize(self, node: NodeSettings, secrets: Secrets) -> None:
         p = self.paths(node)
         self.prepare_empty(node)
-        init_sql = str(self.settings.state_dir / f".init-{node.name}.sql")
+        init_sql = str(StatePaths.of(self.settings).init_sql(node.name))
         d = shlex.quote(str(p.datadir))
         script = (f"umask 077; f={shlex.quote(init_sql)}; cat > \"$f\"; "
                   f"{shlex.join(install_db_argv(p, init_sql))} >/dev/null 2>&1; rc=$?; rm -f \"$f\"; "
