@@ -17,22 +17,19 @@ runs mariadbd with this node's configuration.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import grp
 import os
 import pwd
 import shutil
-import signal
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from galerakv.cluster import install as _install
 from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext, detect_context, server_binary
-from galerakv.cluster.supervise import cmdline, pid_alive
+from galerakv.cluster.supervise import Program, StopTimeout, clean_env, cmdline, pid_alive
 from galerakv.cluster.transport.base import (
     UNREACHABLE_CODES,
     Preflight,
@@ -188,51 +185,34 @@ class LocalTransport(Transport):
 
     # ------------------------------------------------------------------ processes
 
+    def _program(self, node: NodeSettings, *args: str) -> Program:
+        """The node's mariadbd as a supervised program, recognised by its --defaults-file."""
+        p = self.paths(node)
+        binary = server_binary() or "mariadbd"
+        return Program(f"mariadbd of {node.name}", (binary, f"--defaults-file={p.my_cnf}", *args),
+                       p.launcher_pid, p.log, marks=(f"--defaults-file={p.my_cnf}",),
+                       names=MARIADBD_NAMES)
+
     def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
         p = self.paths(node)
-        binary = server_binary()
-        if binary is None:
+        if server_binary() is None:
             raise NodeError(node.name, "mariadbd is not installed; run `galerakv cluster install`")
         if not p.log.exists():
             p.log.touch(mode=0o640)
         self._own(p.log)
         with open(p.log, "a") as log:
-            # health.last_status_change() reads only what follows the last marker
+            # galera.log.last_status_change() reads only what follows the last marker
             log.write(f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}\n")
-        argv = [binary, f"--defaults-file={p.my_cnf}"]
-        if bootstrap:
-            argv.append("--wsrep-new-cluster")  # command line only, never in a file
+        args = ["--wsrep-new-cluster"] if bootstrap else []  # command line only, never in a file
         if position is not None:
-            argv.append(f"--wsrep-start-position={position}")
-        log_fd = os.open(p.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        null_fd = os.open(os.devnull, os.O_RDONLY)
+            args.append(f"--wsrep-start-position={position}")
         try:
-            pid = os.posix_spawn(binary, argv, _clean_env(), setsid=True, file_actions=[
-                (os.POSIX_SPAWN_DUP2, null_fd, 0),
-                (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                (os.POSIX_SPAWN_DUP2, log_fd, 2),
-            ])
-        except OSError as exc:
-            raise NodeError(node.name, f"cannot start {binary}: {exc.strerror}") from exc
-        finally:
-            os.close(log_fd)
-            os.close(null_fd)
-        p.launcher_pid.write_text(f"{pid}\n")
-        # posix_spawn may return before the child's exec has replaced its command line;
-        # wait for it, so is_running() never mistakes a starting node for a dead one
-        deadline = time.monotonic() + 5
-        while not runs_mariadbd(pid, p.my_cnf) and pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def _recorded_pid(self, node: NodeSettings) -> int | None:
-        try:
-            return int(self.paths(node).launcher_pid.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+            self._program(node, *args).launch()
+        except ClusterError as exc:
+            raise NodeError(node.name, str(exc)) from exc
 
     def is_running(self, node: NodeSettings) -> bool:
-        pid = self._recorded_pid(node)
-        return pid is not None and runs_mariadbd(pid, self.paths(node).my_cnf)
+        return self._program(node).running_pid() is not None
 
     def _foreign_pid(self, node: NodeSettings) -> int | None:
         """A live mariadbd holding this node's pid file that galerakv did not start."""
@@ -240,27 +220,19 @@ class LocalTransport(Transport):
             pid = int(self.paths(node).pid_file.read_text().strip())
         except (FileNotFoundError, ValueError, PermissionError):
             return None
-        if pid == self._recorded_pid(node) or not pid_alive(pid):
+        if pid == self._program(node).recorded_pid() or not pid_alive(pid):
             return None
         return pid if _is_mariadbd(pid) else None
 
     def stop(self, node: NodeSettings, timeout: float) -> None:
-        pid = self._recorded_pid(node)
-        if pid is None or not runs_mariadbd(pid, self.paths(node).my_cnf):
-            self.paths(node).launcher_pid.unlink(missing_ok=True)
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while runs_mariadbd(pid, self.paths(node).my_cnf):
-            if time.monotonic() > deadline:
-                raise NodeError(node.name, f"mariadbd (PID {pid}) did not stop within "
-                                f"{timeout:.0f} s after SIGTERM; it may be in a state transfer "
-                                "(wait and run `galerakv cluster down` again) or hung (`kill -9 "
-                                f"{pid}`; the node then rejoins by state transfer)",
-                                self.log_tail(node))
-            time.sleep(0.1)
-        self.paths(node).launcher_pid.unlink(missing_ok=True)
+        try:
+            self._program(node).stop(timeout, escalate=False)
+        except StopTimeout as exc:
+            raise NodeError(node.name, f"mariadbd (PID {exc.pid}) did not stop within "
+                            f"{timeout:.0f} s after SIGTERM; it may be in a state transfer "
+                            "(wait and run `galerakv cluster down` again) or hung (`kill -9 "
+                            f"{exc.pid}`; the node then rejoins by state transfer)",
+                            self.log_tail(node)) from exc
 
     def _grastate_text(self, node: NodeSettings) -> str | None:
         try:
@@ -286,7 +258,7 @@ class LocalTransport(Transport):
             with open(p.log, "ab") as log_out:
                 result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log_out,
                                         stderr=log_out, timeout=timeout, check=False,
-                                        env=_clean_env())
+                                        env=clean_env())
         except subprocess.TimeoutExpired as exc:
             raise NodeError(node.name, f"mariadbd --wsrep-recover did not finish within "
                             f"{timeout:.0f} s", self.log_tail(node)) from exc
@@ -379,24 +351,18 @@ def install_db_argv(p: NodePaths, init_sql: Path | str) -> list[str]:
             "--wsrep-on=OFF"]
 
 
-def _clean_env() -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "TZ")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    return env
+MARIADBD_NAMES = ("mariadbd", "mysqld")
 
 
 def _is_mariadbd(pid: int) -> bool:
     argv = cmdline(pid)
-    return bool(argv) and os.path.basename(argv[0]) in ("mariadbd", "mysqld")
+    return bool(argv) and os.path.basename(argv[0]) in MARIADBD_NAMES
 
 
 def runs_mariadbd(pid: int, my_cnf: Path) -> bool:
     """Whether ``pid`` is alive and is mariadbd started with this ``--defaults-file``."""
-    if not pid_alive(pid):
-        return False
-    argv = cmdline(pid)
-    return _is_mariadbd(pid) and f"--defaults-file={my_cnf}" in argv
+    return Program("mariadbd", (), Path(), Path(), marks=(f"--defaults-file={my_cnf}",),
+                   names=MARIADBD_NAMES).owns(pid)
 
 
 def port_problem(address: str, port: int) -> str | None:
