@@ -43,7 +43,6 @@ from galerakv.config import NodeSettings, Settings
 from galerakv.errors import GalerakvError
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import GraState
-from galerakv.galera.status import parse_status_rows
 from galerakv.paths import NodePaths
 
 # files mariadbd only reads, which installers commonly leave owned by root
@@ -219,25 +218,20 @@ def _group(gid: int) -> str:
 def live_facts(transport: Transport, node: NodeSettings) -> tuple[LiveFacts | None, str]:
     """Status, variables, tables and accounts of a node; (None, why) when it does not answer."""
     try:
-        status = parse_status_rows(transport.query(node, "SHOW GLOBAL STATUS;\n", QUERY_TIMEOUT))
-        variables = parse_status_rows(transport.query(node, "SHOW GLOBAL VARIABLES;\n",
-                                                      QUERY_TIMEOUT))
+        status = transport.variables(node, "SHOW GLOBAL STATUS;\n", QUERY_TIMEOUT)
+        variables = transport.variables(node, "SHOW GLOBAL VARIABLES;\n", QUERY_TIMEOUT)
     except QueryFailed as exc:
         return None, exc.detail
     tables: tuple[Table, ...] | None = None
     accounts: tuple[AccountFact, ...] | None = None
     try:  # refused while the node is not ready (ERROR 1047): no evidence, not a fault
-        rows = _rows(transport.query(node, TABLES_SQL + ACCOUNTS_SQL, QUERY_TIMEOUT))
+        rows = [r for r in transport.rows(node, TABLES_SQL + ACCOUNTS_SQL, QUERY_TIMEOUT) if len(r) >= 5]
         tables = tuple(Table(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "T")
         accounts = tuple(AccountFact(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "U")
     except QueryFailed:
         pass
     ok, detail = root_login(node)
     return LiveFacts(status, variables, tables, accounts, ok, detail), ""
-
-
-def _rows(text: str) -> list[list[str]]:
-    return [line.split("\t") for line in text.splitlines() if line.count("\t") >= 4]
 
 
 def root_login(node: NodeSettings) -> tuple[bool | None, str]:

@@ -18,6 +18,7 @@ from galerakv.cluster.doctor.facts import (
     parse_size,
     provider_options,
 )
+from galerakv.galera.status import NodeStatus, node_status
 
 FC_PAUSED_WARN = 0.1  # fraction of time replication was paused by flow control
 GCACHE_WINDOW = 3600.0  # seconds of writes the gcache should hold
@@ -81,34 +82,29 @@ def check_liveness(facts: Facts) -> list[Finding]:
 def check_membership(facts: Facts) -> list[Finding]:
     found: list[Finding] = []
     live = [nf for nf in facts.nodes if _replicating(nf)]
+    states: dict[str, NodeStatus] = {}
     for nf in live:
         assert nf.live is not None
-        s = nf.live.status
-        status = s.get("wsrep_cluster_status", "")
-        if status and status != "Primary":
-            found.append(finding("non-primary", nf.name, f"{nf.name} is {status}: it refuses "
-                                 "queries (ERROR 1047)",
-                                 [f"{nf.name}: wsrep_cluster_status = {status}, wsrep_ready = "
-                                  f"{s.get('wsrep_ready', '?')}, wsrep_cluster_size = "
-                                  f"{s.get('wsrep_cluster_size', '?')}"]))
-        state = _int(s, "wsrep_local_state")
+        st = states[nf.name] = node_status(nf.name, nf.live.status)
+        if st.cluster_status and not st.primary:
+            found.append(finding("non-primary", nf.name, f"{nf.name} is {st.cluster_status}: it "
+                                 "refuses queries (ERROR 1047)",
+                                 [f"{nf.name}: wsrep_cluster_status = {st.cluster_status}, "
+                                  f"wsrep_ready = {'ON' if st.ready else 'OFF'}, "
+                                  f"wsrep_cluster_size = {st.cluster_size}"]))
         desync = nf.live.variables.get("wsrep_desync", "OFF")
-        if state == 2 or is_on(desync):
+        if st.donor or is_on(desync):
             found.append(finding("donor-desynced", nf.name, f"{nf.name} is "
-                                 f"{s.get('wsrep_local_state_comment', 'Donor/Desynced')}",
-                                 [f"{nf.name}: wsrep_local_state = {state} "
-                                  f"({s.get('wsrep_local_state_comment', '?')}), "
-                                  f"wsrep_desync = {desync}"]))
-    primary = [nf for nf in live if nf.live is not None
-               and nf.live.status.get("wsrep_cluster_status") == "Primary"]
+                                 f"{st.state or 'Donor/Desynced'}",
+                                 [f"{nf.name}: wsrep_local_state = {st.local_state} "
+                                  f"({st.state or '?'}), wsrep_desync = {desync}"]))
+    primary = [nf for nf in live if states[nf.name].primary]
     groups: dict[tuple[str, str], list[NodeFacts]] = defaultdict(list)
     for nf in primary:
-        assert nf.live is not None
-        s = nf.live.status
-        groups[(s.get("wsrep_cluster_conf_id", ""), s.get("wsrep_cluster_state_uuid", ""))].append(nf)
+        st = states[nf.name]
+        groups[(str(st.conf_id), st.cluster_state_uuid)].append(nf)
     if len(groups) > 1:
-        sizes = {nf.name: _int(nf.live.status, "wsrep_cluster_size") for nf in primary
-                 if nf.live is not None}
+        sizes = {nf.name: states[nf.name].cluster_size for nf in primary}
         if any(size < facts.expected_size for size in sizes.values()):
             ordered = sorted(groups.values(), key=len)
             evidence = [f"{nf.name}: Primary, size {sizes[nf.name]}, conf_id {key[0]}, "

@@ -102,12 +102,12 @@ def _replication(transport: Transport, live: list[NodeSettings], report: Report)
             checks.append(Check(f"write a marker through {node.name}", True))
         for reader in live:
             try:
-                out = transport.query(reader, f"SET SESSION wsrep_sync_wait = {SYNC_WAIT};\n"
+                rows = transport.rows(reader, f"SET SESSION wsrep_sync_wait = {SYNC_WAIT};\n"
                                       f"SELECT id FROM {table} ORDER BY id;")
             except QueryFailed as exc:
                 checks.append(Check(f"read markers on {reader.name}", False, exc.detail))
                 continue
-            seen = set(out.split())
+            seen = {row[0] for row in rows}
             for marker, writer in written.items():
                 if writer == reader.name:
                     continue

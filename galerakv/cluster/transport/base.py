@@ -166,8 +166,12 @@ class Transport(ABC):
         return node_status(node.name, parse_status_rows(out))
 
     def rows(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> list[tuple[str, ...]]:
-        """The result rows of ``sql`` (its last statement), each a tuple of column texts."""
+        """The result rows of ``sql``, each a tuple of column texts."""
         return [tuple(line.split("\t")) for line in self.query(node, sql, timeout).splitlines()]
+
+    def variables(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> dict[str, str]:
+        """``SHOW [GLOBAL] STATUS|VARIABLES ...`` as a dict, names in lower case."""
+        return parse_status_rows(self.query(node, sql, timeout))
 
 
 STATUS_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep%';"
