@@ -5,23 +5,34 @@ with none, the defaults run the server on SQLite. Every problem in a file is
 collected and reported at once as a :class:`~galerakv.errors.ConfigError`, each
 naming the file, the key path, the bad value and a hint.
 
-Relative paths (``cluster.state_dir``, ``server.sqlite_path``) are taken relative
-to the directory holding the configuration file, so a file means the same thing
-whichever directory a command runs from.
+Each key is declared once, as a field of the frozen dataclass of its table: the
+field gives its name, its type (which says what TOML value it takes) and its
+default; ``metadata=_key(...)`` gives its meaning (the row of
+docs/configuration.md), its check and its hint. :class:`_Reader` walks those
+fields, so the known keys, the "did you mean" of an unknown one and the
+construction of the settings all come from the declaration. Checks that involve
+more than one key of a table are in ``_TABLE_CHECKS``, checks across tables in
+``_cross_checks``.
+
+Relative paths (every key typed :class:`~pathlib.Path`: ``cluster.state_dir``,
+``server.sqlite_path``) are taken relative to the directory holding the
+configuration file, so a file means the same thing whichever directory a
+command runs from.
 """
 
-from __future__ import annotations
-
-import difflib
+# No ``from __future__ import annotations`` here: a field's type is read back as
+# the object itself (``dataclasses.Field.type``); resolving string annotations
+# with typing.get_type_hints would cost every start about a millisecond more.
+import dataclasses
 import hashlib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from galerakv.errors import MISSING, ConfigError, ConfigIssue
 
@@ -39,25 +50,100 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+# --------------------------------------------------------------------------- declaring a key
+
+# A check gets a value of the right type and returns what is wrong with it (a
+# message, or a message and a hint of its own), or None when it is fine.
+Check = Callable[[Any], str | tuple[str, str] | None]
+
+_META = "galerakv"  # the metadata entry of a field that is a key of the file
+
+
+@dataclass(frozen=True)
+class _Key:
+    """What a field says about its key beyond its name, type and default."""
+
+    doc: str  # the key's meaning, as in its row of docs/configuration.md
+    check: Check | None = None
+    hint: str = ""  # how to fix a bad value; by default: leave it out for the default
+    shown: str = ""  # the default as people read it, when the value itself would mislead
+    entry: type | None = None  # an array of tables read through other keys than its element's fields
+
+
+def _key(doc: str = "", *, check: Check | None = None, hint: str = "", shown: str = "",
+         entry: type | None = None) -> dict[str, _Key]:
+    """The ``metadata`` of a dataclass field that is a key of the file."""
+    return {_META: _Key(doc, check, hint, shown, entry)}
+
+
+def _range(lo: float, hi: float) -> Check:
+    def check(v: float) -> str | None:
+        return None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
+    return check
+
+
+def _matches(regex: re.Pattern[str], what: str) -> Check:
+    def check(v: str) -> str | None:
+        return None if regex.match(v) else f"is not a valid {what}"
+    return check
+
+
+def _address(v: str) -> str | None:
+    try:
+        ipaddress.ip_address(v)
+        return None
+    except ValueError:
+        return None if _HOST_RE.match(v) else "is not an IP address or host name"
+
+
+def _app_user(v: str) -> str | tuple[str, str] | None:
+    if v == "root":
+        return "must not be root", "the application gets its own least-privilege user; pick another name"
+    return _matches(_IDENT_RE, "user name")(v)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+_PORT = _range(1, 65535)
+_NAME_HINT = "letters, digits, '_' and '-', starting with a letter"
+_IDENT_HINT = "letters, digits and '_', at most 32 characters"
+
+# --------------------------------------------------------------------------- the settings
 
 
 @dataclass(frozen=True)
 class NodeSettings:
     """One database node: ``name`` is wsrep_node_name, ``address`` wsrep_node_address."""
 
-    name: str
-    address: str
-    port: int = 3306
+    name: str = field(metadata=_key(
+        "`wsrep_node_name`, unique", check=_matches(_NAME_RE, "node name"), hint=_NAME_HINT))
+    address: str = field(metadata=_key(
+        "`wsrep_node_address`, unique; loopback (127.0.0.x) with the local transport", check=_address,
+        hint="an IPv4 address such as 127.0.0.11 (local) or the host's address (ssh)"))
+    port: int = field(default=3306, metadata=_key("the node's client port", check=_PORT))
 
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    name: str = "galerakv_cluster"
-    transport: Transport = "local"
-    state_dir: Path = Path(".galerakv")
-    sst_method: SstMethod = "rsync"
-    nodes: tuple[NodeSettings, ...] = ()
+    name: str = field(default="galerakv_cluster", metadata=_key(
+        "`wsrep_cluster_name`; letters, digits, `_`, `-`, at most 32",
+        check=_matches(_NAME_RE, "cluster name"),
+        hint="letters, digits, '_' and '-', at most 32 characters, starting with a letter"))
+    transport: Transport = field(default="local", metadata=_key(
+        "`local`: nodes are processes on this machine (loopback addresses); `ssh`: real hosts"))
+    state_dir: Path = field(default=Path(".galerakv"), metadata=_key(
+        "datadirs, logs, pid files, rendered configs, the secrets file"))
+    sst_method: SstMethod = field(default="rsync", metadata=_key("state transfer: `rsync` or `mariabackup`"))
+    nodes: tuple[NodeSettings, ...] = field(default=(), metadata=_key(
+        "array of `[[cluster.nodes]]` tables, the root node first"))
 
     def node(self, name: str) -> NodeSettings:
         for node in self.nodes:
@@ -69,47 +155,79 @@ class ClusterSettings:
 
 @dataclass(frozen=True)
 class BalancerSettings:
-    kind: BalancerKind = "none"
-    address: str = "127.0.0.10"
-    rw_port: int = 3306
-    ro_port: int = 3307
-    check_port: int = 9200  # galerakv clustercheck, on each node's address
-    check_interval: float = 1.0  # seconds between health checks
-    available_when_donor: bool = False
+    kind: BalancerKind = field(default="none", metadata=_key("`haproxy`, `maxscale` or `none`"))
+    address: str = field(default="127.0.0.10", metadata=_key(
+        "where the balancer listens; must not collide with a node's address and port", check=_address))
+    rw_port: int = field(default=3306, metadata=_key(
+        "writes: one node at a time, the others as backups", check=_PORT))
+    ro_port: int = field(default=3307, metadata=_key(
+        "reads: spread over every Synced node; must differ from `rw_port`", check=_PORT))
+    check_port: int = field(default=9200, metadata=_key(
+        "`galerakv clustercheck` listens here on each node's address; HAProxy's health checks ask it "
+        "(200 = Synced, Primary, ready)", check=_PORT))
+    check_interval: float = field(default=1.0, metadata=_key(
+        "seconds between health checks (HAProxy `inter`, MaxScale `monitor_interval`); a node leaves "
+        "rotation after 2 failed checks", check=_range(0.1, 60)))
+    available_when_donor: bool = field(default=False, metadata=_key(
+        "count a Donor/Desynced node as up (clustercheck `--donor-ok`, galeramon `available_when_donor`)"))
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    name: str = "galerakv"
-    user: str = "galerakv"
+    name: str = field(default="galerakv", metadata=_key(
+        "the database galerakv stores its tables in", check=_matches(_IDENT_RE, "database name"),
+        hint=_IDENT_HINT))
+    user: str = field(default="galerakv", metadata=_key(
+        "the least-privilege application user (never root); its password is generated into the secrets file",
+        check=_app_user, hint=_IDENT_HINT))
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    backend: BackendKind = "sqlite"
-    sqlite_path: Path = Path("galerakv-data/kv.sqlite3")
-    sqlite_synchronous: Literal["normal", "full"] = "normal"
-    route: Route = "balancer"
-    engine: Literal["granian", "uvicorn"] = "granian"
-    workers: int = 1
-    ttl_purge_interval: float = 30.0
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
-    access_log: bool = False
+    host: str = field(default="127.0.0.1", metadata=_key("listen address (`--host` overrides)", check=_address))
+    port: int = field(default=8080, metadata=_key("listen port (`--port` overrides)", check=_PORT))
+    backend: BackendKind = field(default="sqlite", metadata=_key("`sqlite` or `mariadb`"))
+    sqlite_path: Path = field(default=Path("galerakv-data/kv.sqlite3"), metadata=_key(
+        "the SQLite file (created with its directory)"))
+    sqlite_synchronous: Literal["normal", "full"] = field(default="normal", metadata=_key(
+        "`normal`: every acknowledged write survives a crash or kill -9 of the server; `full`: also survives "
+        "power loss, at the cost of an fsync per commit group"))
+    route: Route = field(default="balancer", metadata=_key(
+        "MariaDB: through the balancer's ports, or `nodes` for galerakv's own routing"))
+    engine: Literal["granian", "uvicorn"] = field(default="granian", metadata=_key(
+        "the HTTP server: `granian` (measured faster for this API, see bench/README.md) or `uvicorn` "
+        "(with uvloop and httptools)"))
+    workers: int = field(default=1, metadata=_key(
+        "worker processes (`--workers` overrides). SQLite: 2 on a 2-core machine measured faster (reads in "
+        "parallel, writers take turns on a file lock); MariaDB: 1 measured faster (bigger write groups and "
+        "read batches); see bench/README.md", check=_range(1, 64)))
+    ttl_purge_interval: float = field(default=30.0, metadata=_key(
+        "seconds between background purges of expired keys", check=_range(0.1, 86400)))
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = field(default="warning", metadata=_key(
+        "`critical`, `error`, `warning`, `info`, `debug`"))
+    access_log: bool = field(default=False, metadata=_key("log every request"))
 
 
 @dataclass(frozen=True)
 class LimitsSettings:
     """Request limits; each is stated in the 413 body when exceeded."""
 
-    max_key_bytes: int = 1024
-    max_value_bytes: int = 1024 * 1024
-    max_batch_ops: int = 256
-    max_txn_ops: int = 128
-    max_list_limit: int = 1000
-    max_ttl_seconds: int = 10 * 365 * 24 * 3600
-    max_request_bytes: int = 8 * 1024 * 1024
+    max_key_bytes: int = field(default=1024, metadata=_key(
+        "key length in UTF-8 bytes (at most 3000)", check=_range(1, 3000),
+        hint="keys are part of the primary key; at most 3000 bytes"))
+    max_value_bytes: int = field(default=1024 * 1024, metadata=_key(
+        "value size", check=_range(0, 512 * 1024 * 1024)))
+    max_batch_ops: int = field(default=256, metadata=_key(
+        "operations in one batch", check=_range(1, 100_000)))
+    max_txn_ops: int = field(default=128, metadata=_key(
+        "compares plus operations in one transaction", check=_range(1, 100_000)))
+    max_list_limit: int = field(default=1000, metadata=_key(
+        "largest `limit` of a listing page", check=_range(1, 100_000)))
+    max_ttl_seconds: int = field(default=10 * 365 * 24 * 3600, metadata=_key(
+        "largest TTL (ten years)", check=_range(1, 100 * 365 * 24 * 3600)))
+    max_request_bytes: int = field(default=8 * 1024 * 1024, metadata=_key(
+        "largest JSON body of a batch or transaction", check=_range(1024, 1024 * 1024 * 1024),
+        hint="the largest JSON body of a batch or txn request"))
 
 
 @dataclass(frozen=True)
@@ -125,9 +243,29 @@ class Token:
 
 
 @dataclass(frozen=True)
+class _TokenKeys:
+    """The keys of one ``[[auth.tokens]]`` table, read into a :class:`Token`."""
+
+    name: str = field(default="", metadata=_key(
+        "shown in 403 answers and logs", shown="token0, token1, ... by position"))
+    token: str = field(default="", metadata=_key(
+        "the secret itself (at least 16 characters); this or `token_sha256` is required",
+        check=lambda v: None if len(v) >= 16 else "is too short (at least 16 characters)",
+        hint="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'", shown="none"))
+    token_sha256: str = field(default="", metadata=_key(
+        "or its SHA-256 in hex, which keeps the secret out of the file",
+        check=lambda v: None if _SHA256_RE.fullmatch(v) else "must be 64 hex digits",
+        hint="echo -n TOKEN | sha256sum", shown="none"))
+    scopes: Mapping[str, Scope] = field(default_factory=dict, metadata=_key(
+        'namespace = `"read"` or `"readwrite"`; `"*"` for every other namespace', shown="required",
+        hint='a table such as scopes = { "*" = "read", "app" = "readwrite" }'))
+
+
+@dataclass(frozen=True)
 class AuthSettings:
-    enabled: bool = False
-    tokens: tuple[Token, ...] = ()
+    enabled: bool = field(default=False, metadata=_key("require bearer tokens on the data endpoints"))
+    tokens: tuple[Token, ...] = field(default=(), metadata=_key(
+        "array of `[[auth.tokens]]` tables", entry=_TokenKeys))
 
     def find(self, presented: str) -> Token | None:
         digest = hashlib.sha256(presented.encode()).hexdigest()
@@ -147,13 +285,13 @@ def _consteq(a: str, b: str) -> bool:
 class Settings:
     """Everything galerakv reads from the metadata configuration file."""
 
-    source: Path | None = None
-    cluster: ClusterSettings = field(default_factory=ClusterSettings)
-    balancer: BalancerSettings = field(default_factory=BalancerSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    server: ServerSettings = field(default_factory=ServerSettings)
-    limits: LimitsSettings = field(default_factory=LimitsSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
+    source: Path | None = None  # not a key: the file these settings were read from
+    cluster: ClusterSettings = field(default_factory=ClusterSettings, metadata=_key())
+    balancer: BalancerSettings = field(default_factory=BalancerSettings, metadata=_key())
+    database: DatabaseSettings = field(default_factory=DatabaseSettings, metadata=_key())
+    server: ServerSettings = field(default_factory=ServerSettings, metadata=_key())
+    limits: LimitsSettings = field(default_factory=LimitsSettings, metadata=_key())
+    auth: AuthSettings = field(default_factory=AuthSettings, metadata=_key())
 
     @property
     def base_dir(self) -> Path:
@@ -168,6 +306,66 @@ class Settings:
     def secrets_path(self) -> Path:
         """Generated passwords (mode 0600), written by ``galerakv cluster up``."""
         return self.cluster.state_dir / "secrets.toml"
+
+
+# --------------------------------------------------------------------------- the declaration, read back
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """One key of a table: its dataclass field (name, type, default) and what its metadata says."""
+
+    field: dataclasses.Field[Any]
+    key: _Key
+
+    @property
+    def annotation(self) -> Any:
+        """The declared type: what TOML value the key takes."""
+        return self.field.type
+
+    @property
+    def array(self) -> bool:
+        """Whether the key holds an array of tables."""
+        return get_origin(self.annotation) is tuple
+
+    @property
+    def required(self) -> bool:
+        return self.field.default is dataclasses.MISSING and self.field.default_factory is dataclasses.MISSING
+
+    def default(self) -> Any:
+        if self.field.default_factory is not dataclasses.MISSING:
+            return self.field.default_factory()
+        return self.field.default
+
+    @property
+    def table(self) -> type | None:
+        """The declaration of the table this key holds (or of each entry of an array of tables)."""
+        if self.key.entry is not None:
+            return self.key.entry
+        kind = get_args(self.annotation)[0] if self.array else self.annotation
+        return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
+
+
+_DECLARED: dict[type, dict[str, _Declared]] = {}
+
+
+def _declared(cls: type) -> dict[str, _Declared]:
+    """The keys a table declares, by name, in declaration order (fields without key metadata are not keys)."""
+    found = _DECLARED.get(cls)
+    if found is None:
+        found = {f.name: _Declared(f, f.metadata[_META]) for f in dataclasses.fields(cls) if _META in f.metadata}
+        _DECLARED[cls] = found
+    return found
+
+
+def _tables(cls: type = Settings, path: str = "") -> Iterator[tuple[str, type, bool]]:
+    """Every table of the file: its key path, its declaration and whether it is an array of tables."""
+    for name, key in _declared(cls).items():
+        table = key.table
+        if table is not None:
+            sub = f"{path}.{name}" if path else name
+            yield sub, table, key.array
+            yield from _tables(table, sub)
 
 
 # --------------------------------------------------------------------------- discovery
@@ -231,304 +429,244 @@ def load_file(path: Path) -> Settings:
 
 T = TypeVar("T")
 
+_BAD: Any = object()  # a value that was reported; its key keeps its default
+
+# What TOML value each declared type takes, and how an error names it.
+_KINDS: dict[Any, tuple[tuple[type, ...], str]] = {
+    str: ((str,), "a string"),
+    Path: ((str,), "a string"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    bool: ((bool,), "true or false"),
+    Mapping: ((dict,), "a table"),
+}
+
+
+def _near(word: str, choices: Iterable[str]) -> str | None:
+    import difflib  # only when something is wrong
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return close[0] if close else None
+
 
 class _Reader:
-    """Walks one table, recording issues instead of stopping at the first."""
+    """Reads tables by their declaration, recording issues instead of stopping at the first."""
 
-    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+    def __init__(self, file: str, base: Path) -> None:
         self.file = file
-        self.issues = issues
+        self.base = base  # relative paths are taken from here
+        self.issues: list[ConfigIssue] = []
+        # the good values of every table read, by key path, for checks across entries
+        self.tables: dict[str, dict[str, Any]] = {}
 
     def issue(self, key: str, value: object, message: str, hint: str = "") -> None:
         self.issues.append(ConfigIssue(self.file, key, value, message, hint))
 
-    def table(self, data: Mapping[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            self.issue(key, value, "must be a table", f"write it as [{key}]")
-            return {}
-        self.unknown(value, key, allowed)
-        return value
-
-    def unknown(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+    def unknown(self, table: Mapping[str, Any], prefix: str, allowed: Mapping[str, object]) -> None:
         for name in table:
             if name not in allowed:
-                close = difflib.get_close_matches(name, sorted(allowed), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+                close = _near(name, sorted(allowed))
+                hint = f"did you mean {close!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
                 self.issue(f"{prefix}.{name}" if prefix else name, table[name], "unknown key", hint)
 
-    def get(self, table: Mapping[str, Any], prefix: str, key: str, kind: type[T] | tuple[type, ...],
-            default: T, check: Callable[[Any], str | None] | None = None, hint: str = "") -> T:
-        if key not in table:
-            return default
-        value = table[key]
-        path = f"{prefix}.{key}"
-        if not hint:
-            shown = str(default) if isinstance(default, Path) else default
-            hint = f"leave it out for the default ({shown!r}); every key is in docs/configuration.md"
-        kinds = kind if isinstance(kind, tuple) else (kind,)
+    def table(self, cls: type[T], raw: Mapping[str, Any], prefix: str) -> T | None:
+        """One table read into ``cls``, or None when a required key is missing or bad."""
+        keys = _declared(cls)
+        self.unknown(raw, prefix, keys)
+        values: dict[str, Any] = {}
+        complete = True
+        for name, key in keys.items():
+            path = f"{prefix}.{name}" if prefix else name
+            if name in raw:
+                value = self.value(path, raw[name], key)
+            elif key.required:
+                self.issue(path, MISSING, "is required", f'add {name} = "..." to {prefix}')
+                value = _BAD
+            elif key.table is not None and not key.array:
+                value = self.table(key.table, {}, path)  # an absent table: its defaults, paths resolved
+            else:
+                value = key.default()
+            if value is _BAD:
+                if key.required:
+                    complete = False
+                    continue
+                value = key.default()
+            if key.annotation is Path and not value.is_absolute():
+                value = self.base / value
+            values[name] = value
+        self.tables[prefix] = values
+        check = _TABLE_CHECKS.get(cls)
+        if complete and check is not None:
+            complete = check(self, prefix, values, raw)
+        return cls(**values) if complete else None
+
+    def value(self, path: str, value: Any, key: _Declared) -> Any:
+        """One value checked against its key's type and check; ``_BAD`` once reported."""
+        table = key.table
+        if table is not None:
+            if key.array:
+                return self.array(path, value, table)
+            if not isinstance(value, dict):
+                self.issue(path, value, "must be a table", f"write it as [{path}]")
+                value = {}
+            return self.table(table, value, path)
+        if not key.key.hint and not key.required:
+            shown = key.key.shown or repr(str(key.default()) if key.annotation is Path else key.default())
+            hint = f"leave it out for the default ({shown}); every key is in docs/configuration.md"
+        else:
+            hint = key.key.hint
+        if get_origin(key.annotation) is Literal:
+            return self.choice(path, value, get_args(key.annotation))
+        kinds, kind_name = _KINDS[get_origin(key.annotation) or key.annotation]
         # bool is an int in Python; a TOML true is never a valid number here
         if isinstance(value, bool) and bool not in kinds:
-            self.issue(path, value, f"must be {_kind_name(kinds)}, not a boolean", hint)
-            return default
-        if not isinstance(value, kinds):
-            self.issue(path, value, f"must be {_kind_name(kinds)}", hint)
-            return default
-        if check is not None:
-            problem = check(value)
-            if problem:
-                self.issue(path, value, problem, hint)
-                return default
-        return value  # type: ignore[return-value]
+            self.issue(path, value, f"must be {kind_name}, not a boolean", hint)
+            return _BAD
+        well_typed = isinstance(value, kinds)  # (a name of its own: narrowing to a tuple of types gives object)
+        if not well_typed:
+            self.issue(path, value, f"must be {kind_name}", hint)
+            return _BAD
+        problem: str | tuple[str, str] | None = None
+        if key.annotation is Path and not value.strip():
+            problem = "must not be empty"
+        if problem is None and key.key.check is not None:
+            problem = key.key.check(value)
+        if problem:
+            message, hint = problem if isinstance(problem, tuple) else (problem, hint)
+            self.issue(path, value, message, hint)
+            return _BAD
+        if key.annotation is Path:
+            return Path(value)
+        return float(value) if key.annotation is float else value
 
-    def choice(self, table: Mapping[str, Any], prefix: str, key: str, choices: tuple[str, ...],
-               default: str) -> str:
-        def check(v: str) -> str | None:
-            return None if v in choices else f"must be one of {', '.join(repr(c) for c in choices)}"
-        hint = "use one of " + ", ".join(repr(c) for c in choices)
-        value = table.get(key)
-        if isinstance(value, str) and value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            if close:
-                hint = f"did you mean {close[0]!r}?"
-        return self.get(table, prefix, key, str, default, check, hint)
+    def choice(self, path: str, value: Any, choices: tuple[str, ...]) -> Any:
+        if isinstance(value, str) and value in choices:
+            return value
+        listed = ", ".join(repr(c) for c in choices)
+        close = _near(value, choices) if isinstance(value, str) else None
+        hint = f"did you mean {close!r}?" if close else f"use one of {listed}"
+        if isinstance(value, str):
+            self.issue(path, value, f"must be one of {listed}", hint)
+        else:
+            not_bool = ", not a boolean" if isinstance(value, bool) else ""
+            self.issue(path, value, f"must be a string{not_bool}", hint)
+        return _BAD
 
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def _range(lo: float, hi: float) -> Callable[[Any], str | None]:
-    def check(v: float) -> str | None:
-        return None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
-    return check
-
-
-def _matches(regex: re.Pattern[str], what: str) -> Callable[[Any], str | None]:
-    def check(v: str) -> str | None:
-        return None if regex.match(v) else f"is not a valid {what}"
-    return check
-
-
-def _address(v: str) -> str | None:
-    try:
-        ipaddress.ip_address(v)
-        return None
-    except ValueError:
-        return None if _HOST_RE.match(v) else "is not an IP address or host name"
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return address == "localhost"
-
-
-_TOP = {"cluster", "balancer", "database", "server", "limits", "auth"}
-_CLUSTER = {"name", "transport", "state_dir", "sst_method", "nodes"}
-_NODE = {"name", "address", "port"}
-_BALANCER = {"kind", "address", "rw_port", "ro_port", "check_port", "check_interval",
-             "available_when_donor"}
-_DATABASE = {"name", "user"}
-_SERVER = {"host", "port", "backend", "sqlite_path", "sqlite_synchronous", "route", "engine", "workers",
-           "ttl_purge_interval", "log_level", "access_log"}
-_LIMITS = {"max_key_bytes", "max_value_bytes", "max_batch_ops", "max_txn_ops", "max_list_limit",
-           "max_ttl_seconds", "max_request_bytes"}
-_AUTH = {"enabled", "tokens"}
-_TOKEN = {"name", "token", "token_sha256", "scopes"}
+    def array(self, path: str, value: Any, entry: type[Any]) -> Any:
+        """An array of tables, each read by ``entry``'s declaration; entries that cannot be built are left out."""
+        required = [name for name, key in _declared(entry).items() if key.required]
+        keys = " and ".join(required)
+        if not isinstance(value, list):
+            self.issue(path, value, "must be an array of tables",
+                       f"write each entry as a [[{path}]] table" + (f" with {keys}" if keys else ""))
+            return _BAD
+        items: list[Any] = []
+        for i, raw in enumerate(value):
+            where = f"{path}[{i}]"
+            if not isinstance(raw, dict):
+                self.issue(where, raw, "must be a table" + (f" with {keys}" if keys else ""),
+                           f"write it as [[{path}]]"
+                           + (" followed by " + " and ".join(f"{k} = ..." for k in required) if required else ""))
+                continue
+            item = self.table(entry, raw, where)
+            if item is not None:
+                items.append(item)
+        return tuple(items)
 
 
 def parse(data: Mapping[str, Any], source: Path | None = None) -> Settings:
     """Validate a parsed TOML document into :class:`Settings`; raise with every issue."""
-    file = str(source) if source else "<defaults>"
-    issues: list[ConfigIssue] = []
-    r = _Reader(file, issues)
-    base = source.parent if source else Path.cwd()
-    r.unknown(data, "", _TOP)
-
-    cluster = _parse_cluster(r, r.table(data, "cluster", _CLUSTER), base)
-    balancer = _parse_balancer(r, r.table(data, "balancer", _BALANCER))
-    database = _parse_database(r, r.table(data, "database", _DATABASE))
-    server = _parse_server(r, r.table(data, "server", _SERVER), base)
-    limits = _parse_limits(r, r.table(data, "limits", _LIMITS))
-    auth = _parse_auth(r, r.table(data, "auth", _AUTH))
-    settings = Settings(source, cluster, balancer, database, server, limits, auth)
-    _cross_checks(r, settings, data)
-    if issues:
-        raise ConfigError(issues)
+    r = _Reader(str(source) if source else "<defaults>", source.parent if source else Path.cwd())
+    settings = r.table(Settings, data, "")
+    if settings is not None:
+        settings = dataclasses.replace(settings, source=source)
+        _cross_checks(r, settings, data)
+    if r.issues or settings is None:
+        raise ConfigError(r.issues)
     return settings
 
 
-def _parse_cluster(r: _Reader, t: dict[str, Any], base: Path) -> ClusterSettings:
-    d = ClusterSettings()
-    name = r.get(t, "cluster", "name", str, d.name, _matches(_NAME_RE, "cluster name"),
-                 "letters, digits, '_' and '-', at most 32 characters, starting with a letter")
-    transport = r.choice(t, "cluster", "transport", ("local", "ssh"), d.transport)
-    state_dir = r.get(t, "cluster", "state_dir", str, str(d.state_dir),
-                      lambda v: None if v.strip() else "must not be empty")
-    sst = r.choice(t, "cluster", "sst_method", ("rsync", "mariabackup"), d.sst_method)
-    nodes: list[NodeSettings] = []
-    raw_nodes = t.get("nodes", [])
-    if not isinstance(raw_nodes, list):
-        r.issue("cluster.nodes", raw_nodes, "must be an array of tables",
-                "write each node as a [[cluster.nodes]] table with name and address")
-        raw_nodes = []
+# --------------------------------------------------------------------------- checks between keys
+
+# Each gets the reader, the table's key path, its good values (defaults for the
+# rest; it may change them) and the raw table; it returns False to leave the
+# table out (an entry of an array).
+_TableCheck = Callable[[_Reader, str, dict[str, Any], Mapping[str, Any]], bool]
+
+
+def _check_cluster(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
+    raw_nodes = raw.get("nodes")
     seen_names: dict[str, int] = {}
     seen_addrs: dict[tuple[str, int], int] = {}
-    for i, raw in enumerate(raw_nodes):
-        prefix = f"cluster.nodes[{i}]"
-        if not isinstance(raw, dict):
-            r.issue(prefix, raw, "must be a table with name and address",
-                    "write it as [[cluster.nodes]] followed by name = ... and address = ...")
+    for i in range(len(raw_nodes) if isinstance(raw_nodes, list) else 0):
+        where = f"{prefix}.nodes[{i}]"
+        node = r.tables.get(where)
+        if node is None:  # not a table
             continue
-        r.unknown(raw, prefix, _NODE)
-        for required in ("name", "address"):
-            if required not in raw:
-                r.issue(f"{prefix}.{required}", MISSING, "is required",
-                        f"add {required} = \"...\" to this node")
-        nname = r.get(raw, prefix, "name", str, "", _matches(_NAME_RE, "node name"),
-                      "letters, digits, '_' and '-', starting with a letter")
-        addr = r.get(raw, prefix, "address", str, "", _address,
-                     "an IPv4 address such as 127.0.0.11 (local) or the host's address (ssh)")
-        port = r.get(raw, prefix, "port", int, 3306, _range(1, 65535))
-        if nname:
-            if nname in seen_names:
-                r.issue(f"{prefix}.name", nname, f"is already used by cluster.nodes[{seen_names[nname]}]",
+        name, addr, port = node.get("name"), node.get("address"), node["port"]
+        if name:
+            if name in seen_names:
+                r.issue(f"{where}.name", name, f"is already used by {prefix}.nodes[{seen_names[name]}]",
                         "every node needs its own name")
-            seen_names.setdefault(nname, i)
+            seen_names.setdefault(name, i)
         if addr:
-            if transport == "local" and not _is_loopback(addr):
-                r.issue(f"{prefix}.address", addr, "local nodes must use a loopback address",
+            if values["transport"] == "local" and not _is_loopback(addr):
+                r.issue(f"{where}.address", addr, "local nodes must use a loopback address",
                         "use 127.0.0.11, 127.0.0.12, ... or set cluster.transport = \"ssh\"")
             if (addr, port) in seen_addrs:
-                r.issue(f"{prefix}.address", addr,
-                        f"is already used by cluster.nodes[{seen_addrs[(addr, port)]}]",
+                r.issue(f"{where}.address", addr, f"is already used by {prefix}.nodes[{seen_addrs[(addr, port)]}]",
                         "every node needs its own address")
             seen_addrs.setdefault((addr, port), i)
-        if nname and addr:
-            nodes.append(NodeSettings(nname, addr, port))
-    sd = Path(state_dir)
-    return ClusterSettings(name, transport, sd if sd.is_absolute() else base / sd,  # type: ignore[arg-type]
-                           sst, tuple(nodes))  # type: ignore[arg-type]
+    return True
 
 
-def _parse_balancer(r: _Reader, t: dict[str, Any]) -> BalancerSettings:
-    d = BalancerSettings()
-    kind = r.choice(t, "balancer", "kind", ("haproxy", "maxscale", "none"), d.kind)
-    address = r.get(t, "balancer", "address", str, d.address, _address)
-    rw = r.get(t, "balancer", "rw_port", int, d.rw_port, _range(1, 65535))
-    ro = r.get(t, "balancer", "ro_port", int, d.ro_port, _range(1, 65535))
-    if rw == ro and "rw_port" in t and "ro_port" in t:
-        r.issue("balancer.ro_port", ro, "must differ from balancer.rw_port",
+def _check_balancer(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
+    if values["rw_port"] == values["ro_port"] and "rw_port" in raw and "ro_port" in raw:
+        r.issue(f"{prefix}.ro_port", values["ro_port"], f"must differ from {prefix}.rw_port",
                 "reads and writes need their own ports, for example 3306 and 3307")
-    check_port = r.get(t, "balancer", "check_port", int, d.check_port, _range(1, 65535))
-    interval = r.get(t, "balancer", "check_interval", (int, float), d.check_interval, _range(0.1, 60))
-    donor = r.get(t, "balancer", "available_when_donor", bool, d.available_when_donor)
-    return BalancerSettings(kind, address, rw, ro, check_port, float(interval),  # type: ignore[arg-type]
-                            donor)
+    return True
 
 
-def _parse_database(r: _Reader, t: dict[str, Any]) -> DatabaseSettings:
-    d = DatabaseSettings()
-    name = r.get(t, "database", "name", str, d.name, _matches(_IDENT_RE, "database name"),
-                 "letters, digits and '_', at most 32 characters")
-    user = r.get(t, "database", "user", str, d.user, _matches(_IDENT_RE, "user name"),
-                 "letters, digits and '_', at most 32 characters")
-    if user == "root":
-        r.issue("database.user", user, "must not be root",
-                "the application gets its own least-privilege user; pick another name")
-        user = d.user
-    return DatabaseSettings(name, user)
-
-
-def _parse_server(r: _Reader, t: dict[str, Any], base: Path) -> ServerSettings:
-    d = ServerSettings()
-    host = r.get(t, "server", "host", str, d.host, _address)
-    port = r.get(t, "server", "port", int, d.port, _range(1, 65535))
-    backend = r.choice(t, "server", "backend", ("sqlite", "mariadb"), d.backend)
-    path = r.get(t, "server", "sqlite_path", str, str(d.sqlite_path),
-                 lambda v: None if v.strip() else "must not be empty")
-    sync = r.choice(t, "server", "sqlite_synchronous", ("normal", "full"), d.sqlite_synchronous)
-    route = r.choice(t, "server", "route", ("balancer", "nodes"), d.route)
-    engine = r.choice(t, "server", "engine", ("granian", "uvicorn"), d.engine)
-    workers = r.get(t, "server", "workers", int, d.workers, _range(1, 64))
-    purge = r.get(t, "server", "ttl_purge_interval", (int, float), d.ttl_purge_interval,
-                  _range(0.1, 86400))
-    level = r.choice(t, "server", "log_level", ("critical", "error", "warning", "info", "debug"),
-                     d.log_level)
-    access = r.get(t, "server", "access_log", bool, d.access_log)
-    p = Path(path)
-    return ServerSettings(host, port, backend, p if p.is_absolute() else base / p,  # type: ignore[arg-type]
-                          sync, route, engine, workers, float(purge), level, access)  # type: ignore[arg-type]
-
-
-def _parse_limits(r: _Reader, t: dict[str, Any]) -> LimitsSettings:
-    d = LimitsSettings()
-    return LimitsSettings(
-        max_key_bytes=r.get(t, "limits", "max_key_bytes", int, d.max_key_bytes, _range(1, 3000),
-                            "keys are part of the primary key; at most 3000 bytes"),
-        max_value_bytes=r.get(t, "limits", "max_value_bytes", int, d.max_value_bytes,
-                              _range(0, 512 * 1024 * 1024)),
-        max_batch_ops=r.get(t, "limits", "max_batch_ops", int, d.max_batch_ops, _range(1, 100_000)),
-        max_txn_ops=r.get(t, "limits", "max_txn_ops", int, d.max_txn_ops, _range(1, 100_000)),
-        max_list_limit=r.get(t, "limits", "max_list_limit", int, d.max_list_limit,
-                             _range(1, 100_000)),
-        max_ttl_seconds=r.get(t, "limits", "max_ttl_seconds", int, d.max_ttl_seconds,
-                              _range(1, 100 * 365 * 24 * 3600)),
-        max_request_bytes=r.get(t, "limits", "max_request_bytes", int, d.max_request_bytes,
-                                _range(1024, 1024 * 1024 * 1024),
-                                "the largest JSON body of a batch or txn request"),
-    )
-
-
-def _parse_auth(r: _Reader, t: dict[str, Any]) -> AuthSettings:
-    enabled = r.get(t, "auth", "enabled", bool, False)
-    raw_tokens = t.get("tokens", [])
-    if not isinstance(raw_tokens, list):
-        r.issue("auth.tokens", raw_tokens, "must be an array of tables",
-                "write each token as a [[auth.tokens]] table")
-        raw_tokens = []
-    tokens: list[Token] = []
-    for i, raw in enumerate(raw_tokens):
-        prefix = f"auth.tokens[{i}]"
-        if not isinstance(raw, dict):
-            r.issue(prefix, raw, "must be a table", "write it as [[auth.tokens]]")
-            continue
-        r.unknown(raw, prefix, _TOKEN)
-        name = r.get(raw, prefix, "name", str, f"token{i}")
-        secret = r.get(raw, prefix, "token", str, "",
-                       lambda v: None if len(v) >= 16 else "is too short (at least 16 characters)",
-                       "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
-        digest = r.get(raw, prefix, "token_sha256", str, "",
-                       lambda v: None if re.fullmatch(r"[0-9a-f]{64}", v) else "must be 64 hex digits",
-                       "echo -n TOKEN | sha256sum")
-        if not secret and not digest:
-            r.issue(f"{prefix}.token", MISSING, "one of token or token_sha256 is required",
-                    "token_sha256 keeps the secret itself out of the file")
-        scopes_raw = raw.get("scopes", {})
-        scopes: dict[str, Scope] = {}
-        if not isinstance(scopes_raw, dict) or not scopes_raw:
-            r.issue(f"{prefix}.scopes", scopes_raw, "must be a non-empty table of namespace = scope",
-                    'for example scopes = { "*" = "read", "app" = "readwrite" }')
+def _check_token(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
+    if not values["token"] and not values["token_sha256"]:
+        r.issue(f"{prefix}.token", MISSING, "one of token or token_sha256 is required",
+                "token_sha256 keeps the secret itself out of the file")
+    scopes: dict[str, Scope] = {}
+    if not values["scopes"] and isinstance(raw.get("scopes", {}), dict):  # (not a table: reported already)
+        r.issue(f"{prefix}.scopes", raw.get("scopes", {}), "must be a non-empty table of namespace = scope",
+                'for example scopes = { "*" = "read", "app" = "readwrite" }')
+    for ns, scope in values["scopes"].items():
+        if ns != "*" and not NAMESPACE_RE.match(ns):
+            r.issue(f"{prefix}.scopes.{ns}", scope, "is not a valid namespace",
+                    "letters, digits, '.', '_' and '-', or \"*\" for every namespace")
+        elif scope not in get_args(Scope):
+            r.issue(f"{prefix}.scopes.{ns}", scope, "must be \"read\" or \"readwrite\"",
+                    "read: GET, HEAD and listing; readwrite: also PUT, DELETE, batch and txn writes")
         else:
-            for ns, scope in scopes_raw.items():
-                if ns != "*" and not NAMESPACE_RE.match(ns):
-                    r.issue(f"{prefix}.scopes.{ns}", scope, "is not a valid namespace",
-                            "letters, digits, '.', '_' and '-', or \"*\" for every namespace")
-                elif scope not in ("read", "readwrite"):
-                    r.issue(f"{prefix}.scopes.{ns}", scope, "must be \"read\" or \"readwrite\"",
-                            "read: GET, HEAD and listing; readwrite: also PUT, DELETE, batch and txn writes")
-                else:
-                    scopes[ns] = scope
-        if secret or digest:
-            tokens.append(Token(name, digest or hashlib.sha256(secret.encode()).hexdigest(), scopes))
-    if enabled and not tokens and not any(isinstance(x, dict) for x in raw_tokens):
-        r.issue("auth.tokens", MISSING, "auth is enabled but no token is configured",
-                "add a [[auth.tokens]] table, or set auth.enabled = false")
-    return AuthSettings(enabled, tuple(tokens))
+            scopes[ns] = scope
+    values["scopes"] = scopes
+    return bool(values["token"] or values["token_sha256"])
+
+
+def _check_auth(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
+    entries: tuple[_TokenKeys, ...] = values["tokens"]
+    values["tokens"] = tuple(
+        Token(e.name or f"token{i}", e.token_sha256 or hashlib.sha256(e.token.encode()).hexdigest(), e.scopes)
+        for i, e in enumerate(entries))
+    raw_tokens = raw.get("tokens")
+    if values["enabled"] and not entries and not (isinstance(raw_tokens, list)
+                                                  and any(isinstance(x, dict) for x in raw_tokens)):
+        r.issue(f"{prefix}.tokens", MISSING, "auth is enabled but no token is configured",
+                f"add a [[{prefix}.tokens]] table, or set {prefix}.enabled = false")
+    return True
+
+
+_TABLE_CHECKS: dict[type, _TableCheck] = {
+    ClusterSettings: _check_cluster,
+    BalancerSettings: _check_balancer,
+    _TokenKeys: _check_token,
+    AuthSettings: _check_auth,
+}
 
 
 def _cross_checks(r: _Reader, s: Settings, data: Mapping[str, Any]) -> None:

@@ -179,6 +179,8 @@ BAD: list[tuple[dict[str, Any], str, str | None, str]] = [
      "cluster.nodes[1].address", "'127.0.0.11'", "already used by cluster.nodes[0]"),
     ({"cluster": {"transport": "local", "nodes": [{"name": "db1", "address": "10.0.0.5"}]}},
      "cluster.nodes[0].address", "'10.0.0.5'", "loopback"),
+    ({"cluster": {"nodes": [{"name": "db1"}, {"name": "db1", "address": "127.0.0.12"}]}},  # [0] is incomplete
+     "cluster.nodes[1].name", "'db1'", "already used by cluster.nodes[0]"),
     ({"cluster": {"nodes": [{"name": "db1"}]}}, "cluster.nodes[0].address", None, "required"),
     ({"cluster": {"nodes": [{"address": "127.0.0.11"}]}}, "cluster.nodes[0].name", None, "required"),
     ({"cluster": {"nodes": [{"name": "db 1", "address": "127.0.0.11"}]}}, "cluster.nodes[0].name", "'db 1'",
@@ -197,6 +199,7 @@ BAD: list[tuple[dict[str, Any], str, str | None, str]] = [
     ({"balancer": {"ro_port": "3307"}}, "balancer.ro_port", "'3307'", "integer"),
     ({"balancer": {"rw_port": 3306, "ro_port": 3306}}, "balancer.ro_port", "3306", "must differ"),
     ({"balancer": {"address": "bad address"}}, "balancer.address", "'bad address'", "IP address"),
+    ({"balancer": {"check_interval": True}}, "balancer.check_interval", "True", "number, not a boolean"),
     # balancer colliding with a node
     ({"cluster": {"nodes": [{"name": "db1", "address": "127.0.0.10", "port": 3306}]},
       "balancer": {"kind": "haproxy", "address": "127.0.0.10"}},
@@ -267,6 +270,62 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         config.parse(data, source=tmp_path / "x.toml")
     assert str(info.value).startswith(f"{len(issues)} problems in the configuration")
+
+
+# ------------------------------------------------------------------------------- the declaration
+
+
+def _every_key_at_its_default() -> dict[str, Any]:
+    """A document that sets every declared key of every table to its default, built from the declaration."""
+    data: dict[str, Any] = {}
+    for path, cls, is_array in config._tables():
+        table: dict[str, Any] = {}
+        for name, key in config._declared(cls).items():
+            if key.table is None and not key.required:
+                value = key.default()
+                table[name] = str(value) if isinstance(value, Path) else value
+        if is_array:
+            continue  # the arrays stay empty; their keys are read in the test below
+        parent = data
+        for part in path.split(".")[:-1]:
+            parent = parent[part]
+        parent[path.split(".")[-1]] = table
+    return data
+
+
+def test_every_declared_key_is_read_and_its_default_is_the_dataclass_default(tmp_path: Path) -> None:
+    source = tmp_path / "g.toml"
+    assert config.parse(_every_key_at_its_default(), source=source) == config.parse({}, source=source)
+    # relative to the file's directory, like every key typed Path
+    assert config.parse({}, source=source).cluster.state_dir == tmp_path / ".galerakv"
+
+
+def test_every_field_of_the_settings_is_a_declared_key() -> None:
+    """Nothing is read from the file that is not declared, nor declared and left unread (Settings.source aside)."""
+    import dataclasses
+
+    for path, cls, _ in config._tables():
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert list(config._declared(cls)) == names, path
+    assert list(config._declared(config.Settings)) == [f.name for f in dataclasses.fields(config.Settings)][1:]
+
+
+def test_numbers_declared_float_take_integers_and_give_floats(tmp_path: Path) -> None:
+    s = config.parse({"balancer": {"check_interval": 2}, "server": {"ttl_purge_interval": 5}},
+                     source=tmp_path / "g.toml")
+    assert s.balancer.check_interval == 2.0 and isinstance(s.balancer.check_interval, float)
+    assert isinstance(s.server.ttl_purge_interval, float)
+
+
+def test_choices_come_from_the_declared_type(tmp_path: Path) -> None:
+    issue = next(i for i in issues_of({"server": {"log_level": "loud"}}, tmp_path) if i.key == "server.log_level")
+    assert issue.message == "must be one of 'critical', 'error', 'warning', 'info', 'debug'"
+
+
+def test_positional_construction_still_works() -> None:
+    node = config.NodeSettings("db4", "127.0.0.104", 3307)
+    assert (node.name, node.address, node.port) == ("db4", "127.0.0.104", 3307)
+    assert config.NodeSettings("db5", "127.0.0.105").port == 3306
 
 
 def test_ssh_transport_allows_real_addresses(tmp_path: Path) -> None:
