@@ -302,11 +302,6 @@ class Settings:
     def state_dir(self) -> Path:
         return self.cluster.state_dir
 
-    @property
-    def secrets_path(self) -> Path:
-        """Generated passwords (mode 0600), written by ``galerakv cluster up``."""
-        return self.cluster.state_dir / "secrets.toml"
-
 
 # --------------------------------------------------------------------------- the declaration, read back
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
+from galerakv.paths import StatePaths
 
 ADMIN_TCP_USER = "galerakv_admin"
 MONITOR_USER = "galerakv_monitor"
@@ -97,7 +98,7 @@ def dumps(s: Secrets) -> str:
 
 def ensure(settings: Settings) -> tuple[Secrets, bool]:
     """Load the secrets file, creating it when missing; returns (secrets, created)."""
-    path = settings.secrets_path
+    path = StatePaths.of(settings).secrets
     existing = load(path)
     if existing is not None:
         check_mode(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from galerakv.backend.base import Store
 from galerakv.config import Settings
+from galerakv.paths import StatePaths
 
 __all__ = ["Store", "create_store"]
 
@@ -18,7 +19,7 @@ def create_store(settings: Settings) -> Store:
     from galerakv.backend.mariadb import MariaDBStore
     from galerakv.errors import BackendUnavailable, ClusterError
 
-    path = settings.secrets_path
+    path = StatePaths.of(settings).secrets
     try:
         found = secrets.load(path)
     except ClusterError as exc:

@@ -59,6 +59,7 @@ from galerakv.backend.retry import RetryPolicy
 from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
 from galerakv.config import Settings
 from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
+from galerakv.paths import StatePaths
 
 log = logging.getLogger("galerakv.backend.mariadb")
 
@@ -181,7 +182,7 @@ class MariaDBStore(Store):
         if any(h.reason.startswith("access denied") for h in self.router.health.values()):
             raise BackendUnavailable(
                 f"MariaDB refused the application user {self._user!r}: {self.last_problem}; check the "
-                f"[app] password in {self.settings.secrets_path} (written by `galerakv cluster up`)")
+                f"[app] password in {StatePaths.of(self.settings).secrets} (written by `galerakv cluster up`)")
         with contextlib.suppress(StoreError):
             await self._ensure_schema()
         self._prober = asyncio.create_task(self._probe_loop())

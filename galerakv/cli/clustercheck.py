@@ -7,7 +7,7 @@ import click
 from galerakv.cli.common import config_option, fail
 from galerakv.cluster.balancer import clustercheck as _check
 from galerakv.config import Settings
-from galerakv.paths import CheckPaths
+from galerakv.paths import CheckPaths, StatePaths
 from galerakv.secrets import load
 
 
@@ -32,9 +32,9 @@ def clustercheck(settings: Settings, node_name: str, port: int | None, donor_ok:
     except KeyError as exc:
         fail(str(exc.args[0]))
         return
-    secrets = load(settings.secrets_path)
+    secrets = load(StatePaths.of(settings).secrets)
     if secrets is None:
-        fail(f"no credentials at {settings.secrets_path}; run `galerakv cluster up` first")
+        fail(f"no credentials at {StatePaths.of(settings).secrets}; run `galerakv cluster up` first")
         return
     listen = port or settings.balancer.check_port
     source = _check.NodeStatusSource(node.address, node.port, secrets.monitor.user,

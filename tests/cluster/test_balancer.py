@@ -23,9 +23,9 @@ from galerakv.cluster.render.balancer import FALL, RISE
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
 from galerakv.config import Settings
+from galerakv.paths import StatePaths
 from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
-
-from .conftest import LocalCluster, make_local_cluster
+from tests.support.local_cluster import LocalCluster, make_local_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ class Bench:
         self.c = cluster
         self.settings: Settings = config.load(cluster.config)
         self.transport = LocalTransport(self.settings, detect_context())
-        secrets = load(self.settings.secrets_path)
+        secrets = load(StatePaths.of(self.settings).secrets)
         assert secrets is not None
         self.option_file = cluster.state_dir / "test-admin-tcp.cnf"
         write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin.password)))

@@ -17,6 +17,7 @@ from galerakv.cluster import starter
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.errors import ClusterError
+from galerakv.paths import StatePaths
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -142,12 +143,12 @@ def test_secrets_created_private_and_reused(tmp_path: Path) -> None:
     s = config.load(write_config(tmp_path))
     first, created = secrets.ensure(s)
     assert created
-    assert stat.S_IMODE(s.secrets_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(StatePaths.of(s).secrets.stat().st_mode) == 0o600
     again, created = secrets.ensure(s)
     assert not created and again == first
     assert first.app.user == "galerakv" and first.admin.user == "root"
     assert first.admin.password not in repr(first)
-    s.secrets_path.chmod(0o644)
+    StatePaths.of(s).secrets.chmod(0o644)
     with pytest.raises(ClusterError, match="chmod 600"):
         secrets.ensure(s)
 

@@ -27,6 +27,7 @@ from galerakv.galera import status as health
 from galerakv.galera.log import last_status_change
 from galerakv.galera.position import GraState
 from galerakv.galera.status import ClusterVerdict, NodeStatus
+from galerakv.paths import StatePaths
 from galerakv.secrets import ADMIN_TCP_USER, Secrets, ensure, load
 
 BOOTSTRAP_TIMEOUT = 90.0
@@ -164,13 +165,13 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     if plan.bootstrap is not None:
         recovery.apply(transport, settings, plan, report)
     initialized = [n.name for n in stopped if transport.is_initialized(n)]
-    if initialized and load(settings.secrets_path) is None:
+    if initialized and load(StatePaths.of(settings).secrets) is None:
         raise ClusterError(f"{', '.join(initialized)} already hold data but the secrets file "
-                           f"{settings.secrets_path} is missing, so galerakv cannot log in; "
+                           f"{StatePaths.of(settings).secrets} is missing, so galerakv cannot log in; "
                            "restore it, or remove the state directory to start afresh")
     secrets, created = ensure(settings)
     if created:
-        report(f"generated credentials in {settings.secrets_path} (mode 0600)")
+        report(f"generated credentials in {StatePaths.of(settings).secrets} (mode 0600)")
 
     rendered = render_all(settings, transport.ctx)
     for node in stopped:

@@ -30,7 +30,7 @@ from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings, parse
 from galerakv.errors import ClusterError, ConfigError, NodeError
-from galerakv.paths import CheckPaths, NodePaths
+from galerakv.paths import CheckPaths, NodePaths, StatePaths
 from galerakv.secrets import load
 
 _HEADER_RE = re.compile(r"^\s*\[")
@@ -153,9 +153,9 @@ def _warn_count(count: int, report: Report) -> list[str]:
 
 def _refresh(settings: Settings, transport: Transport, report: Report) -> None:
     """Re-render every node's configuration and restart the balancer on the new list."""
-    secrets = load(settings.secrets_path)
+    secrets = load(StatePaths.of(settings).secrets)
     if secrets is None:
-        raise ClusterError(f"the secrets file {settings.secrets_path} is missing")
+        raise ClusterError(f"the secrets file {StatePaths.of(settings).secrets} is missing")
     rendered = render_all(settings, transport.ctx)
     for node in settings.cluster.nodes:
         transport.write_config(node, rendered[node.name], secrets)

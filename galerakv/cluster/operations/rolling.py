@@ -26,7 +26,7 @@ from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
-from galerakv.paths import CheckPaths
+from galerakv.paths import CheckPaths, StatePaths
 from galerakv.secrets import load
 
 SERVER_PROBE_INTERVAL = 1.0  # galerakv.backend.mariadb probes every node this often
@@ -88,9 +88,9 @@ def rolling_restart(settings: Settings, transport: Transport, report: Report, *,
     if len(nodes) < 2:
         raise ClusterError("a one-node cluster cannot restart without an outage; use "
                            "`galerakv cluster down` and `galerakv cluster up`")
-    secrets = load(settings.secrets_path)
+    secrets = load(StatePaths.of(settings).secrets)
     if secrets is None:
-        raise ClusterError(f"the secrets file {settings.secrets_path} is missing")
+        raise ClusterError(f"the secrets file {StatePaths.of(settings).secrets} is missing")
     rendered = render_all(settings, transport.ctx)
     settle = settle_seconds(settings)
     steps: list[RestartStep] = []

@@ -54,9 +54,9 @@ def balancer_argv(settings: Settings, via: Via, statement: str | None) -> list[s
     except OSError as exc:
         raise ClusterError(f"the {b.kind} balancer is not running at {b.address}:{port} "
                            f"({exc.strerror or exc}); use --node NAME") from exc
-    secrets = load(settings.secrets_path)
+    secrets = load(StatePaths.of(settings).secrets)
     if secrets is None:
-        raise ClusterError(f"no credentials at {settings.secrets_path}; run `galerakv cluster up`")
+        raise ClusterError(f"no credentials at {StatePaths.of(settings).secrets}; run `galerakv cluster up`")
     option_file = StatePaths.of(settings).admin_tcp_cnf
     write_private(option_file, client_option_file(
         Account(ADMIN_TCP_USER, secrets.admin.password),
