@@ -122,7 +122,8 @@ _ENTRIES = (
        "not stop cleanly: a crash, a power loss, kill -9)",
        "`galerakv cluster recover` (by hand: `mariadbd --wsrep-recover` on every node, set "
        "`safe_to_bootstrap: 1` in the grastate.dat of the highest seqno, bootstrap it, start "
-       "the others)", offline=True),
+       "the others; start each with `--wsrep-start-position=<uuid>:<seqno>` as recovered, or the "
+       "cluster gets a new history and every joiner a full state transfer)", offline=True),
     _e("unsafe-bootstrap-choice", "critical", "The node marked safe is not the most advanced",
        "bootstrapping it loses the transactions the other nodes committed after it",
        "a grastate.dat with `safe_to_bootstrap: 1` whose seqno is lower than another node's "
