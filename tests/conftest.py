@@ -1,59 +1,34 @@
-"""Fixtures shared by every test suite: settings, in-process clients, real server processes."""
+"""Fixtures shared by every test suite: settings, in-process clients, real server processes.
+
+The helpers behind them live in tests/support.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import tomli_w
 
 from galerakv import config
 from galerakv.server.app import App
-
-# Every backend the one API suite runs against; the suite itself does not
-# change. "mariadb" runs on one real 3-node Galera cluster shared by the session
-# (route = "nodes"), emptied before each test. "mariadb-balancer" runs on a second
-# cluster behind HAProxy (route = "balancer": the server knows only the balancer's ports).
-BACKENDS = ["sqlite", "mariadb", "mariadb-balancer"]
-GALERA_FIRST_ADDRESS = "127.0.0.51"
-GALERA_BALANCER_FIRST_ADDRESS = "127.0.0.55"  # HAProxy listens on 127.0.0.54
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def write_config(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(tomli_w.dumps(data))
-    return path
+from tests.support.backends import BACKENDS, GALERA_BALANCER_FIRST_ADDRESS, GALERA_FIRST_ADDRESS
+from tests.support.configs import merge, write_config
+from tests.support.net import free_port
+from tests.support.server import ServerProcess
 
 
 @pytest.fixture(scope="session")
 def galera_api_cluster() -> Iterator[dict[str, Any]]:
     """One real 3-node Galera cluster for the API suite; its parsed galerakv.toml."""
-    from tests.cluster.conftest import make_local_cluster
+    # imported here: the SQLite runs never load the cluster toolkit
+    from tests.support.local_cluster import make_local_cluster
 
     with make_local_cluster(3, GALERA_FIRST_ADDRESS, "galerakv_api") as cluster:
         cluster.ok("up")
-        data = tomllib.loads(cluster.config.read_text())
-        data["cluster"]["state_dir"] = str(cluster.state_dir)
+        data = cluster.data()
         data["__cluster__"] = cluster
         yield data
 
@@ -61,19 +36,21 @@ def galera_api_cluster() -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def galera_balancer_api_cluster() -> Iterator[dict[str, Any]]:
     """A real 3-node Galera cluster behind HAProxy for the API suite; its parsed galerakv.toml."""
-    from tests.cluster.conftest import make_local_cluster
+    from tests.support.local_cluster import make_local_cluster
 
     with make_local_cluster(3, GALERA_BALANCER_FIRST_ADDRESS, "galerakv_api_lb", balancer="haproxy") as cluster:
         cluster.ok("up")
-        data = tomllib.loads(cluster.config.read_text())
-        data["cluster"]["state_dir"] = str(cluster.state_dir)
+        data = cluster.data()
         data["__cluster__"] = cluster
         yield data
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_variant(request: pytest.FixtureRequest) -> str:
-    """One entry of BACKENDS (the test id); ``backend`` is the server.backend it runs."""
+    """One entry of BACKENDS (the test id); ``backend`` is the server.backend it runs.
+
+    The MariaDB variants are marked ``cluster`` (see tests/support/backends.py).
+    """
     return str(request.param)
 
 
@@ -117,68 +94,6 @@ async def client(make_app: Callable[..., App]) -> AsyncIterator[httpx.AsyncClien
             yield c
     finally:
         await app.shutdown()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A real ``galerakv serve`` process on a loopback port."""
-
-    config_path: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        self.log_path = self.config_path.with_suffix(".log")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "galerakv.cli.main", "serve", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server did not answer within {timeout}s:\n{self.log_path.read_text()}")
-
-    def kill9(self) -> None:
-        """kill -9 the server; its worker processes must die with it (nothing answers afterwards)."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/healthz", timeout=0.5)
-            except httpx.TransportError:
-                return
-            time.sleep(0.05)
-        raise AssertionError("a worker process still answers after kill -9 of the server")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 

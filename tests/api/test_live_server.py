@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.conftest import ServerProcess
+from tests.support.server import ServerProcess
 
 
 def _counter(metrics: str, method: str, route: str, status: int) -> int:

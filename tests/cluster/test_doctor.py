@@ -27,8 +27,7 @@ from galerakv import config
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
-
-from .conftest import LocalCluster, make_local_cluster
+from tests.support.local_cluster import LocalCluster, make_local_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """Real MariaDB Galera clusters: up, status, verify, sql, down, up again.
 
 Each test drives the ``galerakv`` command exactly as a user would; see
-conftest.py for where the nodes live and how they are cleaned up.
+tests/support/local_cluster.py for where the nodes live and how they are cleaned up.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import pytest
 from galerakv import config
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport
-
-from .conftest import LocalCluster
+from tests.support.local_cluster import LocalCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -40,10 +40,9 @@ from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import parse_grastate, parse_recovered
-from tests.faults.conftest import FaultCluster
-from tests.faults.test_node_faults import Outcome, Tally, check, writer_of
-
-from .conftest import LocalCluster, make_local_cluster
+from tests.support.faults import FaultCluster, Outcome, Tally, check
+from tests.support.local_cluster import LocalCluster, make_local_cluster
+from tests.support.server import writer_of
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

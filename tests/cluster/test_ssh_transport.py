@@ -7,9 +7,7 @@ instead of `ssh root@host sh -c`; only the ssh hop itself is not exercised.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,21 +16,18 @@ from galerakv.cluster.operations import lifecycle, verify
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.ssh import ShellRunner, SshRunner, SshTransport
 from galerakv.config import Settings
-
-from .conftest import BASE, _skip_reason
+from tests.support.local_cluster import skip_reason
+from tests.support.state_dirs import state_root
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.fixture
 def ssh_cluster() -> Iterator[tuple[Settings, SshTransport]]:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    BASE.mkdir(parents=True, exist_ok=True)
-    BASE.chmod(0o755)
-    root = Path(tempfile.mkdtemp(prefix="ssh-", dir=BASE))
-    root.chmod(0o755)
+    root = state_root("ssh-")
     settings = config.parse({"cluster": {
         "name": "galerakv_ssh", "transport": "ssh", "state_dir": str(root / "state"),
         "nodes": [{"name": f"db{i}", "address": f"127.0.0.{60 + i}"} for i in (1, 2, 3)],
@@ -55,7 +50,8 @@ def test_ssh_transport_scripts_run_a_real_cluster(ssh_cluster: tuple[Settings, S
     assert not lifecycle.up(settings, transport, lines.append).changed
     assert "nothing to do" in lines[-1]
     assert lifecycle.down(settings, transport, lines.append) == ("db3", "db2", "db1")
-    assert "safe_to_bootstrap: 1" in (transport.grastate(settings.cluster.node("db1")) or "")
+    grastate = transport.grastate(settings.cluster.node("db1"))  # parsed since Transport returns values
+    assert grastate is not None and grastate.safe_to_bootstrap
     assert lifecycle.status(settings, transport).verdict.verdict == "down"
 
 

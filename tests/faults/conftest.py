@@ -1,166 +1,18 @@
-"""Fault injection on a real 3-node Galera cluster with a real ``galerakv serve`` in front.
+"""Fixtures of the fault tests: one real 3-node Galera cluster with a real ``galerakv serve`` in front.
 
-Faults are injected by PID, and only to PIDs galerakv recorded for a node
-(``state_dir/<node>/galerakv.pid``) that still run that node's mariadbd.
-Every wait here is bounded.
+What they hurt and check it with is tests/support/faults.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import time
-import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import asyncmy
-import httpx
 import pytest
 
-from galerakv import secrets
-from galerakv.cluster.transport.local import runs_mariadbd
-from tests.cluster.conftest import LocalCluster, make_local_cluster
-from tests.conftest import ServerProcess, free_port, merge, write_config
+from tests.support.faults import FaultCluster
+from tests.support.local_cluster import make_local_cluster
 
 FIRST_ADDRESS = "127.0.0.71"
-SYNC_TIMEOUT = 90.0
-
-
-@dataclass
-class FaultCluster:
-    """The fault cluster plus what the tests need to hurt it and to check it."""
-
-    cluster: LocalCluster
-    data: dict[str, Any]
-    workdir: Path
-    servers: list[ServerProcess] = field(default_factory=list)
-
-    @property
-    def names(self) -> list[str]:
-        return self.cluster.names
-
-    def address(self, node: str) -> str:
-        return str(next(n["address"] for n in self.data["cluster"]["nodes"] if n["name"] == node))
-
-    # -------------------------------------------------------------- servers
-
-    def server(self, **extra: dict[str, Any]) -> ServerProcess:
-        """Start a real ``galerakv serve`` on this cluster (route = "nodes") and wait until it is ready."""
-        server = self.server_unready(**extra)
-        wait_ready(server)
-        return server
-
-    def server_unready(self, **extra: dict[str, Any]) -> ServerProcess:
-        """Start a real ``galerakv serve`` on this cluster (route = "nodes"); stopped at teardown."""
-        port = free_port()
-        data = merge(self.data, {"server": {"backend": "mariadb", "route": "nodes", "host": "127.0.0.1",
-                                            "port": port, "log_level": "warning"}})
-        data = merge(data, extra)
-        path = write_config(self.workdir / f"server-{port}.toml", data)
-        server = ServerProcess(path, port)
-        server.start()
-        self.servers.append(server)
-        return server
-
-    def stop_servers(self) -> None:
-        for server in self.servers:
-            server.stop()
-        self.servers.clear()
-
-    # -------------------------------------------------------------- faults
-
-    def pid(self, node: str) -> int:
-        node_dir = self.cluster.state_dir / node
-        pid = int((node_dir / "galerakv.pid").read_text())
-        assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
-        return pid
-
-    def signal(self, node: str, sig: signal.Signals) -> None:
-        os.kill(self.pid(node), sig)
-
-    def kill9(self, node: str) -> None:
-        node_dir = self.cluster.state_dir / node
-        pid = self.pid(node)
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while runs_mariadbd(pid, node_dir / "my.cnf"):
-            assert time.monotonic() < deadline, f"{node} (PID {pid}) still runs 30 s after SIGKILL"
-            time.sleep(0.05)
-
-    # -------------------------------------------------------------- health
-
-    def wait_all_synced(self, timeout: float = SYNC_TIMEOUT) -> float:
-        began = time.monotonic()
-        while True:
-            code, report = self.cluster.status()
-            if code == 0:
-                return time.monotonic() - began
-            if time.monotonic() - began > timeout:
-                raise AssertionError(f"cluster not healthy after {timeout:.0f} s: {report}")
-            time.sleep(1)
-
-    def running(self, node: str) -> bool:
-        node_dir = self.cluster.state_dir / node
-        try:
-            pid = int((node_dir / "galerakv.pid").read_text())
-        except (FileNotFoundError, ValueError):
-            return False
-        return runs_mariadbd(pid, node_dir / "my.cnf")
-
-    def restore(self) -> None:
-        """Make every node Synced again before the next scenario.
-
-        A node that was only frozen rejoins by itself (Galera reconnects it and
-        sends the missed writes by IST): wait for that. Stopped nodes are
-        started with ``galerakv cluster up``, which joins them to the running
-        Primary component.
-        """
-        code, _ = self.cluster.status()
-        if code == 0:
-            return
-        if all(self.running(n) for n in self.names):
-            seconds = self.wait_all_synced()
-            print(f"[restore] every node Synced again by itself after {seconds:.1f} s")
-            return
-        self.cluster.ok("up")
-        self.wait_all_synced()
-
-    # -------------------------------------------------------------- checks
-
-    def versions_on(self, node: str, ns: str) -> dict[str, str]:
-        """Key -> version of namespace ``ns`` as ``node`` has it (after applying all it was sent)."""
-        found = secrets.load(self.cluster.state_dir / "secrets.toml")
-        assert found is not None
-
-        async def fetch() -> dict[str, str]:
-            conn = await asyncmy.connect(host=self.address(node), port=3306, user=found.app.user,
-                                         password=found.app.password, db=self.data["database"]["name"],
-                                         connect_timeout=5)
-            try:
-                async with conn.cursor() as cur:
-                    await asyncio.wait_for(cur.execute(
-                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT k, ver FROM kv WHERE ns = %s",
-                        (ns.encode(),)), 30)
-                    return {bytes(k).decode(): str(v) for k, v in await cur.fetchall()}
-            finally:
-                conn.close()
-
-        return asyncio.run(fetch())
-
-
-def wait_ready(server: ServerProcess, timeout: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = httpx.get(server.url + "/readyz", timeout=5)
-        if r.status_code == 200:
-            return r
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{server.url} not ready after {timeout:.0f} s: {r.status_code} {r.text}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="package")
@@ -168,9 +20,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
     """One real 3-node cluster at 127.0.0.71-73, shared by every module here."""
     with make_local_cluster(3, FIRST_ADDRESS, "galerakv_faults") as cluster:
         cluster.ok("up")
-        data = tomllib.loads(cluster.config.read_text())
-        data["cluster"]["state_dir"] = str(cluster.state_dir)
-        fc = FaultCluster(cluster, data, tmp_path_factory.mktemp("faults"))
+        fc = FaultCluster(cluster, cluster.data(), tmp_path_factory.mktemp("faults"))
         try:
             yield fc
         finally:
@@ -185,4 +35,3 @@ def fault_cluster(faults: FaultCluster) -> Iterator[FaultCluster]:
         yield faults
     finally:
         faults.stop_servers()
-

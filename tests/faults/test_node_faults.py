@@ -14,13 +14,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.conftest import ServerProcess
-from tests.faults.conftest import FaultCluster
+from tests.support.faults import FaultCluster, Outcome, Tally, check
+from tests.support.server import writer_of
 
 pytestmark = pytest.mark.cluster
 
@@ -28,33 +27,6 @@ CLIENTS = 4
 FAULT_AT = 2.0          # seconds into the write loop
 MAX_WRITES = 1500       # per client
 REQUEST_TIMEOUT = 30.0  # a request may wait through a failover, never forever
-
-
-@dataclass(frozen=True)
-class Outcome:
-    key: str
-    status: int          # 0: no HTTP answer
-    etag: str
-    latency: float
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Tally:
-    outcomes: list[Outcome]
-    seconds: float
-
-    @property
-    def acknowledged(self) -> dict[str, str]:
-        return {o.key: o.etag.strip('"') for o in self.outcomes if 200 <= o.status < 300}
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not 200 <= o.status < 300]
-
-    @property
-    def max_latency(self) -> float:
-        return max((o.latency for o in self.outcomes), default=0.0)
 
 
 def write_loop(url: str, ns: str, duration: float, fault: Callable[[], None]) -> Tally:
@@ -97,35 +69,6 @@ def write_loop(url: str, ns: str, duration: float, fault: Callable[[], None]) ->
     if fault_error:
         raise fault_error[0]
     return Tally(outcomes, time.monotonic() - began)
-
-
-def writer_of(server: ServerProcess) -> str:
-    status = httpx.get(server.url + "/v1/status", timeout=10).json()
-    writer = status["backend"]["writer"]
-    assert writer, status
-    return str(writer)
-
-
-def check(fc: FaultCluster, scenario: str, ns: str, tally: Tally, nodes: list[str]) -> None:
-    """Print the counts; every acknowledged write is on each of ``nodes`` with its ETag; none failed."""
-    acked = tally.acknowledged
-    found: dict[str, int] = {}
-    missing: dict[str, list[str]] = {}
-    for node in nodes:
-        have = fc.versions_on(node, ns)
-        lost = [k for k, v in acked.items() if have.get(k) != v]
-        found[node] = len(acked) - len(lost)
-        missing[node] = lost[:5]
-    failures = tally.failed
-    print(f"\n[{scenario}] acknowledged={len(acked)} "
-          + " ".join(f"found@{n}={c}" for n, c in found.items())
-          + f" failed={len(failures)} requests={len(tally.outcomes)} max_latency={tally.max_latency:.2f}s "
-          f"loop={tally.seconds:.1f}s")
-    for o in failures[:5]:
-        print(f"  failed: {o.key} status={o.status} after {o.latency:.2f}s: {o.detail}")
-    assert acked, "no write was acknowledged at all"
-    assert all(not lost for lost in missing.values()), f"acknowledged writes lost or changed: {missing}"
-    assert not failures, f"{len(failures)} requests failed, first: {failures[0]}"
 
 
 def test_kill9_of_a_non_writer(fault_cluster: FaultCluster) -> None:

@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from tests.faults.conftest import FaultCluster
+from tests.support.faults import FaultCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from galerakv import secrets
-from tests.conftest import free_port, merge, write_config
-from tests.faults.conftest import FaultCluster, wait_ready
+from tests.support.configs import merge, write_config
+from tests.support.faults import FaultCluster
+from tests.support.net import free_port
+from tests.support.server import wait_ready
 
 pytestmark = pytest.mark.cluster
 

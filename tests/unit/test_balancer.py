@@ -7,6 +7,7 @@ status source; HAProxy's stats parsing reads a captured ``show stat``.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tomllib
 from collections.abc import AsyncIterator, Mapping
@@ -21,7 +22,9 @@ from galerakv import config
 from galerakv.cli.main import main
 from galerakv.cluster import balancer, starter
 from galerakv.cluster.balancer.clustercheck import Checker, judge, serve
+from galerakv.cluster.render import node as render_node
 from galerakv.errors import ClusterError, ConfigError
+from tests.support.machine import fake_executable, galera_provider
 
 SYNCED = {"wsrep_local_state": "4", "wsrep_local_state_comment": "Synced",
           "wsrep_cluster_status": "Primary", "wsrep_ready": "ON"}
@@ -173,7 +176,10 @@ def _settings(tmp_path: Path, kind: str = "haproxy", **b: Any) -> config.Setting
     return config.parse(data, source=tmp_path / "galerakv.toml")
 
 
-def test_preflight_finds_ports_in_use(tmp_path: Path) -> None:
+def test_preflight_finds_ports_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # haproxy itself is found on PATH (a stand-in where it is not installed): only the ports are wrong
+    fake_executable(tmp_path / "bin", "haproxy")
+    monkeypatch.setenv("PATH", f"{os.environ.get('PATH', '')}{os.pathsep}{tmp_path / 'bin'}")
     s = _settings(tmp_path, rw_port=_free_port())
     with socket.socket() as taken, socket.socket() as check:
         taken.bind(("127.0.0.200", s.balancer.rw_port))
@@ -202,6 +208,10 @@ def test_up_with_maxscale_missing_fails_before_anything_starts(tmp_path: Path,
     path = tmp_path / "galerakv.toml"
     path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state", balancer_kind="maxscale"))
     monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    # a Galera library (a stand-in where galera-4 is not installed), so the doctor's
+    # provider-missing does not stop `up` before the balancer's check
+    provider = galera_provider(tmp_path / "galera")
+    monkeypatch.setattr(render_node, "find_provider", lambda *_args: provider)
     result = CliRunner().invoke(main, ["cluster", "up", "--no-install", "--config", str(path)])
     assert result.exit_code == 1, result.output
     assert "cannot start the cluster" in result.output and "no maxscale binary on PATH" in result.output

@@ -7,10 +7,10 @@ node's files and the command must name that code on that node.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +23,9 @@ from galerakv.cluster import starter
 from galerakv.cluster.doctor.catalogue import CATALOGUE, render_markdown
 from galerakv.cluster.render.node import RenderContext, detect_context, render_all
 from galerakv.cluster.transport.local import LocalTransport
+from tests.support.machine import galera_provider
+from tests.support.state_dirs import state_root
 
-BASE = Path("/var/tmp/galerakv-tests")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md"
 
 
@@ -61,8 +62,10 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def ctx() -> RenderContext:
-    return detect_context(require_provider=False)
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> RenderContext:
+    """This machine's render context; a stand-in Galera library where galera-4 is not installed."""
+    provider = galera_provider(tmp_path_factory.mktemp("galera"))
+    return dataclasses.replace(detect_context(require_provider=False), provider=provider)
 
 
 def write_cluster(root: Path, count: int, ctx: RenderContext, first: str = "127.0.0.94") -> Path:
@@ -80,10 +83,7 @@ def write_cluster(root: Path, count: int, ctx: RenderContext, first: str = "127.
 @pytest.fixture
 def root() -> Iterator[Path]:
     """A directory the mysql user can enter (pytest's own tmp_path is 0700: the doctor says so)."""
-    BASE.mkdir(parents=True, exist_ok=True)
-    BASE.chmod(0o755)
-    path = Path(tempfile.mkdtemp(prefix="doctor-offline-", dir=BASE))
-    path.chmod(0o755)
+    path = state_root("doctor-offline-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

@@ -1,0 +1,201 @@
+"""The fault cluster: a real 3-node cluster with real servers in front, hurt by PID, checked node by node.
+
+Faults are injected by PID, and only to PIDs galerakv recorded for a node
+(``state_dir/<node>/galerakv.pid``) that still run that node's mariadbd.
+Every wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncmy
+
+from galerakv import secrets
+from galerakv.cluster.transport.local import runs_mariadbd
+from tests.support.configs import merge, write_config
+from tests.support.local_cluster import LocalCluster
+from tests.support.net import free_port
+from tests.support.server import ServerProcess, wait_ready
+
+SYNC_TIMEOUT = 90.0
+
+
+@dataclass
+class FaultCluster:
+    """The fault cluster plus what the tests need to hurt it and to check it."""
+
+    cluster: LocalCluster
+    data: dict[str, Any]
+    workdir: Path
+    servers: list[ServerProcess] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return self.cluster.names
+
+    def address(self, node: str) -> str:
+        return str(next(n["address"] for n in self.data["cluster"]["nodes"] if n["name"] == node))
+
+    # -------------------------------------------------------------- servers
+
+    def server(self, **extra: dict[str, Any]) -> ServerProcess:
+        """Start a real ``galerakv serve`` on this cluster (route = "nodes") and wait until it is ready."""
+        server = self.server_unready(**extra)
+        wait_ready(server)
+        return server
+
+    def server_unready(self, **extra: dict[str, Any]) -> ServerProcess:
+        """Start a real ``galerakv serve`` on this cluster (route = "nodes"); stopped at teardown."""
+        port = free_port()
+        data = merge(self.data, {"server": {"backend": "mariadb", "route": "nodes", "host": "127.0.0.1",
+                                            "port": port, "log_level": "warning"}})
+        data = merge(data, extra)
+        path = write_config(self.workdir / f"server-{port}.toml", data)
+        server = ServerProcess(path, port)
+        server.start()
+        self.servers.append(server)
+        return server
+
+    def stop_servers(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.servers.clear()
+
+    # -------------------------------------------------------------- faults
+
+    def pid(self, node: str) -> int:
+        node_dir = self.cluster.state_dir / node
+        pid = int((node_dir / "galerakv.pid").read_text())
+        assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
+        return pid
+
+    def signal(self, node: str, sig: signal.Signals) -> None:
+        os.kill(self.pid(node), sig)
+
+    def kill9(self, node: str) -> None:
+        node_dir = self.cluster.state_dir / node
+        pid = self.pid(node)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while runs_mariadbd(pid, node_dir / "my.cnf"):
+            assert time.monotonic() < deadline, f"{node} (PID {pid}) still runs 30 s after SIGKILL"
+            time.sleep(0.05)
+
+    # -------------------------------------------------------------- health
+
+    def wait_all_synced(self, timeout: float = SYNC_TIMEOUT) -> float:
+        began = time.monotonic()
+        while True:
+            code, report = self.cluster.status()
+            if code == 0:
+                return time.monotonic() - began
+            if time.monotonic() - began > timeout:
+                raise AssertionError(f"cluster not healthy after {timeout:.0f} s: {report}")
+            time.sleep(1)
+
+    def running(self, node: str) -> bool:
+        node_dir = self.cluster.state_dir / node
+        try:
+            pid = int((node_dir / "galerakv.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return False
+        return runs_mariadbd(pid, node_dir / "my.cnf")
+
+    def restore(self) -> None:
+        """Make every node Synced again before the next scenario.
+
+        A node that was only frozen rejoins by itself (Galera reconnects it and
+        sends the missed writes by IST): wait for that. Stopped nodes are
+        started with ``galerakv cluster up``, which joins them to the running
+        Primary component.
+        """
+        code, _ = self.cluster.status()
+        if code == 0:
+            return
+        if all(self.running(n) for n in self.names):
+            seconds = self.wait_all_synced()
+            print(f"[restore] every node Synced again by itself after {seconds:.1f} s")
+            return
+        self.cluster.ok("up")
+        self.wait_all_synced()
+
+    # -------------------------------------------------------------- checks
+
+    def versions_on(self, node: str, ns: str) -> dict[str, str]:
+        """Key -> version of namespace ``ns`` as ``node`` has it (after applying all it was sent)."""
+        found = secrets.load(self.cluster.state_dir / "secrets.toml")
+        assert found is not None
+
+        async def fetch() -> dict[str, str]:
+            conn = await asyncmy.connect(host=self.address(node), port=3306, user=found.app.user,
+                                         password=found.app.password, db=self.data["database"]["name"],
+                                         connect_timeout=5)
+            try:
+                async with conn.cursor() as cur:
+                    await asyncio.wait_for(cur.execute(
+                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT k, ver FROM kv WHERE ns = %s",
+                        (ns.encode(),)), 30)
+                    return {bytes(k).decode(): str(v) for k, v in await cur.fetchall()}
+            finally:
+                conn.close()
+
+        return asyncio.run(fetch())
+
+
+# ------------------------------------------------------------------ a write load's outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: int          # 0: no HTTP answer
+    etag: str
+    latency: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Tally:
+    outcomes: list[Outcome]
+    seconds: float
+
+    @property
+    def acknowledged(self) -> dict[str, str]:
+        return {o.key: o.etag.strip('"') for o in self.outcomes if 200 <= o.status < 300}
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not 200 <= o.status < 300]
+
+    @property
+    def max_latency(self) -> float:
+        return max((o.latency for o in self.outcomes), default=0.0)
+
+
+def check(fc: FaultCluster, scenario: str, ns: str, tally: Tally, nodes: list[str]) -> None:
+    """Print the counts; every acknowledged write is on each of ``nodes`` with its ETag; none failed."""
+    acked = tally.acknowledged
+    found: dict[str, int] = {}
+    missing: dict[str, list[str]] = {}
+    for node in nodes:
+        have = fc.versions_on(node, ns)
+        lost = [k for k, v in acked.items() if have.get(k) != v]
+        found[node] = len(acked) - len(lost)
+        missing[node] = lost[:5]
+    failures = tally.failed
+    print(f"\n[{scenario}] acknowledged={len(acked)} "
+          + " ".join(f"found@{n}={c}" for n, c in found.items())
+          + f" failed={len(failures)} requests={len(tally.outcomes)} max_latency={tally.max_latency:.2f}s "
+          f"loop={tally.seconds:.1f}s")
+    for o in failures[:5]:
+        print(f"  failed: {o.key} status={o.status} after {o.latency:.2f}s: {o.detail}")
+    assert acked, "no write was acknowledged at all"
+    assert all(not lost for lost in missing.values()), f"acknowledged writes lost or changed: {missing}"
+    assert not failures, f"{len(failures)} requests failed, first: {failures[0]}"
