@@ -30,8 +30,8 @@ from galerakv.server.problems import Problem
 
 log = logging.getLogger("galerakv.server")
 
-Handler = Callable[["App", Request, str, str], Awaitable[Response]]
-NsHandler = Callable[["App", Request, str], Awaitable[Response]]
+Handler = Callable[[routes.Context, Request, str, str], Awaitable[Response]]
+NsHandler = Callable[[routes.Context, Request, str], Awaitable[Response]]
 
 _KEY_METHODS: dict[str, Handler] = {
     "GET": routes.get_key, "HEAD": routes.get_key, "PUT": routes.put_key,
@@ -49,10 +49,10 @@ _PREFIX = b"/v1/ns/"
 class App:
     """The galerakv HTTP API as an ASGI 3 application."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = store if store is not None else create_store(settings)
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()
         self._openapi: bytes | None = None
         self._purger: asyncio.Task[None] | None = None
         self._opened = False
@@ -74,6 +74,7 @@ class App:
         if self._opened:
             await self.store.close()
             self._opened = False
+        self.metrics.close()
 
     async def _purge_loop(self) -> None:
         interval = self.settings.server.ttl_purge_interval

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from galerakv.backend.base import ListQuery
+from galerakv.backend.base import ListQuery, Store
+from galerakv.config import Settings
 from galerakv.server import ops, validate
 from galerakv.server.http import Request, Response, json_response
 from galerakv.server.problems import Problem
 
-if TYPE_CHECKING:
-    from galerakv.server.app import App
+
+class Context(Protocol):
+    """What the handlers need from the application (``galerakv.server.app.App`` is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def authorize_write(self, req: Request, ns: str, write: bool) -> None:
+        """Raise the 401/403 problem when ``write`` and the request may not write to ``ns``."""
+        ...
+
 
 _LIST_PARAMS = {"prefix", "limit", "cursor", "keys_only", "delimiter", "consistency"}
 _READ_PARAMS = {"consistency"}
@@ -42,7 +55,7 @@ def _local(params: dict[str, str]) -> bool:
     return value == "local"
 
 
-async def get_key(app: App, req: Request, ns: str, key: str) -> Response:
+async def get_key(app: Context, req: Request, ns: str, key: str) -> Response:
     params = _check_params(req, _READ_PARAMS)
     entry = await app.store.get(ns, key, local=_local(params))
     if entry is None:
@@ -57,7 +70,7 @@ async def get_key(app: App, req: Request, ns: str, key: str) -> Response:
     return Response(200, entry.value, headers)
 
 
-async def put_key(app: App, req: Request, ns: str, key: str) -> Response:
+async def put_key(app: Context, req: Request, ns: str, key: str) -> Response:
     params = _check_params(req, _KEY_PARAMS)
     limits = app.settings.limits
     ttl = validate.ttl(params.get("ttl"), limits)
@@ -75,7 +88,7 @@ async def put_key(app: App, req: Request, ns: str, key: str) -> Response:
                          [_etag_header(result.entry.version)])
 
 
-async def delete_key(app: App, req: Request, ns: str, key: str) -> Response:
+async def delete_key(app: Context, req: Request, ns: str, key: str) -> Response:
     _check_params(req, set())
     version = validate.if_match(req.header(b"if-match"))
     if req.header(b"if-none-match") is not None:
@@ -100,7 +113,7 @@ def _precondition(current: str | None, create_only: bool) -> Problem:
     return Problem("precondition_failed", detail, headers=headers, current_etag=etag)
 
 
-async def list_keys(app: App, req: Request, ns: str) -> Response:
+async def list_keys(app: Context, req: Request, ns: str) -> Response:
     params = _check_params(req, _LIST_PARAMS)
     limits = app.settings.limits
     raw_limit = params.get("limit", "100")
@@ -129,7 +142,7 @@ async def list_keys(app: App, req: Request, ns: str) -> Response:
     return json_response(body)
 
 
-async def batch(app: App, req: Request, ns: str) -> Response:
+async def batch(app: Context, req: Request, ns: str) -> Response:
     _check_params(req, set())
     data = await _json_body(app, req)
     if not isinstance(data, dict) or set(data) - {"ops"} or "ops" not in data:
@@ -143,7 +156,7 @@ async def batch(app: App, req: Request, ns: str) -> Response:
                                       for op, r in zip(batch_ops, results, strict=True)]})
 
 
-async def txn(app: App, req: Request, ns: str) -> Response:
+async def txn(app: Context, req: Request, ns: str) -> Response:
     _check_params(req, set())
     data = await _json_body(app, req)
     allowed = {"compare", "success", "failure"}
@@ -171,7 +184,7 @@ async def txn(app: App, req: Request, ns: str) -> Response:
                                       for op, r in zip(branch, result.results, strict=True)]})
 
 
-async def _json_body(app: App, req: Request) -> object:
+async def _json_body(app: Context, req: Request) -> object:
     # The body is parsed as JSON whatever its Content-Type says: curl's default
     # form type is a common slip and refusing it would help nobody.
     body = await req.body(app.settings.limits.max_request_bytes)

@@ -12,13 +12,19 @@ from galerakv import config
 from galerakv.backend import create_store
 from galerakv.config import Settings
 from galerakv.errors import GalerakvError
+from galerakv.server import metrics
 from galerakv.server.app import App
 
 
 def create_app() -> App:
-    """Factory for worker processes: settings come from ``$GALERAKV_CONFIG`` (set by :func:`run`)."""
+    """Factory for worker processes: settings come from ``$GALERAKV_CONFIG`` (set by :func:`run`).
+
+    With several workers, ``$GALERAKV_METRICS_DIR`` (also set by :func:`run`) is where the
+    workers share their metrics, so that ``/metrics`` answers the sums over all of them.
+    """
     _die_with_parent()
-    return App(config.load(os.environ.get(config.ENV_VAR) or None))
+    shared = os.environ.get(metrics.ENV_VAR) or None
+    return App(config.load(os.environ.get(config.ENV_VAR) or None), metrics=metrics.Metrics(shared))
 
 
 def _die_with_parent() -> None:
@@ -66,10 +72,12 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
         os.environ[config.ENV_VAR] = str(settings.source)
     else:
         os.environ.pop(config.ENV_VAR, None)
-    if engine == "granian":
-        _run_granian(settings, host, port, workers)
-    else:
-        _run_uvicorn(settings, host, port, workers)
+    # several workers share their metrics in a directory of this run, removed when it ends
+    with metrics.shared_directory(workers):
+        if engine == "granian":
+            _run_granian(settings, host, port, workers)
+        else:
+            _run_uvicorn(settings, host, port, workers)
 
 
 def _run_granian(settings: Settings, host: str, port: int, workers: int) -> None:
