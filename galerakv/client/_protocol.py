@@ -1,0 +1,470 @@
+"""The client's logic, written once and free of I/O (sans-IO).
+
+Each operation is a generator: it yields effects (:class:`Call`: send this
+request; :class:`Sleep`: wait this long) and receives their results
+(:class:`Reply`, or :class:`Failure` when the transport failed), and returns
+the operation's value. :class:`~galerakv.client.Client` runs them with httpx's
+blocking client and :class:`~galerakv.client.AsyncClient` with its async one,
+so retries, failover, compare-and-set loops and error mapping exist once.
+
+Retry rule (:func:`exchange`): a connection that could not be opened, and a
+``503 backend_unavailable``, are retried for every request (nothing reached the
+database), with capped exponential backoff and full jitter, honouring
+``Retry-After``, moving to the next base URL each time. A request that was sent
+and then lost its connection is retried only when it is a read; for a write it
+is :class:`~galerakv.client.errors.OutcomeUnknown`, as is ``503
+outcome_unknown``. A 4xx is never retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from galerakv.client import errors
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+BYTES_TYPE = "application/octet-stream"
+
+Value = bytes | str
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A key as the server returned it."""
+
+    key: str
+    etag: str
+    value: bytes | None = None  # None when listed with keys_only
+    content_type: str = BYTES_TYPE  # "" when listed with keys_only
+    expires_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        """The value as UTF-8 text."""
+        return (self.value or b"").decode()
+
+    def json(self) -> Any:
+        """The value parsed as JSON."""
+        return json.loads(self.value or b"null")
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A common prefix of a listing with a delimiter (one level of a 'directory')."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write returned: the key's new ETag, and whether it was created."""
+
+    key: str
+    etag: str
+    created: bool
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One operation's result in a batch or a transaction (``status`` as over HTTP)."""
+
+    key: str
+    status: int
+    etag: str | None = None
+    entry: Entry | None = None  # a get that found the key
+    code: str | None = None  # a failed operation's problem code
+    current_etag: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    succeeded: bool
+    results: tuple[Result, ...]
+
+
+def encode(value: Value | None, json_value: Any, content_type: str | None) -> tuple[bytes, str]:
+    """The body and Content-Type of a value given as bytes, str or (``json=``) JSON."""
+    if value is not None and json_value is not None:
+        raise TypeError("give either a value or json=, not both")
+    if json_value is not None:
+        return json.dumps(json_value, separators=(",", ":")).encode(), content_type or JSON_TYPE
+    if isinstance(value, str):
+        return value.encode(), content_type or TEXT_TYPE
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value), content_type or BYTES_TYPE
+    raise TypeError(f"a value is bytes or str (or json=...), not {type(value).__name__}")
+
+
+def _op_value(value: Value | None, json_value: Any, content_type: str | None) -> dict[str, Any]:
+    body, ctype = encode(value, json_value, content_type)
+    try:
+        out: dict[str, Any] = {"value": body.decode()}
+    except UnicodeDecodeError:
+        out = {"value_base64": base64.b64encode(body).decode()}
+    out["content_type"] = ctype
+    return out
+
+
+def _entry(item: Mapping[str, Any]) -> Entry:
+    if "value" in item:
+        raw: bytes | None = str(item["value"]).encode()
+    elif "value_base64" in item:
+        raw = base64.b64decode(item["value_base64"])
+    else:
+        raw = None
+    ctype = str(item.get("content_type") or ("" if raw is None else BYTES_TYPE))
+    return Entry(str(item["key"]), str(item.get("etag") or ""), raw, ctype, item.get("expires_at"))
+
+
+def _result(item: Mapping[str, Any]) -> Result:
+    status = int(item["status"])
+    found = ("value" in item or "value_base64" in item) and status == 200
+    return Result(str(item.get("key", "")), status, item.get("etag"),
+                  _entry(item) if found else None, item.get("code"), item.get("current_etag"))
+
+
+# --------------------------------------------------------------------------- builders
+
+
+@dataclass
+class Batch:
+    """Independent operations sent together (``POST /v1/ns/{ns}/batch``), each with its own result."""
+
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+    def put(self, key: str, value: Value | None = None, *, json: Any = None, content_type: str | None = None,
+            ttl: float | None = None, if_match: str | None = None,
+            if_none_match: str | None = None) -> Batch:
+        op: dict[str, Any] = {"op": "put", "key": key, **_op_value(value, json, content_type)}
+        if ttl is not None:
+            op["ttl"] = ttl
+        if if_match is not None:
+            op["if_match"] = if_match
+        if if_none_match is not None:
+            op["if_none_match"] = if_none_match
+        self.ops.append(op)
+        return self
+
+    def get(self, key: str) -> Batch:
+        self.ops.append({"op": "get", "key": key})
+        return self
+
+    def delete(self, key: str, *, if_match: str | None = None) -> Batch:
+        op: dict[str, Any] = {"op": "delete", "key": key}
+        if if_match is not None:
+            op["if_match"] = if_match
+        self.ops.append(op)
+        return self
+
+
+@dataclass
+class Txn:
+    """An atomic transaction (``POST /v1/ns/{ns}/txn``): if every compare holds, the
+    ``then`` operations run, else the ``otherwise`` ones, in one transaction."""
+
+    compares: list[dict[str, Any]] = field(default_factory=list)
+    success: Batch = field(default_factory=Batch)
+    failure: Batch = field(default_factory=Batch)
+
+    def if_etag(self, key: str, etag: str, *, negate: bool = False) -> Txn:
+        return self._compare({"key": key, "etag": etag}, negate)
+
+    def if_exists(self, key: str, exists: bool = True) -> Txn:
+        return self._compare({"key": key, "exists": exists}, False)
+
+    def if_value(self, key: str, value: Value, *, negate: bool = False) -> Txn:
+        body = value.encode() if isinstance(value, str) else bytes(value)
+        try:
+            compare: dict[str, Any] = {"key": key, "value": body.decode()}
+        except UnicodeDecodeError:
+            compare = {"key": key, "value_base64": base64.b64encode(body).decode()}
+        return self._compare(compare, negate)
+
+    def _compare(self, compare: dict[str, Any], negate: bool) -> Txn:
+        if negate:
+            compare["not"] = True
+        self.compares.append(compare)
+        return self
+
+    @property
+    def then(self) -> Batch:
+        """The operations run when every compare holds (put, get, delete; no conditions)."""
+        return self.success
+
+    @property
+    def otherwise(self) -> Batch:
+        """The operations run when a compare fails."""
+        return self.failure
+
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class Call:
+    """Send one request to the current base URL."""
+
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    writes: bool = False  # repeating it after it was sent could apply it twice
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The transport failed: ``sent`` says whether the request may have reached the server."""
+
+    sent: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Effect = Call | Sleep
+Op = Generator[Effect, "Reply | Failure | None", Any]
+
+
+@dataclass
+class Endpoints:
+    """The base URLs (server instances), tried in turn; the current one is kept."""
+
+    urls: tuple[str, ...]
+    current: int = 0
+
+    @property
+    def url(self) -> str:
+        return self.urls[self.current]
+
+    def next(self) -> None:
+        self.current = (self.current + 1) % len(self.urls)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter; ``Retry-After`` raises the wait."""
+
+    attempts: int = 8
+    base: float = 0.05
+    cap: float = 2.0
+    max_retry_after: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None = None,
+              rand: Callable[[], float] = random.random) -> float:
+        backoff = rand() * min(self.cap, self.base * 2.0 ** attempt)
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.max_retry_after))
+        return backoff
+
+
+def _retry_after(reply: Reply) -> float | None:
+    try:
+        return float(reply.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+
+
+def exchange(call: Call, endpoints: Endpoints, policy: RetryPolicy) -> Generator[Effect, Reply | Failure | None, Reply]:
+    """Send ``call`` until it gets an answer that is not a retryable failure (module docstring)."""
+    last = ""
+    for attempt in range(policy.attempts):
+        outcome = yield call
+        if isinstance(outcome, Failure):
+            if outcome.sent and call.writes:
+                raise errors.OutcomeUnknown(f"{call.method} {call.path}: the connection to "
+                                            f"{endpoints.url} failed after the request was sent "
+                                            f"({outcome.detail}); read before writing again")
+            last = f"{endpoints.url}: {outcome.detail}"
+            endpoints.next()
+            yield Sleep(policy.delay(attempt))
+            continue
+        assert isinstance(outcome, Reply)
+        if outcome.status == 503:
+            body = _problem_body(outcome)
+            if body.get("code") == "outcome_unknown":
+                raise errors.OutcomeUnknown(str(body.get("detail") or "outcome unknown"), body)
+            last = f"{endpoints.url}: 503 {body.get('code', '')} {body.get('detail', '')}".strip()
+            if attempt + 1 == policy.attempts:
+                raise errors.problem(503, body)
+            endpoints.next()
+            yield Sleep(policy.delay(attempt, _retry_after(outcome)))
+            continue
+        return outcome
+    raise errors.ConnectionFailed(f"{call.method} {call.path}: no server answered after "
+                                  f"{policy.attempts} attempts; last: {last}")
+
+
+def _problem_body(reply: Reply) -> dict[str, Any]:
+    try:
+        body = reply.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {"detail": reply.body[:200].decode(errors="replace")}
+
+
+def _raise_for(reply: Reply) -> None:
+    if reply.status >= 400:
+        raise errors.problem(reply.status, _problem_body(reply))
+
+
+def _key_path(ns: str, key: str) -> str:
+    return f"/v1/ns/{quote(ns, safe='')}/kv/{quote(key, safe='')}"
+
+
+def _expires(reply: Reply) -> float | None:
+    value = reply.headers.get("x-galerakv-expires-at")
+    return float(value) if value else None
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def get(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
+        consistency: Literal["strong", "local"] = "strong") -> Generator[Effect, Any, Entry | None]:
+    params = {"consistency": consistency} if consistency != "strong" else {}
+    reply = yield from exchange(Call("GET", _key_path(ns, key), params), ep, policy)
+    if reply.status == 404:
+        return None
+    _raise_for(reply)
+    return Entry(key, reply.headers.get("etag", ""), reply.body,
+                 reply.headers.get("content-type", BYTES_TYPE), _expires(reply))
+
+
+def put(ep: Endpoints, policy: RetryPolicy, ns: str, key: str, value: Value | None, json_value: Any,
+        content_type: str | None, ttl: float | None, if_match: str | None,
+        if_none_match: str | None) -> Generator[Effect, Any, Written]:
+    body, ctype = encode(value, json_value, content_type)
+    headers = {"content-type": ctype}
+    if if_match is not None:
+        headers["if-match"] = if_match
+    if if_none_match is not None:
+        headers["if-none-match"] = if_none_match
+    params = {"ttl": repr(ttl) if isinstance(ttl, float) else str(ttl)} if ttl is not None else {}
+    reply = yield from exchange(Call("PUT", _key_path(ns, key), params, headers, body, writes=True),
+                                ep, policy)
+    _raise_for(reply)
+    data = reply.json() or {}
+    return Written(key, str(data.get("etag") or reply.headers.get("etag", "")), reply.status == 201,
+                   data.get("expires_at"))
+
+
+def delete(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
+           if_match: str | None) -> Generator[Effect, Any, bool]:
+    headers = {"if-match": if_match} if if_match is not None else {}
+    reply = yield from exchange(Call("DELETE", _key_path(ns, key), {}, headers, writes=True), ep, policy)
+    if reply.status == 404 and if_match is None:
+        return False
+    _raise_for(reply)
+    return True
+
+
+@dataclass(frozen=True)
+class Page:
+    items: tuple[Entry | Prefix, ...]
+    next_cursor: str | None
+
+
+def list_page(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, delimiter: str | None,
+              keys_only: bool, limit: int, cursor: str | None,
+              consistency: str) -> Generator[Effect, Any, Page]:
+    params = {"limit": str(limit)}
+    if prefix:
+        params["prefix"] = prefix
+    if delimiter:
+        params["delimiter"] = delimiter
+    if keys_only:
+        params["keys_only"] = "true"
+    if cursor:
+        params["cursor"] = cursor
+    if consistency != "strong":
+        params["consistency"] = consistency
+    reply = yield from exchange(Call("GET", f"/v1/ns/{quote(ns, safe='')}/kv", params), ep, policy)
+    _raise_for(reply)
+    data = reply.json()
+    items: list[Entry | Prefix] = [_entry(i) for i in data.get("items", [])]
+    items += [Prefix(p) for p in data.get("prefixes", [])]
+    items.sort(key=lambda i: i.key if isinstance(i, Entry) else i.prefix)
+    return Page(tuple(items), data.get("next_cursor"))
+
+
+def batch(ep: Endpoints, policy: RetryPolicy, ns: str, ops: Batch) -> Generator[Effect, Any, list[Result]]:
+    writes = any(op["op"] != "get" for op in ops.ops)
+    body = json.dumps({"ops": ops.ops}).encode()
+    reply = yield from exchange(Call("POST", f"/v1/ns/{quote(ns, safe='')}/batch", {},
+                                     {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
+    _raise_for(reply)
+    return [_result(r) for r in reply.json()["results"]]
+
+
+def txn(ep: Endpoints, policy: RetryPolicy, ns: str, t: Txn) -> Generator[Effect, Any, TxnResult]:
+    writes = any(op["op"] != "get" for op in (*t.success.ops, *t.failure.ops))
+    body = json.dumps({"compare": t.compares, "success": t.success.ops,
+                       "failure": t.failure.ops}).encode()
+    reply = yield from exchange(Call("POST", f"/v1/ns/{quote(ns, safe='')}/txn", {},
+                                     {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
+    _raise_for(reply)
+    data = reply.json()
+    return TxnResult(bool(data["succeeded"]), tuple(_result(r) for r in data["results"]))
+
+
+def update(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
+           fn: Callable[[Entry | None], Value], retries: int, content_type: str | None,
+           ttl: float | None) -> Generator[Effect, Any, Written]:
+    """Read, apply ``fn``, write with If-Match (If-None-Match: * when absent); on 412,
+    again with the current value, at most ``retries`` times."""
+    for attempt in range(retries):
+        current = yield from get(ep, policy, ns, key)
+        new = fn(current)
+        try:
+            if current is None:
+                return (yield from put(ep, policy, ns, key, new, None, content_type, ttl, None, "*"))
+            return (yield from put(ep, policy, ns, key, new, None, content_type or current.content_type,
+                                   ttl, current.etag, None))
+        except errors.PreconditionFailed:
+            # somebody else wrote in between: back off a little, read again, apply fn again
+            yield Sleep(policy.delay(min(attempt, 4)))
+    raise errors.PreconditionFailed(412, "precondition_failed",
+                                    f"update of {ns}/{key} lost the race {retries} times in a row")
+
+
+def status(ep: Endpoints, policy: RetryPolicy) -> Generator[Effect, Any, dict[str, Any]]:
+    reply = yield from exchange(Call("GET", "/v1/status"), ep, policy)
+    _raise_for(reply)
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def normalize_urls(base_url: str | Iterable[str]) -> tuple[str, ...]:
+    urls = (base_url,) if isinstance(base_url, str) else tuple(base_url)
+    if not urls:
+        raise ValueError("give at least one base URL, such as http://127.0.0.1:8080")
+    return tuple(u.rstrip("/") for u in urls)
