@@ -432,13 +432,14 @@ def test_recover_refuses_contradicting_evidence_then_recovers(fc: FaultCluster) 
     # the ssh transport's scripts for the same two steps, run here with `sh -c`
     settings = config.load(c.config)
     ssh = SshTransport(settings, RenderContext(run_as="mysql"), runner=ShellRunner())
-    pos = parse_recovered(ssh.wsrep_recover(settings.cluster.node("db2"), 120))
+    pos = ssh.wsrep_recover(settings.cluster.node("db2"), 120)
     assert pos is not None and pos.uuid in saved
     before = grastate.stat()
-    ssh.write_grastate(settings.cluster.node("db2"), saved.replace("seqno:   -1", "seqno:   -1 "))
+    ssh.set_safe_to_bootstrap(settings.cluster.node("db2"), True)
     after = grastate.stat()
     assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
-    assert grastate.read_text() != saved and parse_grastate(grastate.read_text()).seqno == -1
+    rewritten = parse_grastate(grastate.read_text())
+    assert rewritten.safe_to_bootstrap and rewritten.seqno == -1 and rewritten.uuid == pos.uuid
     # another cluster's history on db2 (as if somebody had bootstrapped it alone)
     grastate.write_text("# GALERA saved state\nversion: 2.1\n"
                         "uuid:    e9e9ec8d-e97d-11f1-8e63-ca76314157b6\nseqno:   5\n"
