@@ -14,6 +14,7 @@ written once in :mod:`galerakv.client._protocol`. Errors are the tree in
 from __future__ import annotations
 
 import builtins
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +57,10 @@ Consistency = Literal["strong", "local"]
 
 def _http_options(token: str | None, timeout: float, ca: str | Path | None) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    verify: bool | str = str(ca) if ca is not None else True
+    verify: bool | ssl.SSLContext = True
+    if ca is not None:  # httpx 0.28 deprecates verify=<path>: give it a context
+        verify = (ssl.create_default_context(capath=str(ca)) if Path(ca).is_dir()
+                  else ssl.create_default_context(cafile=str(ca)))
     return {"headers": headers, "timeout": httpx.Timeout(timeout), "verify": verify,
             "follow_redirects": False}
 

@@ -30,7 +30,7 @@ def reply(response: httpx.Response) -> Reply:
 
 
 def request_args(call: Call, endpoints: Endpoints) -> dict[str, Any]:
-    return {"method": call.method, "url": endpoints.url + call.path, "params": dict(call.params),
+    return {"method": call.method, "url": (call.base or endpoints.url) + call.path, "params": dict(call.params),
             "headers": dict(call.headers), "content": call.content}
 
 

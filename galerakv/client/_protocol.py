@@ -22,7 +22,7 @@ import base64
 import json
 import random
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -217,7 +217,7 @@ class Txn:
 
 @dataclass(frozen=True)
 class Call:
-    """Send one request to the current base URL."""
+    """Send one request to ``base`` (the base URL :func:`exchange` chose for this attempt)."""
 
     method: str
     path: str
@@ -225,6 +225,7 @@ class Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     content: bytes | None = None
     writes: bool = False  # repeating it after it was sent could apply it twice
+    base: str = ""  # set by exchange(); "" means the current base URL
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,12 @@ class Endpoints:
     def next(self) -> None:
         self.current = (self.current + 1) % len(self.urls)
 
+    def failed(self, url: str) -> None:
+        """``url`` did not serve a request: move on, unless another request (a thread or
+        task sharing this client) already moved away from it."""
+        if self.url == url:
+            self.next()
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -297,25 +304,28 @@ def exchange(call: Call, endpoints: Endpoints, policy: RetryPolicy) -> Generator
     """Send ``call`` until it gets an answer that is not a retryable failure (module docstring)."""
     last = ""
     for attempt in range(policy.attempts):
-        outcome = yield call
+        url = endpoints.url
+        outcome = yield replace(call, base=url)
+        more = attempt + 1 < policy.attempts
         if isinstance(outcome, Failure):
             if outcome.sent and call.writes:
                 raise errors.OutcomeUnknown(f"{call.method} {call.path}: the connection to "
-                                            f"{endpoints.url} failed after the request was sent "
+                                            f"{url} failed after the request was sent "
                                             f"({outcome.detail}); read before writing again")
-            last = f"{endpoints.url}: {outcome.detail}"
-            endpoints.next()
-            yield Sleep(policy.delay(attempt))
+            last = f"{url}: {outcome.detail}"
+            endpoints.failed(url)
+            if more:
+                yield Sleep(policy.delay(attempt))
             continue
         assert isinstance(outcome, Reply)
         if outcome.status == 503:
             body = _problem_body(outcome)
             if body.get("code") == "outcome_unknown":
                 raise errors.OutcomeUnknown(str(body.get("detail") or "outcome unknown"), body)
-            last = f"{endpoints.url}: 503 {body.get('code', '')} {body.get('detail', '')}".strip()
-            if attempt + 1 == policy.attempts:
+            last = f"{url}: 503 {body.get('code', '')} {body.get('detail', '')}".strip()
+            if not more:
                 raise errors.problem(503, body)
-            endpoints.next()
+            endpoints.failed(url)
             yield Sleep(policy.delay(attempt, _retry_after(outcome)))
             continue
         return outcome
@@ -336,8 +346,19 @@ def _raise_for(reply: Reply) -> None:
         raise errors.problem(reply.status, _problem_body(reply))
 
 
+def _segment(text: str) -> str:
+    """``text`` as one path segment: ``/`` and ``.`` percent-encoded too, since HTTP
+    clients remove ``.`` and ``..`` segments before sending (docs/api.md)."""
+    return quote(text, safe="").replace(".", "%2E")
+
+
 def _key_path(ns: str, key: str) -> str:
-    return f"/v1/ns/{quote(ns, safe='')}/kv/{quote(key, safe='')}"
+    return f"/v1/ns/{_segment(ns)}/kv/{_segment(key)}"
+
+
+def _absent(reply: Reply) -> bool:
+    """A 404 that means "no such key" (not ``no_route``: a wrong base URL must not read as absent)."""
+    return reply.status == 404 and _problem_body(reply).get("code") == "not_found"
 
 
 def _expires(reply: Reply) -> float | None:
@@ -352,7 +373,7 @@ def get(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
         consistency: Literal["strong", "local"] = "strong") -> Generator[Effect, Any, Entry | None]:
     params = {"consistency": consistency} if consistency != "strong" else {}
     reply = yield from exchange(Call("GET", _key_path(ns, key), params), ep, policy)
-    if reply.status == 404:
+    if _absent(reply):
         return None
     _raise_for(reply)
     return Entry(key, reply.headers.get("etag", ""), reply.body,
@@ -381,7 +402,7 @@ def delete(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
            if_match: str | None) -> Generator[Effect, Any, bool]:
     headers = {"if-match": if_match} if if_match is not None else {}
     reply = yield from exchange(Call("DELETE", _key_path(ns, key), {}, headers, writes=True), ep, policy)
-    if reply.status == 404 and if_match is None:
+    if if_match is None and _absent(reply):
         return False
     _raise_for(reply)
     return True
@@ -407,7 +428,7 @@ def list_page(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, delimite
         params["cursor"] = cursor
     if consistency != "strong":
         params["consistency"] = consistency
-    reply = yield from exchange(Call("GET", f"/v1/ns/{quote(ns, safe='')}/kv", params), ep, policy)
+    reply = yield from exchange(Call("GET", f"/v1/ns/{_segment(ns)}/kv", params), ep, policy)
     _raise_for(reply)
     data = reply.json()
     items: list[Entry | Prefix] = [_entry(i) for i in data.get("items", [])]
@@ -419,7 +440,7 @@ def list_page(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, delimite
 def batch(ep: Endpoints, policy: RetryPolicy, ns: str, ops: Batch) -> Generator[Effect, Any, list[Result]]:
     writes = any(op["op"] != "get" for op in ops.ops)
     body = json.dumps({"ops": ops.ops}).encode()
-    reply = yield from exchange(Call("POST", f"/v1/ns/{quote(ns, safe='')}/batch", {},
+    reply = yield from exchange(Call("POST", f"/v1/ns/{_segment(ns)}/batch", {},
                                      {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
     _raise_for(reply)
     return [_result(r) for r in reply.json()["results"]]
@@ -429,7 +450,7 @@ def txn(ep: Endpoints, policy: RetryPolicy, ns: str, t: Txn) -> Generator[Effect
     writes = any(op["op"] != "get" for op in (*t.success.ops, *t.failure.ops))
     body = json.dumps({"compare": t.compares, "success": t.success.ops,
                        "failure": t.failure.ops}).encode()
-    reply = yield from exchange(Call("POST", f"/v1/ns/{quote(ns, safe='')}/txn", {},
+    reply = yield from exchange(Call("POST", f"/v1/ns/{_segment(ns)}/txn", {},
                                      {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
     _raise_for(reply)
     data = reply.json()
@@ -451,7 +472,8 @@ def update(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
                                    ttl, current.etag, None))
         except errors.PreconditionFailed:
             # somebody else wrote in between: back off a little, read again, apply fn again
-            yield Sleep(policy.delay(min(attempt, 4)))
+            if attempt + 1 < retries:
+                yield Sleep(policy.delay(min(attempt, 4)))
     raise errors.PreconditionFailed(412, "precondition_failed",
                                     f"update of {ns}/{key} lost the race {retries} times in a row")
 

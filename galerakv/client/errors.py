@@ -9,7 +9,8 @@
     │   ├── Unauthorized        401
     │   ├── Forbidden           403
     │   ├── InvalidRequest      any other 4xx: the request itself is wrong, never retried
-    │   └── Unavailable         503 backend_unavailable after every retry
+    │   ├── Unavailable         503 backend_unavailable after every retry
+    │   └── (ProblemError)      any other 5xx, such as 500 internal (a server bug), as is
     ├── OutcomeUnknown          a write was sent but whether it committed is not known:
     │                           re-read before retrying (503 outcome_unknown, or the
     │                           connection broke after the request left)
@@ -90,5 +91,12 @@ def problem(status: int, body: Mapping[str, Any]) -> ProblemError:
     """The exception for a problem+json answer."""
     code = str(body.get("code") or ("not_found" if status == 404 else f"http_{status}"))
     detail = str(body.get("detail") or body.get("title") or "")
-    cls = _BY_CODE.get(code) or (Unavailable if status == 503 else InvalidRequest)
+    if code in _BY_CODE:
+        cls = _BY_CODE[code]
+    elif status == 503:
+        cls = Unavailable
+    elif status < 500:
+        cls = InvalidRequest
+    else:  # 500 internal and the like: not the request's fault, so not InvalidRequest
+        cls = ProblemError
     return cls(status, code, detail, body)

@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "galerakv"
 ALLOWED: dict[str, set[str]] = {
     "galerakv.errors": set(),
     "galerakv.galera": set(),
+    "galerakv.client": set(),  # talks HTTP only: usable without the server or the toolkit
     "galerakv.config": {"galerakv.errors"},
     "galerakv.paths": {"galerakv.config"},
     "galerakv.secrets": {"galerakv.config", "galerakv.errors", "galerakv.paths"},
