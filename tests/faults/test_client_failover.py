@@ -18,14 +18,11 @@ Run with ``-s`` to see the counts.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
-import asyncmy
 import pytest
 
-from galerakv import secrets
 from galerakv.client import Client, OutcomeUnknown, RetryPolicy
 from tests.support.faults import FaultCluster
 from tests.support.server import writer_of
@@ -41,33 +38,12 @@ REQUEST_TIMEOUT = 30.0  # a request may wait through a failover, never forever
 NS = "f-client"
 
 
-def values_on(fc: FaultCluster, node: str, ns: str) -> dict[str, tuple[str, bytes]]:
-    """Key -> (version, value) of namespace ``ns`` as ``node`` has it (``wsrep_sync_wait``)."""
-    found = secrets.load(fc.cluster.state_dir / "secrets.toml")
-    assert found is not None
-
-    async def fetch() -> dict[str, tuple[str, bytes]]:
-        conn = await asyncmy.connect(host=fc.address(node), port=3306, user=found.app.user,
-                                     password=found.app.password, db=fc.data["database"]["name"],
-                                     connect_timeout=5)
-        try:
-            async with conn.cursor() as cur:
-                await asyncio.wait_for(cur.execute(
-                    "SET STATEMENT wsrep_sync_wait=1 FOR SELECT k, ver, v FROM kv WHERE ns = %s",
-                    (ns.encode(),)), 30)
-                return {bytes(k).decode(): (str(ver), bytes(v)) for k, ver, v in await cur.fetchall()}
-        finally:
-            conn.close()
-
-    return asyncio.run(fetch())
-
-
 def check_nodes(fc: FaultCluster, label: str, nodes: list[str], written: dict[str, tuple[str, str]],
                 unknown: dict[str, str]) -> None:
     """Acknowledged puts on each node with value and ETag; unknown ones absent or intact, alike everywhere."""
     presence: dict[str, set[str]] = {}
     for node in nodes:
-        have = values_on(fc, node, NS)
+        have = fc.rows_on(node, NS)
         lost = [k for k, (etag, value) in written.items() if have.get(k) != (etag.strip('"'), value.encode())]
         corrupt = [k for k, value in unknown.items() if k in have and have[k][1] != value.encode()]
         extra = sorted(set(have) - set(written) - set(unknown))

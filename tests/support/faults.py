@@ -19,6 +19,7 @@ import asyncmy
 
 from galerakv import secrets
 from galerakv.cluster.transport.local import runs_mariadbd
+from galerakv.paths import StatePaths
 from tests.support.configs import merge, write_config
 from tests.support.local_cluster import LocalCluster
 from tests.support.net import free_port
@@ -128,25 +129,30 @@ class FaultCluster:
 
     # -------------------------------------------------------------- checks
 
-    def versions_on(self, node: str, ns: str) -> dict[str, str]:
-        """Key -> version of namespace ``ns`` as ``node`` has it (after applying all it was sent)."""
-        found = secrets.load(self.cluster.state_dir / "secrets.toml")
+    def rows_on(self, node: str, ns: str) -> dict[str, tuple[str, bytes]]:
+        """Key -> (version, value) of namespace ``ns`` as ``node`` has it (after applying all
+        it was sent: ``wsrep_sync_wait``)."""
+        found = secrets.load(StatePaths(self.cluster.state_dir).secrets)
         assert found is not None
 
-        async def fetch() -> dict[str, str]:
+        async def fetch() -> dict[str, tuple[str, bytes]]:
             conn = await asyncmy.connect(host=self.address(node), port=3306, user=found.app.user,
                                          password=found.app.password, db=self.data["database"]["name"],
                                          connect_timeout=5)
             try:
                 async with conn.cursor() as cur:
                     await asyncio.wait_for(cur.execute(
-                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT k, ver FROM kv WHERE ns = %s",
+                        "SET STATEMENT wsrep_sync_wait=1 FOR SELECT k, ver, v FROM kv WHERE ns = %s",
                         (ns.encode(),)), 30)
-                    return {bytes(k).decode(): str(v) for k, v in await cur.fetchall()}
+                    return {bytes(k).decode(): (str(ver), bytes(v)) for k, ver, v in await cur.fetchall()}
             finally:
                 conn.close()
 
         return asyncio.run(fetch())
+
+    def versions_on(self, node: str, ns: str) -> dict[str, str]:
+        """Key -> version of namespace ``ns`` as ``node`` has it."""
+        return {k: ver for k, (ver, _) in self.rows_on(node, ns).items()}
 
 
 # ------------------------------------------------------------------ a write load's outcomes
