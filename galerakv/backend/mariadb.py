@@ -563,8 +563,11 @@ class MariaDBStore(Store):
             return False if settled else None
 
         while time.monotonic() < deadline:
-            for ep in self.router.readers():
-                if ep.name == failed.name:
+            # every other endpoint, not only those the router deems healthy now: a view change
+            # (the failed node evicted, then back) can briefly fail them all, and the window in
+            # which the failed node is out of the component is the one that settles the question
+            for ep in self.router.endpoints:
+                if ep.name == failed.name or not ep.reads:
                     continue
                 try:
                     answer = await ask(ep)

@@ -28,8 +28,6 @@ class Context(Protocol):
 _LIST_PARAMS = {"prefix", "limit", "cursor", "keys_only", "delimiter", "consistency"}
 _READ_PARAMS = {"consistency"}
 _KEY_PARAMS = {"ttl"}
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no", ""}
 
 
 def _check_params(req: Request, allowed: set[str]) -> dict[str, str]:
@@ -120,8 +118,8 @@ async def list_keys(app: Context, req: Request, ns: str) -> Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= limits.max_list_limit:
         raise Problem("invalid_query", f"limit must be an integer from 1 to "
                       f"{limits.max_list_limit}, not {raw_limit[:32]!r}", parameter="limit")
-    keys_only_raw = params.get("keys_only", "false").lower()
-    if keys_only_raw not in _TRUE | _FALSE:
+    keys_only_raw = params.get("keys_only", "false")
+    if keys_only_raw not in ("true", "false"):  # the boolean of the OpenAPI document, nothing looser
         raise Problem("invalid_query", "keys_only must be true or false", parameter="keys_only")
     delimiter = params.get("delimiter") or None
     if delimiter is not None and (len(delimiter) > 16 or "\x00" in delimiter):
@@ -132,7 +130,7 @@ async def list_keys(app: Context, req: Request, ns: str) -> Response:
         raise Problem("invalid_query", "prefix is longer than a key can be, or contains NUL",
                       parameter="prefix")
     cursor = params.get("cursor") or None
-    query = ListQuery(prefix, int(raw_limit), cursor, keys_only_raw in _TRUE, delimiter)
+    query = ListQuery(prefix, int(raw_limit), cursor, keys_only_raw == "true", delimiter)
     page = await app.store.list_keys(ns, query, local=_local(params))
     body = {
         "items": [ops.entry_json(e, with_value=not query.keys_only) for e in page.entries],
