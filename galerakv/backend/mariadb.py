@@ -99,7 +99,8 @@ READ_TIMEOUT = 3.0
 WRITE_TIMEOUT = 12.0
 PROBE_INTERVAL = 1.0
 WRITER_WAIT = 3.0        # how long a write waits for a new writer right after the last one failed
-OUTCOME_TIMEOUT = 20.0   # how long the outcome of a lost COMMIT is sought (> evs.suspect_timeout)
+OUTCOME_TIMEOUT = 15.0   # how long the outcome of a lost COMMIT is sought (> evs.suspect_timeout);
+# WRITE_TIMEOUT + OUTCOME_TIMEOUT stays under the 30 s a client commonly waits
 
 # Coalescing (measured in bench/results/galera.md): writes that arrive together are one
 # transaction on the writer, point reads that arrive together are one query.
@@ -563,14 +564,20 @@ class MariaDBStore(Store):
             return False if settled else None
 
         while time.monotonic() < deadline:
-            # every other endpoint, not only those the router deems healthy now: a view change
-            # (the failed node evicted, then back) can briefly fail them all, and the window in
-            # which the failed node is out of the component is the one that settles the question
-            for ep in self.router.endpoints:
-                if ep.name == failed.name or not ep.reads:
+            # the healthy endpoints first, then the others: a view change (the failed node
+            # evicted, then back) can briefly fail them all, and the window in which the failed
+            # node is out of the component is the one that settles the question. Every ask is
+            # bounded by the deadline, so a frozen node cannot stretch it.
+            healthy = self.router.readers()
+            others = [ep for ep in self.router.endpoints if ep.reads and ep not in healthy]
+            for ep in (*healthy, *others):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if ep.name == failed.name:
                     continue
                 try:
-                    answer = await ask(ep)
+                    answer = await asyncio.wait_for(ask(ep), left)
                 except (MySQLError, OSError, TimeoutError) as exc:
                     log.info("outcome check on %s: %s", ep.name, self._describe(exc))
                     continue
