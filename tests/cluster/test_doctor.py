@@ -196,7 +196,7 @@ def test_quorum_lost_non_primary(c: LocalCluster) -> None:
             os.kill(pid, signal.SIGSTOP)
             undo.callback(os.kill, pid, signal.SIGCONT)
         deadline = time.monotonic() + 60
-        while lifecycle.node_status(t, db1, timeout=5).primary:
+        while t.status(db1, 5).primary:
             assert time.monotonic() < deadline, "db1 stayed Primary without its peers"
             time.sleep(0.5)
         code, report = doctor(c)

@@ -23,10 +23,9 @@ from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
-from galerakv.galera import status as health
 from galerakv.galera.log import last_status_change
 from galerakv.galera.position import GraState
-from galerakv.galera.status import ClusterVerdict, NodeStatus
+from galerakv.galera.status import ClusterVerdict, NodeStatus, cluster_verdict
 from galerakv.paths import StatePaths
 from galerakv.secrets import ADMIN_TCP_USER, Secrets, ensure, load
 
@@ -54,14 +53,11 @@ class ClusterReport:
                 "nodes": [n.to_dict() for n in self.nodes]}
 
 
-def node_status(transport: Transport, node: NodeSettings, timeout: float = 10.0) -> NodeStatus:
-    return transport.status(node, timeout)
-
 
 def status(settings: Settings, transport: Transport) -> ClusterReport:
-    nodes = tuple(node_status(transport, n) for n in settings.cluster.nodes)
+    nodes = tuple(transport.status(n) for n in settings.cluster.nodes)
     return ClusterReport(settings.cluster.name, nodes,
-                         health.cluster_verdict(nodes, len(settings.cluster.nodes)))
+                         cluster_verdict(nodes, len(settings.cluster.nodes)))
 
 
 def grastates(transport: Transport, nodes: tuple[NodeSettings, ...]) -> dict[str, GraState | None]:
@@ -133,10 +129,10 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     for warning in balancer_pre.warnings:
         report(f"warning: {warning}")
 
-    running = {n.name: node_status(transport, n) for n in nodes if transport.is_running(n)}
+    running = {n.name: transport.status(n) for n in nodes if transport.is_running(n)}
     if len(running) == len(nodes):
         current = ClusterReport(settings.cluster.name, tuple(running[n.name] for n in nodes),
-                                health.cluster_verdict(list(running.values()), len(nodes)))
+                                cluster_verdict(list(running.values()), len(nodes)))
         if current.verdict.healthy:
             if balancer_pre.errors:
                 raise ClusterError("cannot start the balancer:\n"
@@ -258,7 +254,7 @@ def wait_synced(transport: Transport, node: NodeSettings, report: Report, timeou
         if not transport.is_running(node):
             raise NodeError(node.name, f"mariadbd exited while starting (after {elapsed:.1f} s)",
                             transport.log_tail(node))
-        st = node_status(transport, node, timeout=5)
+        st = transport.status(node, 5)
         if st.reachable and st.synced and st.primary and st.ready:
             report(f"  {node.name}: Synced, Primary, cluster size {st.cluster_size} "
                    f"({elapsed:.1f} s)")
@@ -369,7 +365,7 @@ def wait_for_leave(transport: Transport, remaining: list[NodeSettings], report: 
     """
     began = time.monotonic()
     while True:
-        sizes = [node_status(transport, n, timeout=5) for n in remaining]
+        sizes = [transport.status(n, 5) for n in remaining]
         if all(s.reachable and s.primary and s.cluster_size == len(remaining) for s in sizes):
             return
         if time.monotonic() - began > timeout:

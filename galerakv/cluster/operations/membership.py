@@ -241,7 +241,7 @@ def remove_node(settings: Settings, transport: Transport, report: Report, name: 
 
     if transport.is_running(node):
         others_running = [n for n in remaining if transport.is_running(n)]
-        primary = [n for n in others_running if lifecycle.node_status(transport, n).primary]
+        primary = [n for n in others_running if transport.status(n).primary]
         if not primary:
             raise ClusterError(f"no other node is in a Primary component; removing {name} now "
                                "would leave nothing to serve; nothing changed")
