@@ -280,6 +280,28 @@ def _consteq(a: str, b: str) -> bool:
 
     return hmac.compare_digest(a.encode(), b.encode())
 
+@dataclass(frozen=True)
+class WatchSettings:
+    """The change feed (``/watch``, ``/changes``) and the history it is read from."""
+
+    history_revisions: int = field(default=100_000, metadata=_key(
+        "changes kept in the history at most (older ones are compacted: a `since` before them gets 410)",
+        check=_range(1000, 1_000_000_000)))
+    history_seconds: float = field(default=3600.0, metadata=_key(
+        "seconds a change is kept in the history at most", check=_range(10, 366 * 86400)))
+    compact_interval: float = field(default=30.0, metadata=_key(
+        "seconds between background compactions of the history", check=_range(0.1, 86400)))
+    poll_interval: float = field(default=0.05, metadata=_key(
+        "seconds between reads of new changes while someone watches (each server process reads once "
+        "for all its watchers; its own writes are read at once)", check=_range(0.005, 10)))
+    keepalive: float = field(default=15.0, metadata=_key(
+        "seconds between comment lines on an idle event stream", check=_range(0.1, 300)))
+    max_watchers: int = field(default=1000, metadata=_key(
+        "event streams and waiting `/changes` requests held at once per server process (more get 503)",
+        check=_range(1, 100_000)))
+    send_timeout: float = field(default=30.0, metadata=_key(
+        "seconds a watcher may take to accept an event before it is cut off", check=_range(1, 3600)))
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -291,6 +313,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings, metadata=_key())
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_key())
     limits: LimitsSettings = field(default_factory=LimitsSettings, metadata=_key())
+    watch: WatchSettings = field(default_factory=WatchSettings, metadata=_key())
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_key())
 
     @property

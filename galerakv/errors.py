@@ -10,7 +10,8 @@ so callers never catch a third-party exception.
     ├── StoreError                  raised by a backend
     │   ├── InvalidRequest          the operation itself is malformed (4xx)
     │   ├── BackendUnavailable      the database cannot be reached or is not ready (503)
-    │   └── OutcomeUnknown          a write was sent but its result is not known (503)
+    │   ├── OutcomeUnknown          a write was sent but its result is not known (503)
+    │   └── Compacted               history older than the retention window was asked for (410)
     └── ClusterError                a cluster operation failed (cluster toolkit)
         └── NodeError               one named node failed; carries its log tail
 
@@ -101,6 +102,20 @@ class OutcomeUnknown(BackendUnavailable):
     """A write reached the database but its commit was not confirmed."""
 
     code = "outcome_unknown"
+
+
+class Compacted(StoreError):
+    """The changes after a revision were asked for, but history up to a later one is gone."""
+
+    code = "compacted"
+
+    def __init__(self, since: int, compact_revision: int, revision: int) -> None:
+        super().__init__(f"the history after revision {since} is no longer kept: changes up to revision "
+                         f"{compact_revision} were compacted; read the keys again, then watch from a "
+                         f"revision taken before that read (the store is at revision {revision})")
+        self.since = since
+        self.compact_revision = compact_revision
+        self.revision = revision
 
 
 class ClusterError(GalerakvError):

@@ -16,9 +16,17 @@ Contract (what every backend guarantees, and the API suite checks on each):
   and the chosen branch see one snapshot and commit together or not at all.
 - When a write method returns, the write is durable (it survives the server
   process being killed).
+- Every change (a put, a delete, a TTL purge) takes the next store-wide
+  **revision**: integers without gaps, strictly increasing in commit order
+  across all namespaces, the same whichever node or server process is asked.
+  A write's result carries the revision the store was at once it committed
+  (its last change's, or for a write that changed nothing, the revision it
+  was decided at). The history of changes is kept for a retention window and
+  read back in revision order by :meth:`Store.changes` (the watch feed).
 - Backends raise only :mod:`galerakv.errors` exceptions: ``InvalidRequest``
   for a malformed operation, ``BackendUnavailable`` when the database cannot
-  serve, ``OutcomeUnknown`` when a write's commit was not confirmed.
+  serve, ``OutcomeUnknown`` when a write's commit was not confirmed,
+  ``Compacted`` when history older than the retention window is asked for.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 OpKind = Literal["get", "put", "delete"]
+EventKind = Literal["put", "delete"]
 Status = Literal["ok", "created", "not_found", "precondition_failed"]
 CompareTarget = Literal["exists", "version", "value"]
 
@@ -79,6 +88,7 @@ class OpResult:
 
     status: Status
     entry: Entry | None = None
+    revision: int = 0  # the store's revision once the write that holds this operation committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,65 @@ class Compare:
 class TxnResult:
     succeeded: bool
     results: tuple[OpResult, ...]
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change of the history: a put (with the entry written) or a delete.
+
+    ``version`` is the entry's new version (put) or the removed one's (delete,
+    None when the backend did not keep it).
+    """
+
+    revision: int
+    ns: str
+    key: str
+    kind: EventKind
+    value: bytes = b""
+    content_type: str = ""
+    version: str | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """Changes after a revision, in revision order.
+
+    ``revision``: every change up to it has been looked at (the last event's
+    when the page is full, else the store's revision when read); the next page
+    starts after it. ``compacted``: the oldest ``since`` the history still
+    serves (changes up to it are gone).
+    """
+
+    events: tuple[Event, ...]
+    revision: int
+    compacted: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeQuery:
+    """Which changes to read: after ``since``, in ``ns`` (None: every namespace), keys starting
+    with ``prefix``, at most ``limit``, values left out when ``keys_only``."""
+
+    since: int
+    ns: str | None = None
+    prefix: str = ""
+    limit: int = 256
+    keys_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history is kept: at most ``revisions`` changes, none older than ``seconds``."""
+
+    revisions: int
+    seconds: float
+
+    def horizon(self, head: int, oldest_kept_after: int) -> int:
+        """The revision to compact up to: beyond the count window, or the newest change too old
+        (``oldest_kept_after``: the newest revision committed before the age limit, or 0)."""
+        return max(0, head - self.revisions, oldest_kept_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +236,20 @@ def settled(op: Op, current: Entry | None) -> OpResult | None:
     return unmet_condition(op, current)
 
 
+def with_revision(result: Any, revision: int) -> Any:
+    """A unit's result (an OpResult, a list of them, a TxnResult) stamped with its revision."""
+    if isinstance(result, list):
+        return [replace(r, revision=revision) for r in result]
+    return replace(result, revision=revision)
+
+
+def unit_revision(result: OpResult | list[OpResult] | TxnResult) -> int:
+    """The revision a write's result carries (0 for an empty batch)."""
+    if isinstance(result, list):
+        return max((r.revision for r in result), default=0)
+    return result.revision
+
+
 def expiry(ttl: float | None, now: float | None = None) -> float | None:
     """Absolute expiry time for a TTL in seconds (None: never)."""
     if ttl is None:
@@ -214,6 +297,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_expired(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired entries; return how many."""
+
+    @abc.abstractmethod
+    async def revision(self) -> tuple[int, int]:
+        """The store's revision and how far its history is compacted (causal, like a read)."""
+
+    @abc.abstractmethod
+    async def changes(self, query: ChangeQuery) -> ChangePage:
+        """The changes after ``query.since`` (causal: every change acknowledged before the call is
+        there). Raises ``Compacted`` when ``since`` is older than the history kept."""
+
+    @abc.abstractmethod
+    async def compact(self, retention: Retention) -> int:
+        """Drop history beyond ``retention``; return the revision compacted up to."""
 
     @abc.abstractmethod
     async def status(self) -> BackendStatus: ...

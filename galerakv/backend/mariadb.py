@@ -44,28 +44,32 @@ from asyncmy.errors import MySQLError
 from galerakv.backend import routing, statements
 from galerakv.backend.base import (
     BackendStatus,
+    ChangePage,
+    ChangeQuery,
     Compare,
     Entry,
+    Event,
     ListPage,
     ListQuery,
     Op,
     OpResult,
+    Retention,
     Store,
     TxnResult,
 )
 from galerakv.backend.coalesce import Coalescer
-from galerakv.backend.keys import paginate
+from galerakv.backend.keys import paginate, successor
 from galerakv.backend.retry import RetryPolicy
 from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
 from galerakv.config import Settings
-from galerakv.errors import BackendUnavailable, InvalidRequest, OutcomeUnknown, StoreError
+from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, OutcomeUnknown, StoreError
 from galerakv.paths import StatePaths
 
 log = logging.getLogger("galerakv.backend.mariadb")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATIONS: dict[int, Sequence[str]] = {
     1: (
         "CREATE TABLE IF NOT EXISTS kv ("
@@ -78,6 +82,25 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         " PRIMARY KEY (ns, k),"
         " KEY kv_exp (exp)"
         ") ENGINE=InnoDB",
+    ),
+    2: (
+        # The history of changes the watch feed reads: one row per change, written in the
+        # change's transaction; revisions come from the counter row (see statements.changes).
+        "CREATE TABLE IF NOT EXISTS kv_history ("
+        " rev BIGINT UNSIGNED NOT NULL PRIMARY KEY,"
+        " ns VARBINARY(128) NOT NULL,"
+        " k VARBINARY(2900) NOT NULL,"
+        " v LONGBLOB NULL,"          # NULL: a delete
+        " ct VARBINARY(255) NULL,"   # NULL: a delete
+        " ver BIGINT UNSIGNED NULL,"  # the put's version, or the deleted entry's
+        " exp DOUBLE NULL,"
+        " at DOUBLE NOT NULL"        # commit time, for retention by age
+        ") ENGINE=InnoDB",
+        "CREATE TABLE IF NOT EXISTS galerakv_revision ("
+        " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+        " rev BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB",
+        f"INSERT IGNORE INTO galerakv_revision (id, rev) VALUES ({statements.REVISION_ROW}, 0),"
+        f" ({statements.COMPACTED_ROW}, 0)",
     ),
 }
 
@@ -106,7 +129,10 @@ OUTCOME_TIMEOUT = 15.0   # how long the outcome of a lost COMMIT is sought (> ev
 # transaction on the writer, point reads that arrive together are one query.
 WRITE_LANES = 2          # groups committing at once (each holds one writer connection)
 WRITE_GROUP_MAX = 128    # units in one group
-WRITE_GROUP_BYTES = 4 << 20  # values in one group, and in one upsert statement (max_allowed_packet: 16M)
+WRITE_GROUP_BYTES = 4 << 20  # values in one group, and in one statement (written twice, rows and
+# history, escaped: under the rendered max_allowed_packet of 64M)
+COMPACT_CHUNK = 1000     # history rows deleted per transaction when compacting (a small write set)
+COMPACT_CHUNKS = 100     # transactions per compaction round at most
 READ_LANES = 4           # batched point-read queries in flight at once
 READ_BATCH_MAX = 64
 
@@ -117,6 +143,16 @@ _COLS = "k, v, ct, ver, exp"
 def _stored(result: UnitResult) -> UnitResult:
     """A blind put's result when only its being stored is known (answered as a replace)."""
     return OpResult("ok", result.entry) if isinstance(result, OpResult) else result
+
+
+def _event(row: Sequence[Any]) -> Event:
+    """An event from a history row of :meth:`MariaDBStore.changes`."""
+    rev, _, ns, k, v, ct, ver, exp = row
+    version = None if ver is None else str(ver)
+    if ct is None:
+        return Event(int(rev), bytes(ns).decode(), bytes(k).decode(), "delete", version=version)
+    return Event(int(rev), bytes(ns).decode(), bytes(k).decode(), "put", b"" if v is None else bytes(v),
+                 bytes(ct).decode(), version, exp)
 
 
 def _code(exc: BaseException) -> int:
@@ -449,6 +485,7 @@ class MariaDBStore(Store):
             raise _Uncommitted() from exc
         committing = False
         plan: GroupPlan | None = None
+        decided: GroupPlan | None = None
         results: list[UnitResult] | None = None
         try:
             async with conn.cursor() as cur:
@@ -457,15 +494,16 @@ class MariaDBStore(Store):
                         plan = blind_plan(units, time.time())
                         committing = True  # the whole group and its COMMIT go in one round trip
                         rows = await self._blind_send(cur, units, plan)
-                        results = GroupPlan(rows, plan.now, plan.versions).run_all(units)
+                        decided = GroupPlan(rows, plan.now, plan.versions)
+                        results = decided.run_all(units)
+                        revision = await self._last_row(cur, current=False)
                     else:
-                        plan = await self._plan(cur, units)
+                        plan = decided = await self._plan(cur, units)
                         results = plan.run_all(units)
                         committing = True  # the changes and COMMIT go in one round trip
                         await cur.execute(*statements.joined(statements.changes(plan, WRITE_GROUP_BYTES)))
-                    while await cur.nextset():  # the changes' and COMMIT's outcomes
-                        pass
-                return results
+                        revision = await self._last_row(cur, current=True)
+                return decided.stamped(revision)
         except (MySQLError, OSError, TimeoutError) as exc:
             conn.close()  # never reuse a connection in an unknown transaction state
             if _code(exc) in CONFLICTS:
@@ -481,13 +519,30 @@ class MariaDBStore(Store):
                 raise OutcomeUnknown(
                     f"{ep.name} failed during COMMIT and no other node could tell whether the write "
                     "committed; read the key before retrying", retry_after=1) from exc
-            if not committed:
+            if committed == 0:
                 raise _Uncommitted() from exc
             if results is None:  # a blind group whose old rows never came back: each put was
-                results = [_stored(result) for result in plan.results]  # stored, created or not
-            return results
+                plan.results = [_stored(result) for result in plan.results]  # stored, created or not
+                return plan.stamped(committed)
+            assert decided is not None
+            return decided.stamped(committed)
         finally:
             pool.release(conn)
+
+    @staticmethod
+    async def _last_row(cur: Any, current: bool) -> int:
+        """Read the outcomes of every statement sent (an error surfaces here); the value of the last
+        result set that has rows (the group's revision, see statements.changes). ``current``: the
+        cursor still stands on the first statement's outcome."""
+        found: list[Any] = []
+        if current and cur.description:
+            found = list(await cur.fetchall())
+        while await cur.nextset():
+            if cur.description:
+                found = list(await cur.fetchall())
+        if not found:
+            raise BackendUnavailable("MariaDB answered a write group without its revision", retry_after=1)
+        return int(found[-1][0])
 
     @staticmethod
     async def _plan(cur: Any, units: Sequence[Unit]) -> GroupPlan:
@@ -517,8 +572,9 @@ class MariaDBStore(Store):
         await cur.nextset()
         return statements.rows(await cur.fetchall())
 
-    async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> bool | None:
-        """After a lost COMMIT on ``failed``: did it commit? None if that cannot be known.
+    async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> int | None:
+        """After a lost COMMIT on ``failed``: the revision of the group's last change if it
+        committed, 0 if it did not, None if that cannot be known.
 
         Asked of another node, in this order: is ``failed`` out of that node's
         Primary component (``wsrep_incoming_addresses``)? then, causally, is the
@@ -533,13 +589,13 @@ class MariaDBStore(Store):
         """
         witness = plan.witness()
         if witness is None:
-            return False
-        ns, key, version = witness
+            return 0
+        ns, key, version = witness.ns, witness.key, witness.version
         is_node = self.settings.server.route == "nodes"
         address = f"{failed.host}:{failed.port}"
         deadline = time.monotonic() + OUTCOME_TIMEOUT
 
-        async def ask(ep: routing.Endpoint) -> bool | None:
+        async def ask(ep: routing.Endpoint) -> int | None:
             conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
             try:
                 async with conn.cursor() as cur:
@@ -556,12 +612,17 @@ class MariaDBStore(Store):
                             "SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
                             (ns.encode(), key.encode()))
                         row = await cur.fetchone()
+                    present = (row is None) if version is None else (row is not None and str(row[0]) == version)
+                    if present:
+                        await cur.execute(*statements.witness_revision(witness))
+                        found = await cur.fetchone()
+                        if found is not None:
+                            return int(found[0]) - witness.index + len(plan.log)
+                        if version is not None:
+                            return None  # the row is there but its history is not: cannot tell the revision
             finally:
                 conn.close()
-            present = (row is None) if version is None else (row is not None and str(row[0]) == version)
-            if present:
-                return True
-            return False if settled else None
+            return 0 if settled else None
 
         while time.monotonic() < deadline:
             # the healthy endpoints first, then the others: a view change (the failed node
@@ -663,6 +724,77 @@ class MariaDBStore(Store):
 
         if self.router.writer is None or not self._schema_ready:
             return 0
+        return await self._on_writer(work)
+
+    # ------------------------------------------------------------------ history
+
+    async def revision(self) -> tuple[int, int]:
+        async def work(cur: Any) -> dict[int, int]:
+            await cur.execute(f"{self._select(False)} id, rev FROM galerakv_revision")
+            return {int(i): int(r) for i, r in await cur.fetchall()}
+
+        counters = await self._read(work)
+        return counters.get(statements.REVISION_ROW, 0), counters.get(statements.COMPACTED_ROW, 0)
+
+    async def changes(self, query: ChangeQuery) -> ChangePage:
+        """One statement, so one snapshot: the counters and the history rows agree (a change's row
+        and its revision commit together, and commits become visible in revision order)."""
+        where: list[str] = ["rev > %s"]
+        args: list[Any] = [query.since]
+        if query.ns is not None:
+            where.append("ns = %s")
+            args.append(query.ns.encode())
+        if query.prefix:
+            where.append("k >= %s")
+            args.append(query.prefix.encode())
+            upper = successor(query.prefix)
+            if upper is not None:
+                where.append("k < %s")
+                args.append(upper.encode())
+        value = "NULL" if query.keys_only else "v"
+        sql = (f"{self._select(False)} id AS rev, 0 AS hist, NULL AS ns, NULL AS k, NULL AS v, NULL AS ct,"
+               " rev AS ver, NULL AS exp FROM galerakv_revision UNION ALL"
+               f" (SELECT rev, 1, ns, k, {value}, ct, ver, exp FROM kv_history WHERE {' AND '.join(where)}"
+               " ORDER BY rev LIMIT %s)")
+        args.append(query.limit)
+
+        async def work(cur: Any) -> list[Any]:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+
+        rows = await self._read(work)
+        counters = {int(r[0]): int(r[6]) for r in rows if not r[1]}
+        head = counters.get(statements.REVISION_ROW, 0)
+        compacted = counters.get(statements.COMPACTED_ROW, 0)
+        if query.since < compacted:
+            raise Compacted(query.since, compacted, head)
+        events = tuple(sorted((_event(r) for r in rows if r[1]), key=lambda e: e.revision))
+        done = events[-1].revision if len(events) == query.limit else max(head, query.since)
+        return ChangePage(events, done, compacted)
+
+    async def compact(self, retention: Retention) -> int:
+        """Move the compaction mark first, then delete the history up to it in small transactions
+        (a reader that read past rows about to go then sees the mark and answers 410)."""
+        if self.router.writer is None or not self._schema_ready:
+            return 0
+
+        async def work(cur: Any) -> int:
+            await cur.execute("SELECT id, rev FROM galerakv_revision")
+            counters = {int(i): int(r) for i, r in await cur.fetchall()}
+            await cur.execute("SELECT rev FROM kv_history WHERE at < %s ORDER BY rev DESC LIMIT 1",
+                              (time.time() - retention.seconds,))
+            old = await cur.fetchone()
+            target = retention.horizon(counters[statements.REVISION_ROW], int(old[0]) if old else 0)
+            if target > counters[statements.COMPACTED_ROW]:
+                await cur.execute("UPDATE galerakv_revision SET rev = GREATEST(rev, %s) WHERE id = %s",
+                                  (target, statements.COMPACTED_ROW))
+            mark = max(target, counters[statements.COMPACTED_ROW])
+            for _ in range(COMPACT_CHUNKS):
+                await cur.execute("DELETE FROM kv_history WHERE rev <= %s LIMIT %s", (mark, COMPACT_CHUNK))
+                if cur.rowcount < COMPACT_CHUNK:
+                    break
+            return mark
+
         return await self._on_writer(work)
 
     async def status(self) -> BackendStatus:

@@ -6,8 +6,11 @@ every operation runs in its own savepoint, so one failing operation does not
 undo the others. Reads run on the event loop's own read connection: in WAL
 mode they see the last committed state and never wait for the writer.
 
-Versions are a database-wide revision counter kept in the ``meta`` table and
-bumped under the write lock, so they never repeat, across processes too.
+Every change takes the next value of a database-wide revision counter kept
+in the ``meta`` table and bumped under the write lock (a put's revision is
+also its version, so versions never repeat, across processes too), and is
+written to the ``history`` table in the same transaction: revisions follow
+commit order with no gap, which is what the watch feed reads back.
 With ``synchronous=NORMAL`` a commit is in the WAL file when the write returns,
 so it survives a kill -9 of the server; ``full`` also survives power loss.
 """
@@ -28,21 +31,26 @@ from typing import Any, TypeVar
 
 from galerakv.backend.base import (
     BackendStatus,
+    ChangePage,
+    ChangeQuery,
     Compare,
     Entry,
+    Event,
     ListPage,
     ListQuery,
     Op,
     OpResult,
+    Retention,
     Store,
     TxnResult,
     expiry,
     settled,
+    with_revision,
 )
-from galerakv.backend.keys import paginate
-from galerakv.errors import BackendUnavailable, InvalidRequest, StoreError
+from galerakv.backend.keys import paginate, successor
+from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -57,7 +65,21 @@ CREATE TABLE IF NOT EXISTS kv (
 CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+-- history kept from here on: a database made before it has none before its current revision
+INSERT OR IGNORE INTO meta (name, value) SELECT 'compacted', value FROM meta WHERE name = 'revision';
+CREATE TABLE IF NOT EXISTS history (
+    rev          INTEGER PRIMARY KEY,
+    ns           TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    value        BLOB,            -- NULL: the key was deleted
+    content_type TEXT,
+    version      INTEGER,         -- the put's version, or the deleted entry's
+    expires_at   REAL,
+    at           REAL NOT NULL    -- commit time, for retention by age
+);
 """
+_HISTORY = ("INSERT INTO history (rev, ns, key, value, content_type, version, expires_at, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _GET = f"SELECT value, content_type, rev, expires_at FROM kv WHERE ns = ? AND key = ? AND {_LIVE}"
@@ -94,7 +116,8 @@ class _Tx:
         if done is not None:
             return done
         if op.kind == "delete":
-            self.conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, op.key))
+            assert cur is not None
+            self.remove(ns, op.key, int(cur.version))
             return OpResult("ok", cur)
         rev = self.next_version()
         expires = expiry(op.ttl, self.now)
@@ -105,15 +128,23 @@ class _Tx:
             " expires_at = excluded.expires_at",
             (ns, op.key, op.value, op.content_type, rev, expires),
         )
+        self.conn.execute(_HISTORY, (rev, ns, op.key, op.value, op.content_type, rev, expires, self.now))
         entry = Entry(op.key, op.value, op.content_type, str(rev), expires)
         return OpResult("created" if cur is None else "ok", entry)
 
+    def remove(self, ns: str, key: str, version: int) -> None:
+        """Delete a key's row and record the delete in the history."""
+        self.conn.execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, key))
+        self.conn.execute(_HISTORY, (self.next_version(), ns, key, None, None, version, None, self.now))
+
 
 class _OneChange:
-    """A job that makes at most one change with one statement (a put or delete of one key).
+    """A job that changes at most one key (a put or delete of one key).
 
-    A failing statement changes nothing, so such a job needs no savepoint of
-    its own in the group's transaction (two statements fewer per write).
+    Its statements (the row, then its history) only fail together with the
+    whole database (disk full, I/O error), so it runs without a savepoint of
+    its own (two statements fewer per write); should one fail anyway, the
+    group is rolled back and run again with a savepoint per job.
     """
 
     __slots__ = ("ns", "op")
@@ -123,7 +154,8 @@ class _OneChange:
         self.op = op
 
     def __call__(self, tx: _Tx) -> OpResult:
-        return tx.apply(self.ns, self.op)
+        result = tx.apply(self.ns, self.op)
+        return with_revision(result, tx.revision)  # type: ignore[no-any-return]
 
 
 class _Writer(threading.Thread):
@@ -162,12 +194,16 @@ class _Writer(threading.Thread):
     def _commit(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         try:
-            outcomes = self._commit_locked(group)
+            try:
+                outcomes = self._commit_locked(group, savepoints=False)
+            except _Unsafe:
+                outcomes = self._commit_locked(group, savepoints=True)
         finally:
             fcntl.flock(self.lock, fcntl.LOCK_UN)
         _resolve(group, outcomes)
 
-    def _commit_locked(self, group: list[tuple[Job, asyncio.Future[Any]]]) -> list[tuple[bool, Any]]:
+    def _commit_locked(self, group: list[tuple[Job, asyncio.Future[Any]]],
+                       savepoints: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -175,11 +211,13 @@ class _Writer(threading.Thread):
                 "SELECT value FROM meta WHERE name = 'revision'").fetchone()
             tx = _Tx(self.conn, revision, time.time())
             for job, _ in group:
-                if isinstance(job, _OneChange):  # one statement changes at most one row: it is atomic
+                before = tx.revision  # a failed job gives its revisions back: no gap in the history
+                if isinstance(job, _OneChange) and not savepoints:
                     try:
                         outcomes.append((True, job(tx)))
                     except (StoreError, sqlite3.Error) as exc:
-                        outcomes.append((False, _translate(exc)))
+                        self.conn.execute("ROLLBACK")
+                        raise _Unsafe from exc
                     continue
                 self.conn.execute("SAVEPOINT op")
                 try:
@@ -188,6 +226,7 @@ class _Writer(threading.Thread):
                 except (StoreError, sqlite3.Error) as exc:
                     self.conn.execute("ROLLBACK TO op")
                     self.conn.execute("RELEASE op")
+                    tx.revision = before
                     outcomes.append((False, _translate(exc)))
             self.conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (tx.revision,))
             self.conn.execute("COMMIT")
@@ -197,6 +236,10 @@ class _Writer(threading.Thread):
             err = _translate(exc)
             outcomes = [(False, err)] * len(group)
         return outcomes
+
+
+class _Unsafe(Exception):
+    """A job without a savepoint failed: run the group again with one per job."""
 
 
 def _resolve(group: list[tuple[Job, asyncio.Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
@@ -331,7 +374,7 @@ class SQLiteStore(Store):
                     for op in ops]
 
         def job(tx: _Tx) -> list[OpResult]:
-            return [tx.apply(ns, op) for op in ops]
+            return with_revision([tx.apply(ns, op) for op in ops], tx.revision)  # type: ignore[no-any-return]
 
         return await self._write(job)
 
@@ -340,23 +383,89 @@ class SQLiteStore(Store):
         def job(tx: _Tx) -> TxnResult:
             ok = all(c.holds(tx.current(ns, c.key)) for c in compares)
             branch = success if ok else failure
-            return TxnResult(ok, tuple(tx.apply(ns, op) for op in branch))
+            results = tuple(tx.apply(ns, op) for op in branch)
+            return TxnResult(ok, tuple(with_revision(r, tx.revision) for r in results), tx.revision)
 
         return await self._write(job)
 
     async def purge_expired(self, limit: int = 1000) -> int:
         def job(tx: _Tx) -> int:
-            cur = tx.conn.execute(
-                "DELETE FROM kv WHERE (ns, key) IN (SELECT ns, key FROM kv"
-                " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)", (tx.now, limit))
-            return cur.rowcount
+            expired = tx.conn.execute(
+                "SELECT ns, key, rev FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?"
+                " ORDER BY expires_at LIMIT ?", (tx.now, limit)).fetchall()
+            for ns, key, rev in expired:
+                tx.remove(ns, key, rev)
+            return len(expired)
+
+        return await self._write(job)
+
+    # ----------------------------------------------------------------- history
+
+    async def revision(self) -> tuple[int, int]:
+        try:
+            meta = dict(self._read().execute(
+                "SELECT name, value FROM meta WHERE name IN ('revision', 'compacted')").fetchall())
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return int(meta["revision"]), int(meta["compacted"])
+
+    async def changes(self, query: ChangeQuery) -> ChangePage:
+        conn = self._read()
+        where: list[str] = ["rev > ?"]
+        args: list[Any] = [query.since]
+        if query.ns is not None:
+            where.append("ns = ?")
+            args.append(query.ns)
+        if query.prefix:
+            where.append("key >= ?")
+            args.append(query.prefix)
+            upper = successor(query.prefix)
+            if upper is not None:
+                where.append("key < ?")
+                args.append(upper)
+        value = "NULL" if query.keys_only else "value"
+        sql = (f"SELECT rev, ns, key, {value}, content_type, version, expires_at, value IS NULL FROM history"
+               f" WHERE {' AND '.join(where)} ORDER BY rev LIMIT ?")
+        try:
+            conn.execute("BEGIN")  # one snapshot: the counters and the rows agree
+            try:
+                meta = dict(conn.execute(
+                    "SELECT name, value FROM meta WHERE name IN ('revision', 'compacted')").fetchall())
+                rows = conn.execute(sql, [*args, query.limit]).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        head, compacted = meta["revision"], meta["compacted"]
+        if query.since < compacted:
+            raise Compacted(query.since, compacted, head)
+        events = tuple(
+            Event(r[0], r[1], r[2], "delete", version=None if r[5] is None else str(r[5])) if r[7] else
+            Event(r[0], r[1], r[2], "put", b"" if r[3] is None else bytes(r[3]), r[4], str(r[5]), r[6])
+            for r in rows)
+        done = events[-1].revision if len(events) == query.limit else max(head, query.since)
+        return ChangePage(events, done, compacted)
+
+    async def compact(self, retention: Retention) -> int:
+        def job(tx: _Tx) -> int:
+            (compacted,) = tx.conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
+            old = tx.conn.execute("SELECT rev FROM history WHERE at < ? ORDER BY rev DESC LIMIT 1",
+                                  (tx.now - retention.seconds,)).fetchone()
+            target = retention.horizon(tx.revision, old[0] if old else 0)
+            if target > compacted:
+                tx.conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (target,))
+                tx.conn.execute("DELETE FROM history WHERE rev <= ?", (target,))
+                return int(target)
+            return int(compacted)
 
         return await self._write(job)
 
     async def status(self) -> BackendStatus:
         try:
-            (rev,) = self._read().execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+            meta = dict(self._read().execute(
+                "SELECT name, value FROM meta WHERE name IN ('revision', 'compacted')").fetchall())
         except (sqlite3.Error, BackendUnavailable) as exc:
             return BackendStatus(False, self.kind, f"SQLite not readable: {exc}")
-        return BackendStatus(True, self.kind, "ok", {"path": str(self.path), "revision": rev,
+        return BackendStatus(True, self.kind, "ok", {"path": str(self.path), "revision": meta["revision"],
+                                                      "compacted": meta["compacted"],
                                                       "synchronous": self.synchronous})

@@ -9,25 +9,40 @@ formatted into the SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from galerakv.backend.base import Entry
-from galerakv.backend.writeset import GroupPlan, RowKey, Unit, by_namespace, group_keys
+from galerakv.backend.writeset import Change, GroupPlan, RowKey, Unit, Witness, by_namespace, group_keys
+
+T = TypeVar("T")
+
+# The revision counter (row 1) and how far the history was compacted (row 2).
+REVISION_ROW = 1
+COMPACTED_ROW = 2
+
+
+def runs(items: Sequence[T], weight: Callable[[T], int], max_bytes: int) -> list[list[T]]:
+    """Consecutive runs of items whose weights add up to at most ``max_bytes`` (one item at least)."""
+    out: list[list[T]] = []
+    size = max_bytes + 1
+    for item in items:
+        w = weight(item)
+        if size + w > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += w
+    return out
 
 
 def chunks(upserts: list[tuple[str, Entry]], max_bytes: int) -> list[list[tuple[str, Entry]]]:
     """Consecutive runs of upserts whose values add up to at most ``max_bytes`` (one at least)."""
-    out: list[list[tuple[str, Entry]]] = []
-    size = max_bytes + 1
-    for item in upserts:
-        weight = len(item[1].value) + len(item[1].key)
-        if size + weight > max_bytes:
-            out.append([])
-            size = 0
-        out[-1].append(item)
-        size += weight
-    return out
+    return runs(upserts, lambda item: len(item[1].value) + len(item[1].key), max_bytes)
+
+
+def _change_weight(change: Change) -> int:
+    return len(change.key) + (len(change.entry.value) if change.entry is not None else 0)
 
 
 def rows(fetched: Sequence[Sequence[Any]]) -> dict[RowKey, Entry]:
@@ -40,8 +55,16 @@ def rows(fetched: Sequence[Sequence[Any]]) -> dict[RowKey, Entry]:
 
 
 def changes(plan: GroupPlan, max_statement_bytes: int) -> tuple[list[str], list[Any]]:
-    """The statements that write a plan's changes back, ending with COMMIT, and their arguments:
-    multi-row upserts (each under max_allowed_packet) and one delete."""
+    """The statements that write a plan's changes back and commit them, and their arguments.
+
+    Multi-row upserts (each under max_allowed_packet) and one delete; then
+    the group's revisions are taken from the counter row (its lock is held
+    from here to COMMIT, so revisions follow commit order cluster-wide: a
+    writer on another node conflicts on the row and is retried) and every
+    change is recorded in ``kv_history``. The last result set is the
+    revision of the group's last change (:func:`history_rows` explains it),
+    or for a group without changes, the counter as it decided.
+    """
     statements: list[str] = []
     args: list[Any] = []
     for chunk in chunks(plan.upserts(), max_statement_bytes):
@@ -56,8 +79,46 @@ def changes(plan: GroupPlan, max_statement_bytes: int) -> tuple[list[str], list[
         where, del_args = where_keys(by_namespace(deletes))
         statements.append(f"DELETE FROM kv WHERE {where}")
         args += del_args
-    statements.append("COMMIT")
+    if not plan.log:
+        statements += [f"SELECT rev FROM galerakv_revision WHERE id = {REVISION_ROW}", "COMMIT"]
+        return statements, args
+    statements.append(f"UPDATE galerakv_revision SET rev = LAST_INSERT_ID(rev + %s) WHERE id = {REVISION_ROW}")
+    args.append(len(plan.log))
+    history, history_args = history_rows(plan.log, plan.now, max_statement_bytes)
+    statements += [*history, "COMMIT", "SELECT LAST_INSERT_ID()"]
+    return statements, [*args, *history_args]
+
+
+def history_rows(log: Sequence[Change], now: float, max_statement_bytes: int) -> tuple[list[str], list[Any]]:
+    """``INSERT INTO kv_history`` of a group's changes, after its counter was moved on by
+    ``len(log)`` with ``LAST_INSERT_ID(rev + n)``: change i (1-based) takes revision
+    ``LAST_INSERT_ID() - n + i``. A delete has no value and no content type."""
+    statements: list[str] = []
+    args: list[Any] = []
+    n = len(log)
+    i = 0
+    for chunk in runs(log, _change_weight, max_statement_bytes):
+        for c in chunk:
+            i += 1
+            if c.entry is not None:
+                e = c.entry
+                args += (n - i, c.ns.encode(), c.key.encode(), e.value, e.content_type.encode(), int(e.version),
+                         e.expires_at, now)
+            else:
+                args += (n - i, c.ns.encode(), c.key.encode(), None, None,
+                         None if c.removed is None else int(c.removed), None, now)
+        statements.append("INSERT INTO kv_history (rev, ns, k, v, ct, ver, exp, at) VALUES "
+                          + ", ".join(["(LAST_INSERT_ID() - %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk)))
     return statements, args
+
+
+def witness_revision(witness: Witness) -> tuple[str, list[Any]]:
+    """The revision of a witness change, found from the newest end of the history (where a change
+    just committed is), and its arguments."""
+    kind = "ct IS NULL" if witness.version is None else "ct IS NOT NULL"
+    return (f"SELECT rev FROM kv_history WHERE ver = %s AND ns = %s AND k = %s AND {kind}"
+            " ORDER BY rev DESC LIMIT 1",
+            [int(witness.history_version), witness.ns.encode(), witness.key.encode()])
 
 
 def lock_rows(units: Sequence[Unit], values: bool) -> tuple[str, list[bytes]]:

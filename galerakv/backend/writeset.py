@@ -22,11 +22,35 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult, expiry, settled
+from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult, expiry, settled, with_revision
 
 Shape = Literal["op", "batch", "txn"]
 RowKey = tuple[str, str]  # (namespace, key)
 UnitResult = OpResult | list[OpResult] | TxnResult
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change of a group, in order: a put (``entry``) or a delete (``removed``: the version
+    deleted). Each takes the next revision when the group commits."""
+
+    ns: str
+    key: str
+    entry: Entry | None
+    removed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Witness:
+    """A change that tells whether a group committed: the key, the version it leaves (None: the
+    key was deleted), and where that change is in the group's changes (1-based), which gives the
+    group's revisions once the change's revision is found in the history."""
+
+    ns: str
+    key: str
+    version: str | None
+    index: int
+    history_version: str
 
 
 def new_version() -> int:
@@ -104,6 +128,8 @@ class GroupPlan:
         self._state: dict[RowKey, Entry | None] = dict(rows)
         self._changed: dict[RowKey, None] = {}  # insertion-ordered set
         self.results: list[UnitResult] = []
+        self.log: list[Change] = []  # every change, in order (also those a later one overwrote)
+        self.marks: list[int] = []  # per unit run: how many changes had been made once it was done
 
     def current(self, ns: str, key: str) -> Entry | None:
         entry = self._state.get((ns, key))
@@ -117,13 +143,16 @@ class GroupPlan:
         if done is not None:
             return done
         if op.kind == "delete":
+            assert cur is not None
             self._state[(ns, op.key)] = None
             self._changed[(ns, op.key)] = None
+            self.log.append(Change(ns, op.key, None, cur.version))
             return OpResult("ok", cur)
         version = next(self._versions) if self._versions is not None else new_version()
         entry = Entry(op.key, op.value, op.content_type, str(version), expiry(op.ttl, self.now))
         self._state[(ns, op.key)] = entry
         self._changed[(ns, op.key)] = None
+        self.log.append(Change(ns, op.key, entry))
         return OpResult("created" if cur is None else "ok", entry)
 
     def run(self, unit: Unit) -> UnitResult:
@@ -137,8 +166,18 @@ class GroupPlan:
 
     def run_all(self, units: Sequence[Unit]) -> list[UnitResult]:
         """Every unit's result, in order; kept in ``results``."""
-        self.results = [self.run(unit) for unit in units]
+        self.results = []
+        self.marks = []
+        for unit in units:
+            self.results.append(self.run(unit))
+            self.marks.append(len(self.log))
         return self.results
+
+    def stamped(self, last: int) -> list[UnitResult]:
+        """The results with their revisions, ``last`` being the group's last change's revision
+        (or, for a group without changes, the revision it was decided at)."""
+        base = last - len(self.log)
+        return [with_revision(result, base + mark) for result, mark in zip(self.results, self.marks, strict=True)]
 
     def upserts(self) -> list[tuple[str, Entry]]:
         return [(ns, entry) for (ns, key) in self._changed if (entry := self._state[(ns, key)]) is not None]
@@ -146,8 +185,8 @@ class GroupPlan:
     def deletes(self) -> list[RowKey]:
         return [rk for rk in self._changed if self._state[rk] is None]
 
-    def witness(self) -> tuple[str, str, str | None] | None:
-        """One change that tells whether the group committed: (ns, key, version or None if deleted).
+    def witness(self) -> Witness | None:
+        """One change that tells whether the group committed, or None for a group without changes.
 
         A put is preferred: its version was never stored before, so finding it
         proves the commit; an absent row proves less (it may never have existed).
@@ -155,9 +194,16 @@ class GroupPlan:
         ups = self.upserts()
         if ups:
             ns, entry = ups[0]
-            return ns, entry.key, entry.version
+            index = next(i for i, c in enumerate(self.log, 1) if c.entry is not None and c.entry is entry)
+            return Witness(ns, entry.key, entry.version, index, entry.version)
         dels = self.deletes()
-        return (dels[0][0], dels[0][1], None) if dels else None
+        if not dels:
+            return None
+        ns, key = dels[0]
+        index, change = next((i, c) for i, c in reversed(list(enumerate(self.log, 1)))
+                             if (c.ns, c.key) == (ns, key))
+        assert change.removed is not None
+        return Witness(ns, key, None, index, change.removed)
 
 
 def blind_plan(units: Sequence[Unit], now: float) -> GroupPlan:

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from galerakv import __version__
 from galerakv.backend import create_store
-from galerakv.backend.base import Store
+from galerakv.backend.base import Retention, Store
 from galerakv.config import Settings, Token
-from galerakv.errors import BackendUnavailable, InvalidRequest, StoreError
+from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, StoreError
 from galerakv.server import routes, validate
 from galerakv.server.http import (
     Receive,
@@ -20,6 +20,7 @@ from galerakv.server.http import (
     Response,
     Scope,
     Send,
+    StreamResponse,
     decode_segment,
     json_response,
     problem_response,
@@ -27,11 +28,12 @@ from galerakv.server.http import (
 from galerakv.server.metrics import Metrics
 from galerakv.server.openapi import openapi_document
 from galerakv.server.problems import Problem
+from galerakv.server.watch import Feed
 
 log = logging.getLogger("galerakv.server")
 
 Handler = Callable[[routes.Context, Request, str, str], Awaitable[Response]]
-NsHandler = Callable[[routes.Context, Request, str], Awaitable[Response]]
+NsHandler = Callable[[routes.Context, Request, str], Awaitable[Response | StreamResponse]]
 
 _KEY_METHODS: dict[str, Handler] = {
     "GET": routes.get_key, "HEAD": routes.get_key, "PUT": routes.put_key,
@@ -41,6 +43,8 @@ _NS_ROUTES: dict[bytes, tuple[str, str, NsHandler]] = {
     b"kv": ("GET", "/v1/ns/{ns}/kv", routes.list_keys),
     b"batch": ("POST", "/v1/ns/{ns}/batch", routes.batch),
     b"txn": ("POST", "/v1/ns/{ns}/txn", routes.txn),
+    b"watch": ("GET", "/v1/ns/{ns}/watch", routes.watch),
+    b"changes": ("GET", "/v1/ns/{ns}/changes", routes.changes),
 }
 _KEY_ROUTE = "/v1/ns/{ns}/kv/{key}"
 _PREFIX = b"/v1/ns/"
@@ -53,8 +57,10 @@ class App:
         self.settings = settings
         self.store = store if store is not None else create_store(settings)
         self.metrics = metrics if metrics is not None else Metrics()
+        self.feed = Feed(self.store, settings.watch)
         self._openapi: bytes | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._compactor: asyncio.Task[None] | None = None
         self._opened = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -64,13 +70,16 @@ class App:
             await self.store.open()
             self._opened = True
         self._purger = asyncio.create_task(self._purge_loop())
+        self._compactor = asyncio.create_task(self._compact_loop())
 
     async def shutdown(self) -> None:
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
-            self._purger = None
+        await self.feed.close()
+        for task in (self._purger, self._compactor):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._purger = self._compactor = None
         if self._opened:
             await self.store.close()
             self._opened = False
@@ -86,6 +95,16 @@ class App:
                     await asyncio.sleep(0)
             except StoreError as exc:
                 log.warning("TTL purge failed, will retry: %s", exc)
+
+    async def _compact_loop(self) -> None:
+        watch = self.settings.watch
+        retention = Retention(watch.history_revisions, watch.history_seconds)
+        while True:
+            await asyncio.sleep(watch.compact_interval)
+            try:
+                await self.store.compact(retention)
+            except StoreError as exc:
+                log.warning("history compaction failed, will retry: %s", exc)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -113,6 +132,7 @@ class App:
         started = time.perf_counter()
         req = Request(scope, receive)
         code: str | None = None
+        response: Response | StreamResponse
         try:
             response = await self._dispatch(req)
         except Problem as exc:
@@ -124,11 +144,15 @@ class App:
             log.exception("unexpected error on %s %s", req.method, req.path)
             internal = Problem("internal", "an unexpected error occurred; it has been logged")
             response, code = problem_response(internal), internal.code
+        if isinstance(response, StreamResponse):  # timed to its start: a stream lasts as long as its client
+            self.metrics.observe(req.method, req.route, response.status, time.perf_counter() - started, code)
+            await response.send(send, head=req.method == "HEAD")
+            return
         await response.send(send, head=req.method == "HEAD")
         self.metrics.observe(req.method, req.route, response.status, time.perf_counter() - started,
                              code)
 
-    async def _dispatch(self, req: Request) -> Response:
+    async def _dispatch(self, req: Request) -> Response | StreamResponse:
         raw = req.raw_path
         if raw.startswith(_PREFIX):
             ns_raw, sep, rest = raw[len(_PREFIX):].partition(b"/")
@@ -218,7 +242,19 @@ class App:
                 "max_request_bytes": self.settings.limits.max_request_bytes,
             },
             "auth": self.settings.auth.enabled,
+            "watch": await self._watch_status(),
         })
+
+    async def _watch_status(self) -> dict[str, object]:
+        watch = self.settings.watch
+        out: dict[str, object] = {"history_revisions": watch.history_revisions,
+                                  "history_seconds": watch.history_seconds,
+                                  "watchers": self.feed.watchers, "feed_revision": self.feed.head}
+        try:
+            out["revision"], out["compact_revision"] = await self.store.revision()
+        except StoreError as exc:
+            out["error"] = str(exc)
+        return out
 
     async def metrics_endpoint(self, req: Request) -> Response:
         return Response(200, self.metrics.render(),
@@ -242,8 +278,12 @@ _SIMPLE: dict[str, Callable[[App, Request], Awaitable[Response]]] = {
 _STORE_CODES = {"bad_request", "invalid_cursor", "backend_unavailable", "outcome_unknown"}
 
 
+
 def _store_problem(exc: StoreError) -> Problem:
-    """The problem a backend error becomes: 400 for a bad operation, else 503 with Retry-After."""
+    """The problem a backend error becomes: 400 for a bad operation, 410 for compacted history,
+    else 503 with Retry-After."""
+    if isinstance(exc, Compacted):
+        return routes.compacted(exc)
     if isinstance(exc, InvalidRequest):
         return Problem(exc.code if exc.code in _STORE_CODES else "bad_request", str(exc))
     retry = exc.retry_after if isinstance(exc, BackendUnavailable) else 1

@@ -6,7 +6,9 @@ routing and middleware stack (see bench/results/stack.md).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -129,6 +131,56 @@ class Response:
         headers.append((b"content-length", str(len(self.body)).encode()))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+class StreamResponse:
+    """A response whose body is produced while it is sent (the event stream).
+
+    ``chunks`` is an async iterator of body parts. The stream ends when it is
+    exhausted, when the client goes away (``receive`` says so), or when a part
+    is not accepted within ``send_timeout`` seconds (the connection is then
+    left to the server to close).
+    """
+
+    __slots__ = ("chunks", "headers", "on_close", "receive", "send_timeout", "status")
+
+    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: Iterable[tuple[bytes, bytes]],
+                 receive: Receive, send_timeout: float, on_close: Callable[[], None] | None = None) -> None:
+        self.status = status
+        self.chunks = chunks
+        self.headers = list(headers)
+        self.receive = receive
+        self.send_timeout = send_timeout
+        self.on_close = on_close
+
+    async def send(self, send: Send, head: bool = False) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+            if head:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            producer = asyncio.ensure_future(self._produce(send))
+            gone = asyncio.ensure_future(self._disconnected())
+            try:
+                await asyncio.wait({producer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (producer, gone):
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+        finally:
+            if self.on_close is not None:
+                self.on_close()
+
+    async def _produce(self, send: Send) -> None:
+        async for chunk in self.chunks:
+            await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}),
+                                   self.send_timeout)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _disconnected(self) -> None:
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
 
 
 def json_response(data: Any, status: int = 200,

@@ -32,7 +32,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         by_status.setdefault(status, []).append(code)
     names = {400: "Bad input", 401: "No valid bearer token", 403: "Token scope too small",
              404: "Not found", 405: "Method not allowed", 412: "Precondition failed",
-             413: "Over a limit", 503: "Database unavailable"}
+             410: "History compacted", 413: "Over a limit", 503: "Database unavailable"}
     return {str(s): _problem(names[s], *by_status[s]) for s in statuses}
 
 
@@ -42,6 +42,10 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 
 _ETAG_HEADER = {"ETag": {"description": "Strong ETag of the stored version", "schema": {"type": "string"}}}
+_REVISION_HEADER = {"X-Galerakv-Revision": {
+    "description": "The store-wide revision the write committed at (for a write that changed nothing, the "
+                   "revision it was decided at); watch from it to see every later change",
+    "schema": {"type": "integer", "minimum": 0}}}
 
 
 def _op_schema(limits: LimitsSettings, key: dict[str, Any], values: dict[str, Any],
@@ -97,6 +101,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "expires_at": {"type": "number"},
         },
     }
+    written_schema = {
+        "type": "object", "required": ["key", "etag", "revision"],
+        "properties": {"key": {"type": "string"}, "etag": {"type": "string"}, "revision": {"type": "integer"},
+                       "expires_at": {"type": "number"}},
+    }
     entry_schema = {
         "type": "object", "required": ["key", "etag"],
         "properties": {"key": {"type": "string"}, "etag": {"type": "string"},
@@ -139,19 +148,28 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "requestBody": {"required": False, "content": {"*/*": binary},
                             "description": f"The raw value, at most {limits.max_value_bytes} bytes"},
             "responses": {
-                "200": {**_json("Written", "Updated"), "headers": _ETAG_HEADER},
-                "201": {**_json("Written", "Created"), "headers": _ETAG_HEADER},
+                "200": {**_json("Written", "Updated"), "headers": {**_ETAG_HEADER, **_REVISION_HEADER}},
+                "201": {**_json("Written", "Created"), "headers": {**_ETAG_HEADER, **_REVISION_HEADER}},
                 **_errors(400, 401, 403, 412, 413, 503),
             },
         },
         "delete": {
             "summary": "Remove a key", "operationId": "deleteKey",
             "parameters": [if_match],
-            "responses": {"204": {"description": "Removed"},
+            "responses": {"204": {"description": "Removed", "headers": _REVISION_HEADER},
                           **_errors(400, 401, 403, 404, 412, 503)},
         },
     }
     body_errors = _errors(400, 401, 403, 413, 503)
+    feed_params = [
+        {"name": "prefix", "in": "query", "schema": {"type": "string", "pattern": _NO_NUL},
+         "description": "only keys starting with this"},
+        {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0},
+         "description": "the changes after this revision (default: from now on); at most the current revision"},
+        {"name": "keys_only", "in": "query", "schema": {"type": "boolean"},
+         "description": "leave the values out of the events"},
+    ]
+    feed_errors = _errors(400, 401, 403, 410, 503)
     return {
         "openapi": "3.0.3",
         "info": {"title": "galerakv", "version": __version__,
@@ -206,6 +224,43 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                   **body_errors},
                 },
             },
+            "/v1/ns/{ns}/watch": {
+                "parameters": [ns_param],
+                "get": {
+                    "summary": "Follow the namespace's changes as server-sent events, in revision order",
+                    "operationId": "watch",
+                    "parameters": [*feed_params, {
+                        "name": "Last-Event-ID", "in": "header", "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                        "description": "resume after this revision (sent by EventSource on reconnecting; "
+                                       "wins over since)"}],
+                    "responses": {"200": {
+                        "description": "text/event-stream: `id: <revision>`, `event: put|delete|compacted`, "
+                                       "`data: <Event JSON>`; a comment line at least every watch.keepalive "
+                                       "seconds",
+                        "headers": _REVISION_HEADER,
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        **feed_errors},
+                },
+            },
+            "/v1/ns/{ns}/changes": {
+                "parameters": [ns_param],
+                "get": {
+                    "summary": "The namespace's changes after a revision, as one JSON page",
+                    "operationId": "changes",
+                    "parameters": [
+                        *feed_params,
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1,
+                                    "maximum": min(limits.max_list_limit, 1024), "default": 100}},
+                        {"name": "wait", "in": "query",
+                         "schema": {"type": "number", "minimum": 0, "maximum": 60, "multipleOf": 0.001},
+                         "description": "seconds to wait for a first event when there is none yet"}],
+                    "responses": {"200": {**_json("ChangePage", "Events, and the revision to ask after next"),
+                                          "headers": _REVISION_HEADER},
+                                  **feed_errors},
+                },
+            },
             "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                                  "responses": {"200": {"description": "Alive", "content": {
                                      "application/json": {"schema": {"type": "object"}}}}}}},
@@ -236,9 +291,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                    "code": {"type": "string", "enum": sorted(CODES)},
                                    "detail": {"type": "string"}, "instance": {"type": "string"},
                                    "limit": {"type": "integer"},
+                                   "compact_revision": {"type": "integer"}, "revision": {"type": "integer"},
                                    "current_etag": {"type": "string", "nullable": True}},
                 },
-                "Written": entry_schema,
+                "Written": written_schema,
                 "Entry": entry_schema,
                 "ListPage": {
                     "type": "object", "required": ["items", "prefixes", "next_cursor"],
@@ -250,7 +306,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "TxnOp": _op_schema(limits, key_schema, value_props, conditions=False),
                 "OpResult": result_schema,
                 "BatchResult": {"type": "object", "required": ["results"], "properties": {
-                    "results": {"type": "array", "items": {"$ref": _REF + "OpResult"}}}},
+                    "results": {"type": "array", "items": {"$ref": _REF + "OpResult"}},
+                    "revision": {"type": "integer", "description": "present when the batch writes"}}},
+                "Event": {
+                    "type": "object", "required": ["key", "revision"],
+                    "properties": {"type": {"type": "string", "enum": ["put", "delete"]},
+                                   "key": {"type": "string"}, "revision": {"type": "integer"},
+                                   "etag": {"type": "string"}, "prev_etag": {"type": "string"},
+                                   "content_type": {"type": "string"}, **value_props,
+                                   "expires_at": {"type": "number"}}},
+                "ChangePage": {"type": "object", "required": ["events", "revision"], "properties": {
+                    "events": {"type": "array", "items": {"$ref": _REF + "Event"}},
+                    "revision": {"type": "integer", "description": "ask for the changes after this one next"}}},
                 "Compare": {"oneOf": [
                     {"type": "object", "required": ["key", target], "additionalProperties": False,
                      "properties": {"key": key_schema, target: schema, "not": {"type": "boolean"}}}
@@ -263,8 +330,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "success": {"type": "array", "items": {"$ref": _REF + "TxnOp"}},
                     "failure": {"type": "array", "items": {"$ref": _REF + "TxnOp"}}},
                     "additionalProperties": False},
-                "TxnResult": {"type": "object", "required": ["succeeded", "results"],
-                              "properties": {"succeeded": {"type": "boolean"},
+                "TxnResult": {"type": "object", "required": ["succeeded", "results", "revision"],
+                              "properties": {"succeeded": {"type": "boolean"}, "revision": {"type": "integer"},
                                              "results": {"type": "array",
                                                          "items": {"$ref": _REF + "OpResult"}}}},
                 "Ready": {"type": "object", "required": ["ready", "backend"],

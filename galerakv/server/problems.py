@@ -29,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, "No such key"),
     "no_route": (404, "No such endpoint"),
     "method_not_allowed": (405, "Method not allowed on this endpoint"),
+    "compacted": (410, "The history asked for is no longer kept"),
     "precondition_failed": (412, "The precondition did not hold"),
     "key_too_large": (413, "The key is longer than the limit"),
     "value_too_large": (413, "The value is larger than the limit"),
@@ -38,6 +39,7 @@ CODES: dict[str, tuple[int, str]] = {
     "internal": (500, "Internal server error"),
     "backend_unavailable": (503, "The database is not available"),
     "outcome_unknown": (503, "The write's outcome is unknown"),
+    "too_many_watchers": (503, "Too many watchers on this server process"),
 }
 
 

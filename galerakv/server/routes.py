@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import AsyncIterator
 from typing import Protocol
 
-from galerakv.backend.base import ListQuery, Store
+import orjson
+
+from galerakv.backend.base import Event, ListQuery, Store, unit_revision
 from galerakv.config import Settings
+from galerakv.errors import Compacted
 from galerakv.server import ops, validate
-from galerakv.server.http import Request, Response, json_response
+from galerakv.server.http import Request, Response, StreamResponse, json_response
 from galerakv.server.problems import Problem
+from galerakv.server.watch import PAGE, Feed, Interest, event_json, sse
 
 
 class Context(Protocol):
@@ -20,6 +27,9 @@ class Context(Protocol):
     @property
     def store(self) -> Store: ...
 
+    @property
+    def feed(self) -> Feed: ...
+
     def authorize_write(self, req: Request, ns: str, write: bool) -> None:
         """Raise the 401/403 problem when ``write`` and the request may not write to ``ns``."""
         ...
@@ -28,6 +38,17 @@ class Context(Protocol):
 _LIST_PARAMS = {"prefix", "limit", "cursor", "keys_only", "delimiter", "consistency"}
 _READ_PARAMS = {"consistency"}
 _KEY_PARAMS = {"ttl"}
+_WATCH_PARAMS = {"prefix", "since", "keys_only"}
+_CHANGES_PARAMS = {"prefix", "since", "keys_only", "limit", "wait"}
+MAX_WAIT = 60.0
+_WAIT_RE = re.compile(r"[0-9]{1,2}(\.[0-9]{1,3})?")
+REVISION_HEADER = b"x-galerakv-revision"
+
+
+def _written(app: Context, revision: int) -> tuple[bytes, bytes]:
+    """The revision header of a write's answer; the feed is told to read at once."""
+    app.feed.nudge()
+    return (REVISION_HEADER, str(revision).encode())
 
 
 def _check_params(req: Request, allowed: set[str]) -> dict[str, str]:
@@ -82,8 +103,8 @@ async def put_key(app: Context, req: Request, ns: str, key: str) -> Response:
         raise _precondition(result.entry.version if result.entry else None, create_only)
     assert result.entry is not None
     status = 201 if result.status == "created" else 200
-    return json_response(ops.entry_json(result.entry, with_value=False), status,
-                         [_etag_header(result.entry.version)])
+    return json_response({**ops.entry_json(result.entry, with_value=False), "revision": result.revision}, status,
+                         [_etag_header(result.entry.version), _written(app, result.revision)])
 
 
 async def delete_key(app: Context, req: Request, ns: str, key: str) -> Response:
@@ -96,7 +117,7 @@ async def delete_key(app: Context, req: Request, ns: str, key: str) -> Response:
         raise _precondition(result.entry.version if result.entry else None, False)
     if result.status == "not_found":
         raise Problem("not_found", f"no key {key[:200]!r} in namespace {ns!r}", key=key[:200])
-    return Response(204)
+    return Response(204, b"", [_written(app, result.revision)])
 
 
 def _precondition(current: str | None, create_only: bool) -> Problem:
@@ -150,8 +171,12 @@ async def batch(app: Context, req: Request, ns: str) -> Response:
                               conditions=True)
     app.authorize_write(req, ns, any(op.kind != "get" for op in batch_ops))
     results = await app.store.batch(ns, batch_ops) if batch_ops else []
-    return json_response({"results": [ops.result_json(op, r)
-                                      for op, r in zip(batch_ops, results, strict=True)]})
+    body: dict[str, object] = {"results": [ops.result_json(op, r) for op, r in zip(batch_ops, results, strict=True)]}
+    if any(op.kind != "get" for op in batch_ops):
+        revision = unit_revision(results)
+        body["revision"] = revision
+        return json_response(body, headers=[_written(app, revision)])
+    return json_response(body)
 
 
 async def txn(app: Context, req: Request, ns: str) -> Response:
@@ -178,8 +203,8 @@ async def txn(app: Context, req: Request, ns: str) -> Response:
     result = await app.store.txn(ns, compares, success, failure)
     branch = success if result.succeeded else failure
     return json_response({"succeeded": result.succeeded,
-                          "results": [ops.result_json(op, r)
-                                      for op, r in zip(branch, result.results, strict=True)]})
+                          "results": [ops.result_json(op, r) for op, r in zip(branch, result.results, strict=True)],
+                          "revision": result.revision}, headers=[_written(app, result.revision)])
 
 
 async def _json_body(app: Context, req: Request) -> object:
@@ -187,3 +212,116 @@ async def _json_body(app: Context, req: Request) -> object:
     # form type is a common slip and refusing it would help nobody.
     body = await req.body(app.settings.limits.max_request_bytes)
     return ops.load_json(body)
+
+
+# ---------------------------------------------------------------------- the change feed
+
+
+async def _feed_start(app: Context, req: Request, ns: str, params: dict[str, str]) -> tuple[Interest, int]:
+    """What a watcher follows and the revision it starts after: ``since``, or the Last-Event-ID
+    of a reconnecting EventSource (which wins), or the store's current revision."""
+    prefix = params.get("prefix", "")
+    if len(prefix.encode("utf-8", "surrogatepass")) > app.settings.limits.max_key_bytes or "\x00" in prefix:
+        raise Problem("invalid_query", f"prefix is longer than a key can be ({app.settings.limits.max_key_bytes} "
+                      "bytes), or contains NUL", parameter="prefix")
+    keys_only = params.get("keys_only", "false")
+    if keys_only not in ("true", "false"):
+        raise Problem("invalid_query", "keys_only must be true or false", parameter="keys_only")
+    last_id = req.header(b"last-event-id")
+    since: int | None = None
+    if last_id is not None and last_id.strip():
+        since = validate.revision(last_id.strip(), "Last-Event-ID")
+    elif "since" in params:
+        since = validate.revision(params["since"], "since")
+    if since is None or since > app.feed.head:
+        current, _ = await app.store.revision()
+        if since is None:
+            since = current
+        elif since > current:
+            raise Problem("invalid_query", f"since={since} is a future revision: the store is at revision {current}",
+                          parameter="since", revision=current)
+    return Interest(ns, prefix, keys_only == "true"), since
+
+
+def compacted(exc: Compacted) -> Problem:
+    return Problem("compacted", str(exc), compact_revision=exc.compact_revision, revision=exc.revision)
+
+
+def _admit(app: Context) -> None:
+    if app.feed.watchers >= app.settings.watch.max_watchers:
+        raise Problem("too_many_watchers", f"this server process already holds {app.feed.watchers} watchers, "
+                      "its limit (watch.max_watchers); try again later or another server instance",
+                      headers={"Retry-After": "5"})
+
+
+async def watch(app: Context, req: Request, ns: str) -> StreamResponse:
+    """``GET /v1/ns/{ns}/watch``: the namespace's changes as server-sent events."""
+    params = _check_params(req, _WATCH_PARAMS)
+    interest, since = await _feed_start(app, req, ns, params)
+    _admit(app)
+    try:
+        await app.feed.read(interest, since, limit=1)  # a since older than the history: 410 now
+    except Compacted as exc:
+        raise compacted(exc) from None
+    await app.feed.join()
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+               (b"x-accel-buffering", b"no"), (REVISION_HEADER, str(since).encode())]
+    return StreamResponse(200, _events(app, interest, since), headers, req.receive,
+                          app.settings.watch.send_timeout, app.feed.leave)
+
+
+async def _events(app: Context, interest: Interest, since: int) -> AsyncIterator[bytes]:
+    yield b"retry: 1000\n: watching %s from revision %d\n\n" % (interest.ns.encode(), since)
+    try:
+        async for events in app.feed.follow(interest, since):
+            if events:
+                yield b"".join(sse(e, interest.keys_only) for e in events)
+            else:
+                yield b": keepalive\n\n"
+    except Compacted as exc:  # fell out of the history kept: say so and end
+        body = {"code": "compacted", "detail": str(exc), "compact_revision": exc.compact_revision,
+                "revision": exc.revision}
+        yield b"event: compacted\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+async def changes(app: Context, req: Request, ns: str) -> Response:
+    """``GET /v1/ns/{ns}/changes``: the same events as one JSON page, waiting up to ``wait`` seconds."""
+    params = _check_params(req, _CHANGES_PARAMS)
+    limit_raw = params.get("limit", "100")
+    max_limit = min(app.settings.limits.max_list_limit, PAGE * 4)
+    if not limit_raw.isascii() or not limit_raw.isdigit() or not 1 <= int(limit_raw) <= max_limit:
+        raise Problem("invalid_query", f"limit must be a whole number from 1 to {max_limit}, not {limit_raw[:32]!r}",
+                      parameter="limit")
+    raw_wait = params.get("wait", "0")
+    if not _WAIT_RE.fullmatch(raw_wait) or float(raw_wait) > MAX_WAIT:
+        raise Problem("invalid_query", f"wait must be a number of seconds from 0 to {MAX_WAIT:g}, such as 30 or 0.5, "
+                      f"not {raw_wait[:32]!r}", parameter="wait")
+    wait = float(raw_wait)
+    interest, since = await _feed_start(app, req, ns, params)
+    limit = int(limit_raw)
+    try:
+        events, cursor = await app.feed.read(interest, since, limit)
+        if not events and wait > 0:
+            _admit(app)
+            await app.feed.join()
+            try:
+                events, cursor = await _first_events(app, interest, cursor, limit, wait)
+            finally:
+                app.feed.leave()
+    except Compacted as exc:
+        raise compacted(exc) from None
+    body = {"events": [{"type": e.kind, **event_json(e, interest.keys_only)} for e in events], "revision": cursor}
+    return json_response(body, headers=[(REVISION_HEADER, str(cursor).encode())])
+
+
+async def _first_events(app: Context, interest: Interest, cursor: int, limit: int,
+                        wait: float) -> tuple[list[Event], int]:
+    """The first events after ``cursor`` that arrive within ``wait`` seconds (none: an empty list)."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not await app.feed.wait(cursor, left):
+            return [], cursor
+        events, cursor = await app.feed.read(interest, cursor, limit)
+        if events:
+            return events, cursor

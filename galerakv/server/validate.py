@@ -130,3 +130,15 @@ def if_none_match_get(raw: str | None) -> tuple[bool, set[str]]:
 
 def etag(version: str) -> str:
     return f'"{version}"'
+
+
+_REVISION_RE = re.compile(r"[0-9]{1,19}")
+
+
+def revision(raw: str, what: str) -> int:
+    """A revision in a query parameter or header: ASCII digits only, at most 2**63 - 1."""
+    if not _REVISION_RE.fullmatch(raw) or int(raw) >= 1 << 63:
+        raise Problem("invalid_query" if what == "since" else "invalid_header",
+                      f"{what} must be a revision: a whole number from 0, such as the id of the last "
+                      f"event received; got {raw[:32]!r}", parameter=what)
+    return int(raw)

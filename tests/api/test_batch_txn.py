@@ -79,8 +79,11 @@ async def test_txn_not_and_missing_keys(client: httpx.AsyncClient) -> None:
                                                {"key": "ghost", "value": "x", "not": True}],
                                    "success": [{"op": "put", "key": "ghost", "value": "now"}]})
     assert r.json()["succeeded"] is True
+    written = r.json()["revision"]
     r = await client.post(T, json={"compare": [{"key": "ghost", "exists": False}]})
-    assert r.json() == {"succeeded": False, "results": []}
+    # a transaction that changed nothing answers the revision it was decided at: not before the last change
+    assert r.json() == {"succeeded": False, "results": [], "revision": r.json()["revision"]}
+    assert r.json()["revision"] >= written and r.headers["x-galerakv-revision"] == str(r.json()["revision"])
 
 
 async def test_txn_is_atomic_with_invalid_operation(client: httpx.AsyncClient) -> None:

@@ -20,7 +20,7 @@ async def test_put_then_get_returns_raw_value_and_content_type(client: httpx.Asy
     r = await put(client, "greeting", "hello", headers={"content-type": "text/plain; charset=utf-8"})
     assert r.status_code == 201
     etag = r.headers["etag"]
-    assert r.json() == {"key": "greeting", "etag": etag}
+    assert r.json() == {"key": "greeting", "etag": etag, "revision": int(r.headers["x-galerakv-revision"])}
     r = await client.get(f"{K}/greeting")
     assert r.status_code == 200
     assert r.content == b"hello"

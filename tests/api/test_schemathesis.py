@@ -41,7 +41,8 @@ _CONFIG = schemathesis.config.SchemathesisConfig.from_dict({
     "checks": {"negative_data_rejection": {"expected-statuses": [
         "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]}},
 })
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=_CONFIG)
+# The event stream never ends by itself: tests/api/test_watch.py holds it to the document instead.
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=_CONFIG).exclude(path_regex=r"/watch$")
 
 
 @schema.hook
@@ -52,6 +53,14 @@ def map_query(context: schemathesis.HookContext, query: dict[str, Any] | None) -
     cursor into a real one starting at the generated text, which still sends
     cursors at arbitrary positions through the listing code."""
     op = context.operation
+    if op is not None and op.path == "/v1/ns/{ns}/changes" and query:
+        if "wait" in query:
+            query = {**query, "wait": 0}  # any wait is valid; waiting it out would only slow the run down
+        if isinstance(query.get("since"), int) and query["since"] > 0:
+            # a revision the store has not reached yet is refused (400), which the document says
+            # in words only: keep a valid since valid
+            query = {**query, "since": 0}
+        return query
     if op is None or op.path != "/v1/ns/{ns}/kv" or not query or not isinstance(query.get("cursor"), str):
         return query
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult
+from galerakv.backend import statements
 from galerakv.backend.writeset import GroupPlan, Unit, blind_plan, group_keys
 
 NOW = 1_000_000.0
@@ -106,10 +107,42 @@ def test_the_witness_prefers_a_new_version_to_an_absent_row() -> None:
     plan = GroupPlan({("a", "gone"): entry("gone")}, NOW)
     assert plan.witness() is None
     plan.run(one("a", Op("delete", "gone")))
-    assert plan.witness() == ("a", "gone", None)
+    gone = plan.witness()
+    assert gone is not None and (gone.ns, gone.key, gone.version, gone.index) == ("a", "gone", None, 1)
+    assert gone.history_version == entry("gone").version  # the delete's history row names the version removed
     result = plan.run(one("a", put("new")))
     assert isinstance(result, OpResult) and result.entry is not None
-    assert plan.witness() == ("a", "new", result.entry.version)
+    new = plan.witness()
+    assert new is not None and (new.key, new.version, new.index) == ("new", result.entry.version, 2)
+
+
+def test_every_change_is_logged_in_order_and_each_unit_gets_the_revision_it_ended_at() -> None:
+    plan = GroupPlan({("a", "k"): entry("k", b"1", version="7")}, NOW)
+    units = [one("a", put("k", b"2")), one("a", put("k", b"3")), one("a", Op("delete", "missing")),
+             Unit("a", "batch", (put("x"), Op("delete", "k")))]
+    plan.run_all(units)
+    assert [(c.key, c.entry is not None) for c in plan.log] == [("k", True), ("k", True), ("x", True), ("k", False)]
+    assert plan.log[3].removed == plan.log[1].entry.version  # type: ignore[union-attr]
+    stamped = plan.stamped(104)  # the group's four changes took revisions 101-104
+    assert [r.revision for r in stamped[:3]] == [101, 102, 102]  # type: ignore[union-attr]
+    assert [r.revision for r in stamped[3]] == [104, 104]  # type: ignore[union-attr]
+    assert [e.key for _, e in plan.upserts()] == ["x"] and plan.deletes() == [("a", "k")]  # rows: final state only
+
+
+def test_history_rows_take_consecutive_revisions_from_the_counter() -> None:
+    plan = GroupPlan({}, NOW)
+    plan.run_all([one("a", put("k", b"v")), one("a", Op("delete", "k"))])
+    sql, args = statements.changes(plan, 1 << 20)
+    assert sql[-3:] == ["INSERT INTO kv_history (rev, ns, k, v, ct, ver, exp, at) VALUES "
+                        "(LAST_INSERT_ID() - %s, %s, %s, %s, %s, %s, %s, %s), "
+                        "(LAST_INSERT_ID() - %s, %s, %s, %s, %s, %s, %s, %s)", "COMMIT", "SELECT LAST_INSERT_ID()"]
+    assert "LAST_INSERT_ID(rev + %s)" in sql[-4] and args[-17] == 2  # the counter moves on by the two changes
+    assert args[-16] == 1 and args[-8] == 0  # offsets from the new counter value: revisions n-1, n
+    assert args[-5:-3] == [None, None]  # a delete has no value and no content type
+    empty = GroupPlan({}, NOW)
+    empty.run_all([one("a", Op("delete", "nothing"))])
+    assert statements.changes(empty, 1 << 20)[0] == [
+        "SELECT rev FROM galerakv_revision WHERE id = 1", "COMMIT"]  # no change: the revision it was decided at
 
 
 def test_group_keys_are_unique_and_sorted_per_namespace() -> None:

@@ -151,6 +151,8 @@ def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContex
         f"bind-address = {node.address}",
         f"port = {node.port}",
         "skip_name_resolve = ON",
+        "# a write group of galerakv (its rows and their history) goes in one statement",
+        "max_allowed_packet = 64M",
         "",
         "# -- settings Galera requires",
         "binlog_format = ROW",
