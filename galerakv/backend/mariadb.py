@@ -60,7 +60,7 @@ from galerakv.backend.base import (
 from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate, successor
 from galerakv.backend.retry import RetryPolicy
-from galerakv.backend.writeset import GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
+from galerakv.backend.writeset import Change, GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
 from galerakv.config import Settings
 from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, OutcomeUnknown, StoreError
 from galerakv.paths import StatePaths
@@ -718,13 +718,34 @@ class MariaDBStore(Store):
         return result
 
     async def purge_expired(self, limit: int = 1000) -> int:
+        """Delete up to ``limit`` expired rows in one transaction, each a delete in the history."""
         async def work(cur: Any) -> int:
-            await cur.execute("DELETE FROM kv WHERE exp IS NOT NULL AND exp <= %s LIMIT %s", (time.time(), limit))
-            return int(cur.rowcount)
+            await cur.execute("BEGIN")
+            try:
+                await cur.execute("SELECT ns, k, ver FROM kv WHERE exp IS NOT NULL AND exp <= %s"
+                                  " ORDER BY exp LIMIT %s FOR UPDATE", (now, limit))
+                expired = [(bytes(ns).decode(), bytes(k).decode(), str(ver)) for ns, k, ver in await cur.fetchall()]
+                if not expired:
+                    await cur.execute("ROLLBACK")
+                    return 0
+                where, args = statements.where_keys(by_namespace((ns, k) for ns, k, _ in expired))
+                await cur.execute(f"DELETE FROM kv WHERE {where}", args)
+                log = [Change(ns, k, None, ver) for ns, k, ver in expired]
+                await cur.execute("UPDATE galerakv_revision SET rev = LAST_INSERT_ID(rev + %s) WHERE id = %s",
+                                  (len(log), statements.REVISION_ROW))
+                for sql, sql_args in statements.history_rows(log, now, WRITE_GROUP_BYTES):
+                    await cur.execute(sql, sql_args)
+                await cur.execute("COMMIT")
+                return len(expired)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await cur.execute("ROLLBACK")
+                raise
 
         if self.router.writer is None or not self._schema_ready:
             return 0
-        return await self._on_writer(work)
+        now = time.time()
+        return await self._on_writer(work)  # a conflict with a write fails this round; the next one purges
 
     # ------------------------------------------------------------------ history
 

@@ -84,20 +84,22 @@ def changes(plan: GroupPlan, max_statement_bytes: int) -> tuple[list[str], list[
         return statements, args
     statements.append(f"UPDATE galerakv_revision SET rev = LAST_INSERT_ID(rev + %s) WHERE id = {REVISION_ROW}")
     args.append(len(plan.log))
-    history, history_args = history_rows(plan.log, plan.now, max_statement_bytes)
-    statements += [*history, "COMMIT", "SELECT LAST_INSERT_ID()"]
-    return statements, [*args, *history_args]
+    for sql, sql_args in history_rows(plan.log, plan.now, max_statement_bytes):
+        statements.append(sql)
+        args += sql_args
+    statements += ["COMMIT", "SELECT LAST_INSERT_ID()"]
+    return statements, args
 
 
-def history_rows(log: Sequence[Change], now: float, max_statement_bytes: int) -> tuple[list[str], list[Any]]:
+def history_rows(log: Sequence[Change], now: float, max_statement_bytes: int) -> list[tuple[str, list[Any]]]:
     """``INSERT INTO kv_history`` of a group's changes, after its counter was moved on by
     ``len(log)`` with ``LAST_INSERT_ID(rev + n)``: change i (1-based) takes revision
     ``LAST_INSERT_ID() - n + i``. A delete has no value and no content type."""
-    statements: list[str] = []
-    args: list[Any] = []
+    out: list[tuple[str, list[Any]]] = []
     n = len(log)
     i = 0
     for chunk in runs(log, _change_weight, max_statement_bytes):
+        args: list[Any] = []
         for c in chunk:
             i += 1
             if c.entry is not None:
@@ -107,9 +109,9 @@ def history_rows(log: Sequence[Change], now: float, max_statement_bytes: int) ->
             else:
                 args += (n - i, c.ns.encode(), c.key.encode(), None, None,
                          None if c.removed is None else int(c.removed), None, now)
-        statements.append("INSERT INTO kv_history (rev, ns, k, v, ct, ver, exp, at) VALUES "
-                          + ", ".join(["(LAST_INSERT_ID() - %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk)))
-    return statements, args
+        out.append(("INSERT INTO kv_history (rev, ns, k, v, ct, ver, exp, at) VALUES "
+                    + ", ".join(["(LAST_INSERT_ID() - %s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk)), args))
+    return out
 
 
 def witness_revision(witness: Witness) -> tuple[str, list[Any]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -67,12 +68,14 @@ class Prefix:
 
 @dataclass(frozen=True)
 class Written:
-    """What a write returned: the key's new ETag, and whether it was created."""
+    """What a write returned: the key's new ETag, whether it was created, and the store's
+    ``revision`` of the write (None from a server without a change feed)."""
 
     key: str
     etag: str
     created: bool
     expires_at: float | None = None
+    revision: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,75 @@ class Result:
         return 200 <= self.status < 300
 
 
+class Results(list[Result]):
+    """A batch's results, one per operation in order; ``revision``: the store's revision after
+    the batch's writes (None for a batch of gets only, or from a server without a change feed)."""
+
+    revision: int | None = None
+
+
 @dataclass(frozen=True)
 class TxnResult:
+    """A transaction's outcome; ``revision``: the store's revision after it (None from a server
+    without a change feed)."""
+
     succeeded: bool
     results: tuple[Result, ...]
+    revision: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change of a watch or a changes page, in revision order.
+
+    ``kind`` "put": ``etag``, ``content_type`` and ``expires_at`` are the key's after the write,
+    ``value`` its bytes (None with ``keys_only``). ``kind`` "delete": ``prev_etag`` is the ETag the
+    key had (None when not known); the other fields are None.
+    """
+
+    kind: Literal["put", "delete"]
+    key: str
+    revision: int
+    etag: str | None = None
+    content_type: str | None = None
+    value: bytes | None = None
+    expires_at: float | None = None
+    prev_etag: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The value as UTF-8 text."""
+        return (self.value or b"").decode()
+
+    def json(self) -> Any:
+        """The value parsed as JSON."""
+        return json.loads(self.value or b"null")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the server sends it (its ``data``, with ``type`` first), for JSON."""
+        out: dict[str, Any] = {"type": self.kind, "key": self.key, "revision": self.revision}
+        if self.kind == "delete":
+            if self.prev_etag is not None:
+                out["prev_etag"] = self.prev_etag
+            return out
+        out["etag"] = self.etag
+        out["content_type"] = self.content_type
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at
+        if self.value is not None:
+            try:
+                out["value"] = self.value.decode()
+            except UnicodeDecodeError:
+                out["value_base64"] = base64.b64encode(self.value).decode()
+        return out
+
+
+@dataclass(frozen=True)
+class Changes:
+    """A page of changes: ``events`` in revision order, and ``revision``, the ``since`` of the next page."""
+
+    events: tuple[Event, ...]
+    revision: int
 
 
 def encode(value: Value | None, json_value: Any, content_type: str | None) -> tuple[bytes, str]:
@@ -129,6 +197,36 @@ def _entry(item: Mapping[str, Any]) -> Entry:
         raw = None
     ctype = str(item.get("content_type") or ("" if raw is None else BYTES_TYPE))
     return Entry(str(item["key"]), str(item.get("etag") or ""), raw, ctype, item.get("expires_at"))
+
+
+def _revision_of(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _event(kind: object, item: object) -> Event:
+    """An :class:`Event` from the server's JSON of one change."""
+    if not isinstance(item, Mapping) or kind not in ("put", "delete"):
+        raise errors.ClientError(f"the server sent a change that is not valid: {kind!r} {str(item)[:200]}")
+    revision = _revision_of(item.get("revision"))
+    if revision is None or not isinstance(item.get("key"), str):
+        raise errors.ClientError(f"the server sent a change without key or revision: {str(item)[:200]}")
+    if kind == "delete":
+        prev = item.get("prev_etag")
+        return Event("delete", item["key"], revision, prev_etag=prev if isinstance(prev, str) else None)
+    if "value" in item:
+        raw: bytes | None = str(item["value"]).encode()
+    elif "value_base64" in item:
+        raw = base64.b64decode(str(item["value_base64"]))
+    else:
+        raw = None
+    expires = item.get("expires_at")
+    return Event("put", item["key"], revision, str(item.get("etag") or ""),
+                 str(item.get("content_type") or BYTES_TYPE), raw,
+                 float(expires) if isinstance(expires, int | float) else None)
 
 
 def _result(item: Mapping[str, Any]) -> Result:
@@ -226,6 +324,8 @@ class Call:
     content: bytes | None = None
     writes: bool = False  # repeating it after it was sent could apply it twice
     base: str = ""  # set by exchange(); "" means the current base URL
+    stream: bool = False  # a 200's body is read with Read effects, not at once (the answer has body b"")
+    read_timeout: float | None = None  # the answer may take this long on purpose: wait at least so much
 
 
 @dataclass(frozen=True)
@@ -251,8 +351,21 @@ class Sleep:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Read:
+    """The next bytes of the open stream (a ``Call`` with ``stream``): answered with non-empty
+    bytes, ``b""`` when the server ended the stream, or a :class:`Failure`."""
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the open stream (a driver also closes it on the next Call, and when the operation ends)."""
+
+
 Effect = Call | Sleep
 Op = Generator[Effect, "Reply | Failure | None", Any]
+# a streaming operation also reads and closes its stream, and yields its Events to the caller
+StreamOp = Generator["Effect | Read | Close | Event", Any, None]
 
 
 @dataclass
@@ -304,33 +417,42 @@ def exchange(call: Call, endpoints: Endpoints, policy: RetryPolicy) -> Generator
     """Send ``call`` until it gets an answer that is not a retryable failure (module docstring)."""
     last = ""
     for attempt in range(policy.attempts):
-        url = endpoints.url
-        outcome = yield replace(call, base=url)
-        more = attempt + 1 < policy.attempts
-        if isinstance(outcome, Failure):
-            if outcome.sent and call.writes:
-                raise errors.OutcomeUnknown(f"{call.method} {call.path}: the connection to "
-                                            f"{url} failed after the request was sent "
-                                            f"({outcome.detail}); read before writing again")
-            last = f"{url}: {outcome.detail}"
-            endpoints.failed(url)
-            if more:
-                yield Sleep(policy.delay(attempt))
-            continue
-        assert isinstance(outcome, Reply)
-        if outcome.status == 503:
-            body = _problem_body(outcome)
-            if body.get("code") == "outcome_unknown":
-                raise errors.OutcomeUnknown(str(body.get("detail") or "outcome unknown"), body)
-            last = f"{url}: 503 {body.get('code', '')} {body.get('detail', '')}".strip()
-            if not more:
-                raise errors.problem(503, body)
-            endpoints.failed(url)
-            yield Sleep(policy.delay(attempt, _retry_after(outcome)))
-            continue
-        return outcome
+        outcome = yield from attempt_once(call, endpoints, policy, attempt)
+        if isinstance(outcome, Reply):
+            return outcome
+        last = outcome
     raise errors.ConnectionFailed(f"{call.method} {call.path}: no server answered after "
                                   f"{policy.attempts} attempts; last: {last}")
+
+
+def attempt_once(call: Call, endpoints: Endpoints, policy: RetryPolicy,
+                 attempt: int) -> Generator[Effect, Reply | Failure | None, Reply | str]:
+    """Try ``call`` once (try number ``attempt``, from 0): its answer, or why it failed when it
+    may be tried again; in that case the endpoints moved on and the backoff was slept, unless it
+    was the last try. Raises what must not be retried (module docstring)."""
+    url = endpoints.url
+    outcome = yield replace(call, base=url)
+    more = attempt + 1 < policy.attempts
+    if isinstance(outcome, Failure):
+        if outcome.sent and call.writes:
+            raise errors.OutcomeUnknown(f"{call.method} {call.path}: the connection to "
+                                        f"{url} failed after the request was sent "
+                                        f"({outcome.detail}); read before writing again")
+        endpoints.failed(url)
+        if more:
+            yield Sleep(policy.delay(attempt))
+        return f"{url}: {outcome.detail}"
+    assert isinstance(outcome, Reply)
+    if outcome.status == 503:
+        body = _problem_body(outcome)
+        if body.get("code") == "outcome_unknown":
+            raise errors.OutcomeUnknown(str(body.get("detail") or "outcome unknown"), body)
+        if not more:
+            raise errors.problem(503, body)
+        endpoints.failed(url)
+        yield Sleep(policy.delay(attempt, _retry_after(outcome)))
+        return f"{url}: 503 {body.get('code', '')} {body.get('detail', '')}".strip()
+    return outcome
 
 
 def _problem_body(reply: Reply) -> dict[str, Any]:
@@ -366,6 +488,12 @@ def _expires(reply: Reply) -> float | None:
     return float(value) if value else None
 
 
+def _write_revision(reply: Reply, data: object) -> int | None:
+    """The store's revision of a write: the body's ``revision``, else the X-Galerakv-Revision header."""
+    found = _revision_of(data.get("revision")) if isinstance(data, Mapping) else None
+    return found if found is not None else _revision_of(reply.headers.get("x-galerakv-revision", ""))
+
+
 # --------------------------------------------------------------------------- operations
 
 
@@ -395,7 +523,7 @@ def put(ep: Endpoints, policy: RetryPolicy, ns: str, key: str, value: Value | No
     _raise_for(reply)
     data = reply.json() or {}
     return Written(key, str(data.get("etag") or reply.headers.get("etag", "")), reply.status == 201,
-                   data.get("expires_at"))
+                   data.get("expires_at"), _write_revision(reply, data))
 
 
 def delete(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
@@ -437,13 +565,16 @@ def list_page(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, delimite
     return Page(tuple(items), data.get("next_cursor"))
 
 
-def batch(ep: Endpoints, policy: RetryPolicy, ns: str, ops: Batch) -> Generator[Effect, Any, list[Result]]:
+def batch(ep: Endpoints, policy: RetryPolicy, ns: str, ops: Batch) -> Generator[Effect, Any, Results]:
     writes = any(op["op"] != "get" for op in ops.ops)
     body = json.dumps({"ops": ops.ops}).encode()
     reply = yield from exchange(Call("POST", f"/v1/ns/{_segment(ns)}/batch", {},
                                      {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
     _raise_for(reply)
-    return [_result(r) for r in reply.json()["results"]]
+    data = reply.json()
+    results = Results(_result(r) for r in data["results"])
+    results.revision = _write_revision(reply, data) if writes else None
+    return results
 
 
 def txn(ep: Endpoints, policy: RetryPolicy, ns: str, t: Txn) -> Generator[Effect, Any, TxnResult]:
@@ -454,7 +585,8 @@ def txn(ep: Endpoints, policy: RetryPolicy, ns: str, t: Txn) -> Generator[Effect
                                      {"content-type": JSON_TYPE}, body, writes=writes), ep, policy)
     _raise_for(reply)
     data = reply.json()
-    return TxnResult(bool(data["succeeded"]), tuple(_result(r) for r in data["results"]))
+    return TxnResult(bool(data["succeeded"]), tuple(_result(r) for r in data["results"]),
+                     _write_revision(reply, data))
 
 
 def update(ep: Endpoints, policy: RetryPolicy, ns: str, key: str,
@@ -483,6 +615,216 @@ def status(ep: Endpoints, policy: RetryPolicy) -> Generator[Effect, Any, dict[st
     _raise_for(reply)
     result: dict[str, Any] = reply.json()
     return result
+
+
+# --------------------------------------------------------------------------- the change feed
+
+
+STREAM_READ_TIMEOUT = 75.0  # a watch stream silent this long (5 keepalives at the server's default 15 s) is dead
+CHANGES_READ_MARGIN = 10.0  # a /changes that waits: the answer may take wait + this long
+MAX_SSE_LINE = 64 << 20     # bytes of one line of an event stream, at most (a value is 1 MiB by default)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One block of a server-sent event stream (the lines up to a blank line)."""
+
+    event: str = ""  # "" when the block named none
+    data: str = ""   # the data lines joined with "\n"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """The text/event-stream format (WHATWG HTML, "server-sent events"), fed bytes as they
+    arrive: lines end with LF, CRLF or CR (also when a CRLF is split between two chunks); a
+    line starting with ``:`` is a comment; ``field: value`` with ``event``, ``data`` (one or
+    more, joined with LF), ``id`` and ``retry``; a blank line ends the block. Unlike a browser
+    it returns every block that held a line, comments-only ones too (as empty Messages): the
+    watch counts them as signs of life."""
+
+    def __init__(self) -> None:
+        self._pending = b""       # an incomplete line
+        self._after_cr = False    # the last chunk ended with CR: a LF starting the next one belongs to it
+        self._started = False     # a byte-order mark is skipped at the very start
+        self._seen = False        # the current block has a line
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[Message]:
+        """The blocks that ``chunk`` completes, in order."""
+        if not chunk:
+            return []
+        if not self._started:
+            self._started = True
+            chunk = chunk.removeprefix(b"\xef\xbb\xbf")
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        lines = _LINE_END.split(self._pending + chunk)
+        self._pending = lines.pop()
+        if len(self._pending) > MAX_SSE_LINE:
+            raise errors.ClientError(f"the event stream sent a line longer than {MAX_SSE_LINE} bytes")
+        out: list[Message] = []
+        for line in lines:
+            message = self._line(line.decode("utf-8", "replace"))
+            if message is not None:
+                out.append(message)
+        return out
+
+    def _line(self, line: str) -> Message | None:
+        if not line:
+            if not self._seen:
+                return None
+            message = Message(self._event, "\n".join(self._data), self._id, self._retry)
+            self._seen, self._event, self._data, self._id, self._retry = False, "", [], None, None
+            return message
+        self._seen = True
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\x00" not in value:
+            self._id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+        return None
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _watch_params(prefix: str, keys_only: bool) -> dict[str, str]:
+    params = {"prefix": prefix} if prefix else {}
+    if keys_only:
+        params["keys_only"] = "true"
+    return params
+
+
+def _check_since(since: int | None) -> None:
+    if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+        raise ValueError(f"since is a revision (a whole number from 0), not {since!r}")
+
+
+def watch(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, since: int | None,
+          keys_only: bool) -> StreamOp:
+    """Follow ``GET /v1/ns/{ns}/watch``: yield each :class:`Event` once, in revision order.
+
+    The first request asks for the changes after ``since`` (None: after the revision the
+    server is at, which its answer's X-Galerakv-Revision tells). When the stream breaks or the
+    server ends it, the watch moves on to the next base URL and asks again with
+    ``Last-Event-ID`` = the last revision received, so nothing is missed or repeated.
+    Opening is retried as any read (:func:`attempt_once`). Tries are counted across
+    reconnections and bounded by ``policy.attempts``; a stream that showed life (an event,
+    or any block after the server's greeting) starts the count again. 410 and ``event:
+    compacted`` raise :class:`~galerakv.client.errors.Compacted`.
+    """
+    _check_since(since)
+    path = f"/v1/ns/{_segment(ns)}/watch"
+    last = since
+    resumed = False   # a stream was open before: ask with Last-Event-ID
+    attempt = 0
+    why = ""
+    while True:
+        if attempt >= policy.attempts:
+            raise errors.ConnectionFailed(f"watch of {ns!r}: no server kept an event stream open, after "
+                                          f"{policy.attempts} attempts; last: {why}")
+        params = _watch_params(prefix, keys_only)
+        headers = {"accept": "text/event-stream"}
+        if last is not None:
+            if resumed:
+                headers["last-event-id"] = str(last)
+            else:
+                params["since"] = str(last)
+        url = ep.url
+        call = Call("GET", path, params, headers, stream=True, read_timeout=STREAM_READ_TIMEOUT)
+        outcome = yield from attempt_once(call, ep, policy, attempt)
+        if isinstance(outcome, str):
+            why = outcome
+            attempt += 1
+            continue
+        _raise_for(outcome)
+        if outcome.status != 200:
+            raise errors.problem(outcome.status, {"code": f"http_{outcome.status}",
+                                                  "detail": "the watch was answered without an event stream"})
+        resumed = True
+        if last is None:
+            last = _revision_of(outcome.headers.get("x-galerakv-revision", ""))
+        parser = SSEParser()
+        blocks = 0
+        lively = False
+        while True:
+            chunk = yield Read()
+            if isinstance(chunk, Failure):
+                why = f"{url}: {chunk.detail}"
+                break
+            if not chunk:
+                why = f"{url}: the server ended the event stream"
+                break
+            for message in parser.feed(chunk):
+                blocks += 1
+                if message.event == "compacted":
+                    raise errors.problem(410, {"code": "compacted", **_json_object(message.data)})
+                if message.event not in ("put", "delete"):
+                    continue
+                event = _event(message.event, _json_object(message.data))
+                if last is not None and event.revision <= last:
+                    continue  # already yielded (a server must not send it again; never repeat it)
+                last = event.revision
+                lively = True
+                yield event
+        yield Close()
+        ep.failed(url)
+        if lively or blocks > 1:
+            attempt = 0  # it worked for a while: reconnect at once, with a fresh count of tries
+            continue
+        if attempt + 1 < policy.attempts:
+            yield Sleep(policy.delay(attempt))
+        attempt += 1
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {"detail": text[:200]}
+    return data if isinstance(data, dict) else {"detail": text[:200]}
+
+
+def _seconds(value: float) -> str:
+    """``value`` as the server's seconds: ``30``, ``0.5`` (at most 3 decimals)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def changes(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, since: int | None, keys_only: bool,
+            limit: int, wait: float) -> Generator[Effect, Any, Changes]:
+    """``GET /v1/ns/{ns}/changes``: one page of the changes after ``since``, waiting up to ``wait``
+    seconds for the first one."""
+    _check_since(since)
+    params = _watch_params(prefix, keys_only)
+    params["limit"] = str(limit)
+    if since is not None:
+        params["since"] = str(since)
+    if wait:
+        params["wait"] = _seconds(wait)
+    call = Call("GET", f"/v1/ns/{_segment(ns)}/changes", params,
+                read_timeout=wait + CHANGES_READ_MARGIN if wait > 0 else None)
+    reply = yield from exchange(call, ep, policy)
+    _raise_for(reply)
+    data = reply.json()
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise errors.ClientError(f"the server's changes page is not valid: {reply.body[:200]!r}")
+    revision = _revision_of(data.get("revision"))
+    if revision is None:
+        raise errors.ClientError(f"the server's changes page has no revision: {reply.body[:200]!r}")
+    return Changes(tuple(_event(e.get("type") if isinstance(e, dict) else None, e) for e in data["events"]),
+                   revision)
 
 
 def normalize_urls(base_url: str | Iterable[str]) -> tuple[str, ...]:

@@ -10,6 +10,8 @@
     │   ├── Forbidden           403
     │   ├── InvalidRequest      any other 4xx: the request itself is wrong, never retried
     │   ├── Unavailable         503 backend_unavailable after every retry
+    │   ├── Compacted           410 compacted: a watch or changes asked for history no longer
+    │   │                       kept (compact_revision, revision)
     │   └── (ProblemError)      any other 5xx, such as 500 internal (a server bug), as is
     ├── OutcomeUnknown          a write was sent but whether it committed is not known:
     │                           re-read before retrying (503 outcome_unknown, or the
@@ -68,6 +70,24 @@ class Unavailable(ProblemError):
     """503: the database could not serve, on every attempt (nothing was written)."""
 
 
+class Compacted(ProblemError):
+    """410 (or a watch stream's ``event: compacted``): the changes after the revision asked for
+    are no longer kept. Read the keys again (a ``list``), then watch from a revision taken before
+    that read. ``compact_revision``: history up to it is gone; ``revision``: the store's revision."""
+
+    @property
+    def compact_revision(self) -> int | None:
+        return _int(self.body.get("compact_revision"))
+
+    @property
+    def revision(self) -> int | None:
+        return _int(self.body.get("revision"))
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class OutcomeUnknown(ClientError):
     """A write reached a server but its commit was not confirmed: it may or may not have
     happened. Read the key (or its ETag) before deciding to write again."""
@@ -84,7 +104,7 @@ class ConnectionFailed(ClientError):
 _BY_CODE: dict[str, type[ProblemError]] = {"not_found": NotFound,
                                             "precondition_failed": PreconditionFailed,
                                             "unauthorized": Unauthorized, "forbidden": Forbidden,
-                                            "backend_unavailable": Unavailable}
+                                            "backend_unavailable": Unavailable, "compacted": Compacted}
 
 
 def problem(status: int, body: Mapping[str, Any]) -> ProblemError:
