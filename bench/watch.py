@@ -58,7 +58,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -114,9 +114,8 @@ class Watcher(asyncio.Protocol):
     # ---------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closing:
@@ -291,9 +290,7 @@ def watch_request(kind: str, port: int, keys_only: bool) -> bytes:
     if kind == "galerakv":
         query = "?keys_only=true" if keys_only else ""
         return f"GET /v1/ns/{NS}/watch{query} HTTP/1.1\r\n{host}Accept: text/event-stream\r\n\r\n".encode()
-    create: dict[str, Any] = {"key": run.b64(f"{NS}/".encode()), "range_end": run.b64(f"{NS}0".encode())}
-    if keys_only:
-        create["filters"] = []  # etcd has no keys-only watch: values always come
+    create = {"key": run.b64(f"{NS}/".encode()), "range_end": run.b64(f"{NS}0".encode())}  # values always come
     body = json.dumps({"create_request": create}).encode()
     return (
         f"POST /v3/watch HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -561,7 +558,7 @@ class Measure:
     order_errors: int = 0
     watcher_errors: list[str] = field(default_factory=list)
     backlog: list[int] = field(default_factory=list)  # revisions behind when wrk stopped, per watcher
-    catch_up: float | None = None  # s from the fence's 2xx until every watcher had it
+    catch_up: float | None = None  # ms from the fence's 2xx until every watcher had it
     server_cpu: float = 0.0  # % of one CPU during wrk
     client_cpu: float = 0.0
     load: float = 0.0
@@ -650,7 +647,7 @@ def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> M
     m.backlog = [fence.revision - 1 - r for r in marks["end"]["last_rev"]]
     caught = [w["caught_up"] for w in ws]
     if fence.t_ok is not None and all(c is not None for c in caught):
-        m.catch_up = max(caught) - fence.t_ok
+        m.catch_up = (max(caught) - fence.t_ok) * 1000
     for w in ws:
         m.missed += w["missed"]
         m.order_errors += w["order_errors"]
@@ -693,7 +690,7 @@ def table(results: dict[tuple[str, int], list[Measure]], counts: list[int], name
         "write->event p50 ms",
         "p99 ms",
         "backlog at end (max revs)",
-        "catch-up s",
+        "catch-up ms",
         "problems",
     ]
     lines = ["| " + " | ".join(head) + " |", "|---:|---|" + "---:|" * (len(head) - 3) + "---|"]
@@ -713,9 +710,10 @@ def table(results: dict[tuple[str, int], list[Measure]], counts: list[int], name
                 p99 = med([pct(m.lat_ms, 99) for m in ms if m.lat_ms])
                 backlog = med([max(m.backlog) for m in ms if m.backlog])
                 cus = [m.catch_up for m in ms]
-                cu = (
-                    num(med([c for c in cus if c is not None]), ".2f")
-                    + ("" if all(c is not None for c in cus) else f" ({sum(c is None for c in cus)} runs not all)")
+                cu = num(med([c for c in cus if c is not None]), ".1f") + (
+                    ""
+                    if all(c is not None for c in cus)
+                    else f" ({sum(c is None for c in cus)} runs: not all within --drain)"
                 )
                 extra = [num(per), num(total), num(frac, ".2f"), num(p50, ".1f"), num(p99, ".1f"), num(backlog), cu]
             else:
@@ -723,8 +721,17 @@ def table(results: dict[tuple[str, int], list[Measure]], counts: list[int], name
             problems = sum(m.problems for m in ms)
             lines.append(
                 "| "
-                + " | ".join([str(w), n, num(rps), vs, num(med([m.wrk.p99_ms for m in ms]), ".2f"), *extra,
-                              str(problems) if problems else "none"])
+                + " | ".join(
+                    [
+                        str(w),
+                        n,
+                        num(rps),
+                        vs,
+                        num(med([m.wrk.p99_ms for m in ms]), ".2f"),
+                        *extra,
+                        str(problems) if problems else "none",
+                    ]
+                )
                 + " |"
             )
     return "\n".join(lines)
@@ -735,7 +742,10 @@ def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], na
     for w in counts:
         for n in names:
             for i, m in enumerate(results.get((n, w), []), 1):
-                s = f"- {w} watchers, {n}, round {i}: PUT {m.wrk.rps:,.0f} req/s (p50 {m.wrk.p50_ms:.2f} / p99 {m.wrk.p99_ms:.2f} ms)"
+                s = (
+                    f"- {w} watchers, {n}, round {i}: PUT {m.wrk.rps:,.0f} req/s "
+                    f"(p50 {m.wrk.p50_ms:.2f} / p99 {m.wrk.p99_ms:.2f} ms)"
+                )
                 s += f", server CPU {m.server_cpu:.0f} %"
                 if w:
                     s += (
@@ -746,7 +756,7 @@ def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], na
                         f"min {num(min(m.lat_ms) if m.lat_ms else None, '.1f')}, "
                         f"max {num(max(m.lat_ms) if m.lat_ms else None, '.1f')} ms over {len(m.lat_ms)} "
                         f"(probe, watcher) pairs; backlog at end median {med(m.backlog):,.0f} max {max(m.backlog):,} "
-                        f"revs; catch-up {num(m.catch_up, '.2f')} s"
+                        f"revs; catch-up {num(m.catch_up, '.1f')} ms"
                     )
                 s += f"; 1-min load {m.load:.1f}"
                 bad = []
@@ -775,15 +785,27 @@ def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], na
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backend", choices=["sqlite", "galera"], default="sqlite",
-                    help="galerakv on SQLite vs 1 etcd member, or on a local 3-node Galera cluster vs 3 members")
-    ap.add_argument("--galera-config", type=Path, default=None,
-                    help="with --backend galera: the galerakv.toml of a running cluster (left running)")
+    ap.add_argument(
+        "--backend",
+        choices=["sqlite", "galera"],
+        default="sqlite",
+        help="galerakv on SQLite vs 1 etcd member, or on a local 3-node Galera cluster vs 3 members",
+    )
+    ap.add_argument(
+        "--galera-config",
+        type=Path,
+        default=None,
+        help="with --backend galera: the galerakv.toml of a running cluster (left running)",
+    )
     ap.add_argument("--galera-nodes", type=int, default=3)
     ap.add_argument("--galera-first-address", default="127.0.0.41")
     ap.add_argument("--route", choices=["nodes", "balancer"], default="nodes", help="with --backend galera")
-    ap.add_argument("--engine", choices=["granian", "uvicorn"], default=None,
-                    help="with --backend galera: server.engine (default: the server's)")
+    ap.add_argument(
+        "--engine",
+        choices=["granian", "uvicorn"],
+        default=None,
+        help="with --backend galera: server.engine (default: the server's)",
+    )
     ap.add_argument("--etcd-members", type=int, default=None, help="default: 1 (sqlite), 3 (galera)")
     ap.add_argument("--workers", type=int, default=1, help="galerakv worker processes")
     ap.add_argument("--runs", type=int, default=3, help="rounds (medians are quoted)")
@@ -794,8 +816,12 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=1000)
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--probe-rate", type=float, default=20.0, help="probe writes/s (new keys) during the load")
-    ap.add_argument("--drain", type=float, default=15.0,
-                    help="seconds to wait after the load for every watcher to receive the fence write")
+    ap.add_argument(
+        "--drain",
+        type=float,
+        default=15.0,
+        help="seconds to wait after the load for every watcher to receive the fence write",
+    )
     ap.add_argument("--keys-only", action="store_true", help="galerakv watchers with keys_only=true")
     ap.add_argument("--only", choices=["galerakv", "etcd"], default=None, help="one side alone (smoke test)")
     ap.add_argument("--output", type=Path, default=None, help="also write the report here")
@@ -820,8 +846,12 @@ def main() -> int:
     names = [args.only] if args.only else ["galerakv", "etcd"]
     etcd_members = args.etcd_members or (3 if galera_mode else 1)
     per_measure = args.duration + args.drain + 60
-    budget = int(120 + 2 * len(names) * 30 + args.runs * len(counts) * len(names) * per_measure
-                 + (2 * 300 + 60 if galera_mode else 0))
+    budget = int(
+        120
+        + 2 * len(names) * 30
+        + args.runs * len(counts) * len(names) * per_measure
+        + (2 * 300 + 60 if galera_mode else 0)
+    )
     command = "python bench/watch.py " + shlex.join(sys.argv[1:])
     work = Path(tempfile.mkdtemp(prefix="galerakv-watch-"))
     owned: list[Owned] = []
@@ -842,8 +872,9 @@ def main() -> int:
                 cluster.start()
             for name in names:
                 if name == "galerakv":
-                    g, gport = run.start_galerakv(work, args.workers, None, "galerakv", cluster, args.engine,
-                                                  args.route)
+                    g, gport = run.start_galerakv(
+                        work, args.workers, None, "galerakv", cluster, args.engine, args.route
+                    )
                     owned.append(g)
                     log(f"galerakv pid {g.pid} on 127.0.0.1:{gport}")
                     run.preload_galerakv(gport, args.keys, args.value_size)
@@ -859,18 +890,27 @@ def main() -> int:
                     targets.append(Target("etcd", eport, tuple(e.pid for e in es), put.lua()))
             log(f"preloaded {args.keys} keys of {args.value_size} bytes")
             for t in targets:  # warm-up, not counted
-                run_wrk(f"http://127.0.0.1:{t.port}/", t.put_lua, threads=args.threads,
-                        connections=args.connections, duration=2, workdir=work)
+                run_wrk(
+                    f"http://127.0.0.1:{t.port}/",
+                    t.put_lua,
+                    threads=args.threads,
+                    connections=args.connections,
+                    duration=2,
+                    workdir=work,
+                )
             for r in range(args.runs):
                 for w in counts:
                     for t in targets:
                         m = measure(t, w, args, work)
                         results.setdefault((t.name, w), []).append(m)
-                        lat = (f", latency p50 {pct(m.lat_ms, 50):.1f} p99 {pct(m.lat_ms, 99):.1f} ms"
-                               if m.lat_ms else "")
-                        log(f"round {r + 1}/{args.runs} {t.name} {w} watchers: PUT {m.wrk.rps:,.0f} req/s, "
+                        lat = (
+                            f", latency p50 {pct(m.lat_ms, 50):.1f} p99 {pct(m.lat_ms, 99):.1f} ms" if m.lat_ms else ""
+                        )
+                        log(
+                            f"round {r + 1}/{args.runs} {t.name} {w} watchers: PUT {m.wrk.rps:,.0f} req/s, "
                             f"events/s per watcher {num(med(m.eps))}{lat}, problems {m.problems}, "
-                            f"load {m.load:.1f}")
+                            f"load {m.load:.1f}"
+                        )
     except (run.Timeout, KeyboardInterrupt) as exc:
         log(f"aborted: {exc!r}")
         return 2
@@ -886,8 +926,10 @@ def main() -> int:
 
     if galera_mode:
         n_nodes = len(cluster.nodes) if cluster is not None else args.galera_nodes
-        descs["galerakv"] = (f"MariaDB Galera, {n_nodes} nodes on loopback, route={args.route}, "
-                             f"{args.workers} worker(s), engine {args.engine or 'default'}")
+        descs["galerakv"] = (
+            f"MariaDB Galera, {n_nodes} nodes on loopback, route={args.route}, "
+            f"{args.workers} worker(s), engine {args.engine or 'default'}"
+        )
     else:
         descs["galerakv"] = f"SQLite, {args.workers} worker(s)"
     descs.setdefault("etcd", f"{etcd_members} member(s)")

@@ -8,6 +8,7 @@ from galerakv import __version__
 from galerakv.cli.cluster import cluster
 from galerakv.cli.clustercheck import clustercheck
 from galerakv.cli.common import config_option, emit_json, fail, json_option
+from galerakv.cli.watch import watch
 from galerakv.config import Settings
 
 
@@ -63,6 +64,7 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
 
 main.add_command(cluster)
 main.add_command(clustercheck)
+main.add_command(watch)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

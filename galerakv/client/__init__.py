@@ -9,11 +9,12 @@ written once in :mod:`galerakv.client._protocol`. Errors are the tree in
 >>> with Client("http://127.0.0.1:8080") as kv:                      # doctest: +SKIP
 ...     kv.put("config", "feature/x", "on")
 ...     kv.update("counters", "visits", lambda e: str(int(e.text) + 1 if e else 1))
+...     for event in kv.watch("config", prefix="feature/"):
+...         print(event.kind, event.key, event.revision)
 """
 
 from __future__ import annotations
 
-import builtins
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -22,12 +23,15 @@ from typing import Any, Literal
 import httpx
 
 from galerakv.client import _protocol as p
-from galerakv.client._drivers import run_async, run_sync
+from galerakv.client._drivers import run_async, run_sync, stream_async, stream_sync
 from galerakv.client._protocol import (
     Batch,
+    Changes,
     Entry,
+    Event,
     Prefix,
     Result,
+    Results,
     RetryPolicy,
     Txn,
     TxnResult,
@@ -36,6 +40,7 @@ from galerakv.client._protocol import (
 )
 from galerakv.client.errors import (
     ClientError,
+    Compacted,
     ConnectionFailed,
     Forbidden,
     InvalidRequest,
@@ -47,9 +52,9 @@ from galerakv.client.errors import (
     Unavailable,
 )
 
-__all__ = ["AsyncClient", "Batch", "Client", "ClientError", "ConnectionFailed", "Entry", "Forbidden",
-           "InvalidRequest", "NotFound", "OutcomeUnknown", "PreconditionFailed", "Prefix",
-           "ProblemError", "Result", "RetryPolicy", "Txn", "TxnResult", "Unauthorized",
+__all__ = ["AsyncClient", "Batch", "Changes", "Client", "ClientError", "Compacted", "ConnectionFailed", "Entry",
+           "Event", "Forbidden", "InvalidRequest", "NotFound", "OutcomeUnknown", "PreconditionFailed", "Prefix",
+           "ProblemError", "Result", "Results", "RetryPolicy", "Txn", "TxnResult", "Unauthorized",
            "Unavailable", "Value", "Written"]
 
 Consistency = Literal["strong", "local"]
@@ -151,9 +156,10 @@ class Client(_Base):
                 return
             cursor = page.next_cursor
 
-    def batch(self, ns: str, ops: Batch) -> builtins.list[Result]:
-        """Independent operations, one result each (a failed one does not stop the others)."""
-        results: builtins.list[Result] = self._run(p.batch(self._endpoints, self._policy, ns, ops))
+    def batch(self, ns: str, ops: Batch) -> Results:
+        """Independent operations, one result each (a failed one does not stop the others);
+        ``.revision`` of the list: the store's revision after its writes."""
+        results: Results = self._run(p.batch(self._endpoints, self._policy, ns, ops))
         return results
 
     def txn(self, ns: str, t: Txn) -> TxnResult:
@@ -165,6 +171,23 @@ class Client(_Base):
         """``/v1/status`` of the current server instance."""
         result: dict[str, Any] = self._run(p.status(self._endpoints, self._policy))
         return result
+
+    def watch(self, ns: str, *, prefix: str = "", since: int | None = None,
+              keys_only: bool = False) -> Iterator[Event]:
+        """Every change of ``ns`` (under ``prefix``) after revision ``since`` (None: from now), as
+        it happens, each once and in order, reconnecting by itself (to the next base URL) with
+        the last revision received. Endless: stop with ``break`` or ``close()`` (which closes the
+        connection). Raises :class:`Compacted` when ``since`` is older than the history kept."""
+        return stream_sync(p.watch(self._endpoints, self._policy, ns, prefix, since, keys_only),
+                           self._http, self._endpoints)
+
+    def changes(self, ns: str, *, prefix: str = "", since: int | None = None, keys_only: bool = False,
+                limit: int = 100, wait: float = 0) -> Changes:
+        """One page of the changes after ``since`` (None: from now), waiting up to ``wait`` seconds
+        (at most 60) for the first; ask again with ``since=page.revision``."""
+        page: Changes = self._run(p.changes(self._endpoints, self._policy, ns, prefix, since, keys_only,
+                                            limit, wait))
+        return page
 
 
 class AsyncClient(_Base):
@@ -230,8 +253,8 @@ class AsyncClient(_Base):
                 return
             cursor = page.next_cursor
 
-    async def batch(self, ns: str, ops: Batch) -> builtins.list[Result]:
-        results: builtins.list[Result] = await self._run(p.batch(self._endpoints, self._policy, ns, ops))
+    async def batch(self, ns: str, ops: Batch) -> Results:
+        results: Results = await self._run(p.batch(self._endpoints, self._policy, ns, ops))
         return results
 
     async def txn(self, ns: str, t: Txn) -> TxnResult:
@@ -241,3 +264,16 @@ class AsyncClient(_Base):
     async def status(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._run(p.status(self._endpoints, self._policy))
         return result
+
+    def watch(self, ns: str, *, prefix: str = "", since: int | None = None,
+              keys_only: bool = False) -> AsyncIterator[Event]:
+        """:meth:`Client.watch` as an async iterator (``async for``); stop it with ``break`` and
+        ``await events.aclose()``, or ``contextlib.aclosing``, to close the connection at once."""
+        return stream_async(p.watch(self._endpoints, self._policy, ns, prefix, since, keys_only),
+                            self._http, self._endpoints)
+
+    async def changes(self, ns: str, *, prefix: str = "", since: int | None = None, keys_only: bool = False,
+                      limit: int = 100, wait: float = 0) -> Changes:
+        page: Changes = await self._run(p.changes(self._endpoints, self._policy, ns, prefix, since,
+                                                  keys_only, limit, wait))
+        return page

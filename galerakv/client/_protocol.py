@@ -733,8 +733,9 @@ def watch(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, since: int |
     why = ""
     while True:
         if attempt >= policy.attempts:
-            raise errors.ConnectionFailed(f"watch of {ns!r}: no server kept an event stream open, after "
-                                          f"{policy.attempts} attempts; last: {why}")
+            what = "no server took the event stream up again" if resumed else "no server answered"
+            raise errors.ConnectionFailed(f"watch of {ns!r}: {what} after {policy.attempts} attempts "
+                                          f"(revision {last}); last: {why}")
         params = _watch_params(prefix, keys_only)
         headers = {"accept": "text/event-stream"}
         if last is not None:

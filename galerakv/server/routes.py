@@ -136,7 +136,7 @@ async def list_keys(app: Context, req: Request, ns: str) -> Response:
     params = _check_params(req, _LIST_PARAMS)
     limits = app.settings.limits
     raw_limit = params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= limits.max_list_limit:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= limits.max_list_limit:
         raise Problem("invalid_query", f"limit must be an integer from 1 to "
                       f"{limits.max_list_limit}, not {raw_limit[:32]!r}", parameter="limit")
     keys_only_raw = params.get("keys_only", "false")
