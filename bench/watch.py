@@ -528,6 +528,22 @@ def cpu_ticks(pids: Sequence[int]) -> int:
     return total
 
 
+def server_watchers(t: Target) -> int | None:
+    """Watch streams the server holds now: galerakv's /v1/status watch.watchers (of the worker
+    that answers), etcd's etcd_debugging_mvcc_watcher_total gauge from /metrics."""
+    try:
+        if t.name == "galerakv":
+            status, data = run.http_call(t.port, "GET", "/v1/status", None, {})
+            return int(json.loads(data)["watch"]["watchers"]) if status == 200 else None
+        status, data = run.http_call(t.port, "GET", "/metrics", None, {})
+        for line in data.decode().splitlines():
+            if line.startswith("etcd_debugging_mvcc_watcher_total "):
+                return int(float(line.split()[1]))
+    except (OSError, http.client.HTTPException, ValueError, KeyError):
+        return None
+    return None
+
+
 def pct(xs: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100)."""
     s = sorted(xs)
@@ -550,6 +566,7 @@ class Measure:
     window: float = 0.0
     eps: list[float] = field(default_factory=list)  # events/s of each watcher during wrk
     lat_ms: list[float] = field(default_factory=list)  # write 2xx -> event, every (probe, watcher)
+    spread_ms: list[float] = field(default_factory=list)  # per probe: last watcher's event - first watcher's
     probes: int = 0
     probe_errors: list[str] = field(default_factory=list)
     unseen: int = 0  # (probe, watcher) pairs whose event never came
@@ -559,6 +576,8 @@ class Measure:
     watcher_errors: list[str] = field(default_factory=list)
     backlog: list[int] = field(default_factory=list)  # revisions behind when wrk stopped, per watcher
     catch_up: float | None = None  # ms from the fence's 2xx until every watcher had it
+    held: tuple[int | None, int | None, int | None] = (None, None, None)  # server's watchers before/during/after
+    first_rev: int | None = None  # the store's revision when the load began (first probe's)
     server_cpu: float = 0.0  # % of one CPU during wrk
     client_cpu: float = 0.0
     load: float = 0.0
@@ -566,6 +585,12 @@ class Measure:
     @property
     def write_rate(self) -> float:
         return self.wrk.rps + (self.probes / self.window if self.window else 0.0)
+
+    @property
+    def leaked(self) -> int:
+        """Watch streams the server still held 5 s after the watchers closed them."""
+        before, _, after = self.held
+        return max(0, after - before) if before is not None and after is not None else 0
 
     @property
     def problems(self) -> int:
@@ -578,12 +603,15 @@ class Measure:
             + abs(self.missed)
             + self.order_errors
             + len(self.watcher_errors)
+            + self.leaked
         )
 
 
 def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> Measure:
     wp: WatcherProcess | None = None
     prober = ProbeWriter(t.name, t.port)
+    before = server_watchers(t)
+    during: int | None = None
     try:
         if watchers:
             spec = {
@@ -596,6 +624,7 @@ def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> M
             }
             wp = WatcherProcess(spec, work / "watchers.log")
             wp.answer(40.0)
+            during = server_watchers(t)
         probes: list[Probe] = []
         stop = threading.Event()
         thread = threading.Thread(
@@ -624,10 +653,12 @@ def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> M
         c1, t1 = cpu_ticks(pids), time.monotonic()
         m = Measure(t.name, watchers, res, load=os.getloadavg()[0])
         m.server_cpu = 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0)
+        m.first_rev = next((p.revision for p in probes if p.revision is not None), None)
         m.probes = len(probes)
         m.probe_errors = [f"probe {p.num}: {p.error}" for p in probes if p.error]
         if wp is None:
             m.window = t1 - t0
+            m.held = (before, None, server_watchers(t))
             return m
         wp.send("end")
         wp.answer(10.0)
@@ -640,6 +671,13 @@ def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> M
         prober.close()
         if wp is not None:
             wp.stop()
+    after = server_watchers(t)
+    for _ in range(50):  # the server may take a moment to notice the closed streams: up to 5 s
+        if after is None or before is None or after <= before:
+            break
+        time.sleep(0.1)
+        after = server_watchers(t)
+    m.held = (before, during, after)
     marks, ws = report["marks"], report["watchers"]
     m.window = marks["end"]["t"] - marks["begin"]["t"]
     m.client_cpu = 100.0 * (marks["end"]["cpu"] - marks["begin"]["cpu"]) / m.window
@@ -648,6 +686,10 @@ def measure(t: Target, watchers: int, args: argparse.Namespace, work: Path) -> M
     caught = [w["caught_up"] for w in ws]
     if fence.t_ok is not None and all(c is not None for c in caught):
         m.catch_up = (max(caught) - fence.t_ok) * 1000
+    for p in probes:
+        times = [got[0] for w in ws if (got := w["probes"].get(str(p.num))) is not None]
+        if len(times) > 1:
+            m.spread_ms.append((max(times) - min(times)) * 1000)
     for w in ws:
         m.missed += w["missed"]
         m.order_errors += w["order_errors"]
@@ -737,6 +779,15 @@ def table(results: dict[tuple[str, int], list[Measure]], counts: list[int], name
     return "\n".join(lines)
 
 
+def spread(m: Measure) -> str:
+    if not m.spread_ms:
+        return ""
+    return (
+        f"; one probe's event from the first to the last watcher: p50 {pct(m.spread_ms, 50):.1f}, "
+        f"max {max(m.spread_ms):.1f} ms"
+    )
+
+
 def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], names: list[str]) -> str:
     out = []
     for w in counts:
@@ -755,10 +806,13 @@ def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], na
                         f"p99 {num(pct(m.lat_ms, 99) if m.lat_ms else None, '.1f')}, "
                         f"min {num(min(m.lat_ms) if m.lat_ms else None, '.1f')}, "
                         f"max {num(max(m.lat_ms) if m.lat_ms else None, '.1f')} ms over {len(m.lat_ms)} "
-                        f"(probe, watcher) pairs; backlog at end median {med(m.backlog):,.0f} max {max(m.backlog):,} "
-                        f"revs; catch-up {num(m.catch_up, '.1f')} ms"
+                        f"(probe, watcher) pairs{spread(m)}; "
+                        f"backlog at end median {med(m.backlog):,.0f} max {max(m.backlog):,} revs; "
+                        f"catch-up {num(m.catch_up, '.1f')} ms"
                     )
-                s += f"; 1-min load {m.load:.1f}"
+                held = "/".join("?" if x is None else str(x) for x in m.held)
+                s += f"; server's watch streams before/during/after {held}"
+                s += f"; store at revision {num(m.first_rev)} when the load began; 1-min load {m.load:.1f}"
                 bad = []
                 if m.wrk.non2xx or m.wrk.sock_errors:
                     bad.append(f"wrk non-2xx {m.wrk.non2xx}, socket errors {m.wrk.sock_errors}")
@@ -772,6 +826,8 @@ def per_run(results: dict[tuple[str, int], list[Measure]], counts: list[int], na
                     bad.append(f"events missed {m.missed}" if m.missed > 0 else f"events duplicated {-m.missed}")
                 if m.order_errors:
                     bad.append(f"out-of-order blocks {m.order_errors}")
+                if m.leaked:
+                    bad.append(f"watch streams still held by the server 5 s after closing {m.leaked}")
                 if m.watcher_errors:
                     bad.append(f"watcher errors {len(m.watcher_errors)} (first: {m.watcher_errors[0]})")
                 if bad:
@@ -959,7 +1015,8 @@ def main() -> int:
         "pair of a run (negative: the event came first); backlog at end = revisions the furthest-behind "
         "watcher still had to receive when wrk stopped; catch-up = from the 2xx of one more write after the "
         "load until every watcher had its event; problems = wrk errors + probe errors + missed, duplicated or "
-        "out-of-order events + probe events never received or at the wrong revision + watcher errors.",
+        "out-of-order events + probe events never received or at the wrong revision + watcher errors "
+        "+ watch streams the server still held 5 s after the watchers closed them.",
         "",
         f"Command: `{command}`",
         "",

@@ -781,7 +781,7 @@ def watch(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, since: int |
                 lively = True
                 yield event
         yield Close()
-        ep.failed(url)
+        pass
         if lively or blocks > 1:
             attempt = 0  # it worked for a while: reconnect at once, with a fresh count of tries
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -20,6 +21,8 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("galerakv.server")
 
 DRAIN_CAP = 16 * 1024 * 1024  # body bytes read and dropped at most before answering 413
 
@@ -174,8 +177,12 @@ class StreamResponse:
 
     async def _produce(self, send: Send) -> None:
         async for chunk in self.chunks:
-            await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                                   self.send_timeout)
+            try:
+                await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}),
+                                       self.send_timeout)
+            except TimeoutError:
+                log.warning("a stream's client accepted nothing for %g s: cut off", self.send_timeout)
+                return
         await send({"type": "http.response.body", "body": b""})
 
     async def _disconnected(self) -> None:

@@ -4,15 +4,20 @@ resumed after a server restart, compaction (410), TTL deletes, and bad input (40
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.configs import write_config
+from tests.support.net import free_port
 from tests.support.server import ServerProcess, wait_ready
 from tests.support.watch import StreamWatcher, assert_exactly_once, replay
 
@@ -235,3 +240,37 @@ async def test_bad_feed_input_is_400(client: httpx.AsyncClient, path: str, param
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == code and names in r.json()["detail"]
     assert (await client.get("/v1/status")).json()["watch"]["revision"] == before.json()["watch"]["revision"]
+
+
+def test_a_watcher_that_reads_nothing_is_cut_off_and_holds_no_backlog(tmp_path: Path) -> None:
+    """The server keeps no per-watcher queue: a client that stops reading holds the kernel's socket
+    buffers and nothing more, and is disconnected after watch.send_timeout seconds."""
+    port = free_port()
+    path = write_config(tmp_path / "galerakv.toml", {
+        "server": {"backend": "sqlite", "sqlite_path": str(tmp_path / "kv.sqlite3"), "port": port},
+        "watch": {"send_timeout": 1}})
+    server = ServerProcess(path, port)
+    server.start()
+    try:
+        stuck = socket.create_connection(("127.0.0.1", port))
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.sendall(b"GET /v1/ns/app/watch HTTP/1.1\r\nHost: galerakv\r\n\r\n")
+        value = os.urandom(256 * 1024)
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            deadline = time.monotonic() + 10
+            while c.get("/v1/status").json()["watch"]["watchers"] != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for i in range(80):  # 20 MiB of changes the watcher never reads
+                assert c.put(f"/v1/ns/app/kv/k{i % 8}", content=value).status_code in (200, 201)
+            deadline = time.monotonic() + 15
+            while c.get("/v1/status").json()["watch"]["watchers"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert c.get("/v1/status").json()["watch"]["watchers"] == 0, "the stuck watcher was not cut off"
+        stuck.settimeout(10)
+        received = 0
+        while chunk := stuck.recv(1 << 16):  # what the buffers held, then the end of the connection
+            received += len(chunk)
+        assert received < 16 << 20, received
+        stuck.close()
+    finally:
+        server.stop()

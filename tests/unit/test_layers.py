@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
                          "galerakv.secrets"},
     "galerakv.cli": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.server",
                      "galerakv.cluster", "galerakv.secrets", "galerakv.paths", "galerakv.backend",
-                     "galerakv.galera"},
+                     "galerakv.galera", "galerakv.client"},  # client: `galerakv watch`
 }
 
 
