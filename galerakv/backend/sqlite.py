@@ -88,6 +88,7 @@ T = TypeVar("T")
 Job = Callable[["_Tx"], Any]
 
 _BATCH_MAX = 256  # operations committed together at most
+_COMPACT_CHUNK = 5000  # history rows deleted per write transaction when compacting
 
 
 def _entry(key: str, row: tuple[Any, ...]) -> Entry:
@@ -447,18 +448,28 @@ class SQLiteStore(Store):
         return ChangePage(events, done, compacted)
 
     async def compact(self, retention: Retention) -> int:
-        def job(tx: _Tx) -> int:
+        """Move the compaction mark, then delete the history up to it a chunk per write
+        transaction, so writes go on between the chunks."""
+        def mark(tx: _Tx) -> int:
             (compacted,) = tx.conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()
             old = tx.conn.execute("SELECT rev FROM history WHERE at < ? ORDER BY rev DESC LIMIT 1",
                                   (tx.now - retention.seconds,)).fetchone()
             target = retention.horizon(tx.revision, old[0] if old else 0)
             if target > compacted:
                 tx.conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (target,))
-                tx.conn.execute("DELETE FROM history WHERE rev <= ?", (target,))
-                return int(target)
-            return int(compacted)
+            return int(max(target, compacted))
 
-        return await self._write(job)
+        def chunk(upto: int) -> Callable[[_Tx], int]:
+            def job(tx: _Tx) -> int:
+                return tx.conn.execute(
+                    "DELETE FROM history WHERE rev IN (SELECT rev FROM history WHERE rev <= ? ORDER BY rev LIMIT ?)",
+                    (upto, _COMPACT_CHUNK)).rowcount
+            return job
+
+        upto = await self._write(mark)
+        while await self._write(chunk(upto)) == _COMPACT_CHUNK:
+            await asyncio.sleep(0)
+        return upto
 
     async def status(self) -> BackendStatus:
         try:

@@ -178,8 +178,8 @@ class StreamResponse:
     async def _produce(self, send: Send) -> None:
         async for chunk in self.chunks:
             try:
-                await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                                       self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):  # no task per send, unlike wait_for
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except TimeoutError:
                 log.warning("a stream's client accepted nothing for %g s: cut off", self.send_timeout)
                 return

@@ -9,13 +9,13 @@ from typing import Protocol
 
 import orjson
 
-from galerakv.backend.base import Event, ListQuery, Store, unit_revision
+from galerakv.backend.base import ChangeQuery, Event, ListQuery, Store, unit_revision
 from galerakv.config import Settings
 from galerakv.errors import Compacted
 from galerakv.server import ops, validate
 from galerakv.server.http import Request, Response, StreamResponse, json_response
 from galerakv.server.problems import Problem
-from galerakv.server.watch import PAGE, Feed, Interest, event_json, sse
+from galerakv.server.watch import PAGE, Feed, Interest, event_json
 
 
 class Context(Protocol):
@@ -259,11 +259,15 @@ async def watch(app: Context, req: Request, ns: str) -> StreamResponse:
     params = _check_params(req, _WATCH_PARAMS)
     interest, since = await _feed_start(app, req, ns, params)
     _admit(app)
+    await app.feed.join()  # counted before any wait, so max_watchers holds under a burst
     try:
         await app.feed.read(interest, since, limit=1)  # a since older than the history: 410 now
     except Compacted as exc:
+        app.feed.leave()
         raise compacted(exc) from None
-    await app.feed.join()
+    except BaseException:
+        app.feed.leave()
+        raise
     headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
                (b"x-accel-buffering", b"no"), (REVISION_HEADER, str(since).encode())]
     return StreamResponse(200, _events(app, interest, since), headers, req.receive,
@@ -274,10 +278,7 @@ async def _events(app: Context, interest: Interest, since: int) -> AsyncIterator
     yield b"retry: 1000\n: watching %s from revision %d\n\n" % (interest.ns.encode(), since)
     try:
         async for events in app.feed.follow(interest, since):
-            if events:
-                yield b"".join(sse(e, interest.keys_only) for e in events)
-            else:
-                yield b": keepalive\n\n"
+            yield app.feed.render(events, interest.keys_only) if events else b": keepalive\n\n"
     except Compacted as exc:  # fell out of the history kept: say so and end
         body = {"code": "compacted", "detail": str(exc), "compact_revision": exc.compact_revision,
                 "revision": exc.revision}
@@ -300,7 +301,10 @@ async def changes(app: Context, req: Request, ns: str) -> Response:
     interest, since = await _feed_start(app, req, ns, params)
     limit = int(limit_raw)
     try:
-        events, cursor = await app.feed.read(interest, since, limit)
+        # from the store, not the feed's ring: a page is causal (every change acknowledged before
+        # the request is in it or in a later page), where the ring may lag by a poll interval
+        page = await app.store.changes(ChangeQuery(since, ns, interest.prefix, limit, interest.keys_only))
+        events, cursor = list(page.events), page.revision
         if not events and wait > 0:
             _admit(app)
             await app.feed.join()

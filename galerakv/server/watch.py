@@ -74,6 +74,7 @@ class Feed:
         self._nudged = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle_since = time.monotonic()
+        self._rendered: dict[tuple[int, bool], bytes] = {}  # events of the ring, rendered once for all
         self.reads = 0           # store reads made by the feed (for /v1/status)
 
     # ------------------------------------------------------------------ the reader
@@ -109,6 +110,7 @@ class Feed:
                 if not self.started:
                     self.head, _ = await self.store.revision()
                     self.ring.clear()
+                    self._rendered.clear()
                     self.ring_bytes = 0
                     self.ring_from = self.head
                     self.started = True
@@ -147,6 +149,23 @@ class Feed:
             dropped = self.ring.popleft()
             self.ring_bytes -= len(dropped.value)
             self.ring_from = dropped.revision
+            self._rendered.pop((dropped.revision, False), None)
+            self._rendered.pop((dropped.revision, True), None)
+
+    def render(self, events: list[Event], keys_only: bool) -> bytes:
+        """Events as server-sent events; those of the ring are rendered once for every watcher."""
+        out: list[bytes] = []
+        cache = self._rendered
+        for event in events:
+            if event.revision <= self.ring_from:
+                out.append(sse(event, keys_only))
+                continue
+            key = (event.revision, keys_only)
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = sse(event, keys_only)
+            out.append(text)
+        return b"".join(out)
 
     def _wake(self) -> None:
         self._changed.set()

@@ -253,14 +253,13 @@ def test_a_watcher_that_reads_nothing_is_cut_off_and_holds_no_backlog(tmp_path: 
     server.start()
     try:
         stuck = socket.create_connection(("127.0.0.1", port))
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stuck.sendall(b"GET /v1/ns/app/watch HTTP/1.1\r\nHost: galerakv\r\n\r\n")
-        value = os.urandom(256 * 1024)
+        value = os.urandom(512 * 1024)
         with httpx.Client(base_url=server.url, timeout=10) as c:
             deadline = time.monotonic() + 10
             while c.get("/v1/status").json()["watch"]["watchers"] != 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            for i in range(80):  # 20 MiB of changes the watcher never reads
+            for i in range(80):  # 40 MiB of changes the watcher never reads
                 assert c.put(f"/v1/ns/app/kv/k{i % 8}", content=value).status_code in (200, 201)
             deadline = time.monotonic() + 15
             while c.get("/v1/status").json()["watch"]["watchers"] and time.monotonic() < deadline:
@@ -268,9 +267,9 @@ def test_a_watcher_that_reads_nothing_is_cut_off_and_holds_no_backlog(tmp_path: 
             assert c.get("/v1/status").json()["watch"]["watchers"] == 0, "the stuck watcher was not cut off"
         stuck.settimeout(10)
         received = 0
-        while chunk := stuck.recv(1 << 16):  # what the buffers held, then the end of the connection
+        while chunk := stuck.recv(1 << 16):  # what the socket buffers held, then the end of the stream
             received += len(chunk)
-        assert received < 16 << 20, received
+        assert received < 16 << 20, received  # the kernel's buffers (about 7 MiB measured), no backlog
         stuck.close()
     finally:
         server.stop()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult
 from galerakv.backend import statements
+from galerakv.backend.base import Compare, Entry, Op, OpResult, TxnResult
 from galerakv.backend.writeset import GroupPlan, Unit, blind_plan, group_keys
 
 NOW = 1_000_000.0
