@@ -14,6 +14,12 @@ database), with capped exponential backoff and full jitter, honouring
 and then lost its connection is retried only when it is a read; for a write it
 is :class:`~galerakv.client.errors.OutcomeUnknown`, as is ``503
 outcome_unknown``. A 4xx is never retried.
+
+The change feed (:func:`watch`) is the one streaming operation: its request is a
+``Call`` with ``stream``; it then yields :class:`Read` effects for the body's
+bytes (parsed here by :class:`SSEParser`), :class:`Close`, and the
+:class:`Event` values its caller iterates over. It reconnects by the same rule,
+resuming with ``Last-Event-ID``.
 """
 
 from __future__ import annotations
@@ -781,7 +787,7 @@ def watch(ep: Endpoints, policy: RetryPolicy, ns: str, prefix: str, since: int |
                 lively = True
                 yield event
         yield Close()
-        pass
+        ep.failed(url)
         if lively or blocks > 1:
             attempt = 0  # it worked for a while: reconnect at once, with a fresh count of tries
             continue

@@ -23,8 +23,10 @@ from galerakv.client import (
     AsyncClient,
     Batch,
     Client,
+    Compacted,
     ConnectionFailed,
     Entry,
+    Event,
     Forbidden,
     InvalidRequest,
     PreconditionFailed,
@@ -490,3 +492,258 @@ async def test_listing_continues_on_the_other_server(live_server: Callable[..., 
     assert seen == wanted  # every key exactly once, in order
     assert c.base_url == second.url
     assert (await call(c.put(NS, "after", "x"))).created  # and writes go on there too
+
+
+# --------------------------------------------------------------------------- the change feed
+
+
+FOLLOW_TIMEOUT = 20.0  # seconds a test waits for the events it expects, at most
+
+
+class Follower:
+    """Iterates over a watch in the background (a thread for Client, a task for AsyncClient),
+    keeping its events, until it has ``limit`` of them: then it closes the watch."""
+
+    def __init__(self, events: Iterator[Event] | AsyncIterator[Event], limit: int) -> None:
+        self.items: list[Event] = []
+        self.error: BaseException | None = None
+        self.done = False
+        self.limit = limit
+        self.task: asyncio.Task[None] | None = None
+        if isinstance(events, AsyncIterator):
+            self.task = asyncio.create_task(self._follow_async(events))
+        else:
+            threading.Thread(target=self._follow, args=(events,), daemon=True).start()
+
+    def _follow(self, events: Iterator[Event]) -> None:
+        try:
+            for event in events:
+                self.items.append(event)
+                if len(self.items) >= self.limit:
+                    break
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+            self.done = True
+
+    async def _follow_async(self, events: AsyncIterator[Event]) -> None:
+        try:
+            async for event in events:
+                self.items.append(event)
+                if len(self.items) >= self.limit:
+                    break
+        except Exception as exc:
+            self.error = exc
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self.done = True
+
+    async def wait_for(self, n: int, timeout: float = FOLLOW_TIMEOUT) -> list[Event]:
+        """The first ``n`` events, once they came (AssertionError after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while len(self.items) < n:
+            if self.error is not None:
+                raise self.error
+            assert not self.done, f"the watch ended after {len(self.items)} events"
+            assert time.monotonic() < deadline, f"{len(self.items)} events of {n} after {timeout} s: {self.items}"
+            await asyncio.sleep(0.01)
+        return self.items[:n]
+
+    async def finish(self) -> None:
+        """Until the follower closed its watch (it had ``limit`` events)."""
+        await self.wait_for(self.limit)
+        deadline = time.monotonic() + FOLLOW_TIMEOUT
+        while not self.done:
+            assert time.monotonic() < deadline, "the watch was not closed"
+            await asyncio.sleep(0.01)
+        assert self.error is None, self.error
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def _first(events: Iterator[Event] | AsyncIterator[Event]) -> Event:
+    """The first event of a watch that is expected to fail before one."""
+    try:
+        if isinstance(events, AsyncIterator):
+            return await anext(events)
+        return next(events)
+    finally:
+        if isinstance(events, AsyncIterator):
+            await events.aclose()  # type: ignore[attr-defined]
+        else:
+            events.close()  # type: ignore[attr-defined]
+
+
+async def test_writes_return_the_revision_and_watch_sees_every_change_in_order(
+        live_server: Callable[..., ServerProcess], kv: Callable[..., KV]) -> None:
+    c = kv(live_server().url)
+    base = await call(c.put(NS, "w/0", "start"))
+    assert isinstance(base.revision, int) and base.revision >= 1
+    follower = Follower(c.watch(NS, prefix="w/", since=base.revision), limit=9)
+    try:
+        a = await call(c.put(NS, "w/a", "1"))
+        await follower.wait_for(1)  # the stream is open: the rest arrive as they are written
+        b = await call(c.create(NS, "w/b", b"\xff\x00"))
+        other = await call(c.put(NS, "other/x", "not under the prefix"))
+        a2 = await call(c.put(NS, "w/a", json={"n": 2}, if_match=a.etag))
+        assert await call(c.delete(NS, "w/b")) is True
+        batch = await call(c.batch(NS, Batch().put("w/c", "c").get("w/a").put("w/d", "d")))
+        t = Txn().if_exists("w/a")
+        t.then.put("w/e", "e").delete("w/a")
+        txn = await call(c.txn(NS, t))
+        lease = await call(c.put(NS, "w/t", "x", ttl=60))
+        counter = await call(c.update(NS, "w/n", _increment))
+        await follower.finish()
+        events = follower.items
+    finally:
+        follower.cancel()
+
+    # every write says its revision, and the revisions grow
+    revisions = [base.revision, a.revision, b.revision, other.revision, a2.revision, batch.revision,
+                 txn.revision, lease.revision, counter.revision]
+    assert all(isinstance(r, int) for r in revisions) and revisions == sorted(set(revisions)), revisions  # type: ignore[type-var]
+    assert (await call(c.batch(NS, Batch().get("w/c")))).revision is None  # a batch of gets writes nothing
+
+    assert [(e.kind, e.key) for e in events] == [
+        ("put", "w/a"), ("put", "w/b"), ("put", "w/a"), ("delete", "w/b"), ("put", "w/c"), ("put", "w/d"),
+        ("put", "w/e"), ("delete", "w/a"), ("put", "w/t")]
+    assert [e.revision for e in events] == sorted({e.revision for e in events})  # in order, each once
+    assert events[0] == Event("put", "w/a", a.revision, a.etag, "text/plain; charset=utf-8", b"1")  # type: ignore[arg-type]
+    assert events[1].value == b"\xff\x00" and events[1].content_type == "application/octet-stream"
+    assert events[1].revision == b.revision and events[1].etag == b.etag
+    assert events[2].json() == {"n": 2} and events[2].revision == a2.revision
+    assert events[3].prev_etag == b.etag and events[3].value is None
+    assert events[5].revision == batch.revision  # a batch's revision: that of its last write
+    assert events[7].revision == txn.revision and events[7].prev_etag == a2.etag
+    assert events[8].revision == lease.revision and events[8].expires_at == pytest.approx(lease.expires_at, abs=0.01)
+    assert other.revision not in {e.revision for e in events}
+
+    # the same changes again, from the history: keys only, and as pages of /changes
+    again = Follower(c.watch(NS, prefix="w/", since=base.revision, keys_only=True), limit=10)
+    try:
+        await again.finish()
+    finally:
+        again.cancel()
+    assert [(e.kind, e.key, e.revision) for e in again.items[:9]] == [(e.kind, e.key, e.revision) for e in events]
+    assert all(e.value is None for e in again.items) and again.items[9].revision == counter.revision
+    # (a page may end short of the store's latest revision while the server's feed catches up: it
+    # is a cursor, not a snapshot; wait= lets the server wait for the next change)
+    paged: list[Event] = []
+    since = base.revision
+    for _ in range(20):
+        if since >= counter.revision:  # type: ignore[operator]
+            break
+        page = await call(c.changes(NS, prefix="w/", since=since, limit=4, wait=5))
+        assert 1 <= len(page.events) <= 4 and page.revision >= page.events[-1].revision
+        paged += page.events
+        since = page.revision
+    assert paged[:9] == events and len(paged) == 10 and paged[9].revision == counter.revision
+
+
+async def test_watch_and_changes_from_now(live_server: Callable[..., ServerProcess], kv: Callable[..., KV]) -> None:
+    c = kv(live_server().url)
+    await call(c.put(NS, "now/old", "before"))
+    follower = Follower(c.watch(NS, prefix="now/"), limit=1)
+    try:
+        deadline = time.monotonic() + FOLLOW_TIMEOUT
+        while (await call(c.status()))["watch"]["watchers"] < 1:  # the server took the watcher's start
+            assert time.monotonic() < deadline, "the watch did not reach the server"
+            await asyncio.sleep(0.02)
+        written = await call(c.put(NS, "now/new", "after"))
+        [event] = await follower.wait_for(1)
+    finally:
+        follower.cancel()
+    assert (event.key, event.revision, event.text) == ("now/new", written.revision, "after")
+
+    # /changes from now: nothing yet; waiting returns empty when nothing comes
+    page = await call(c.changes(NS, prefix="now/"))
+    assert page.events == () and page.revision == written.revision
+    started = time.monotonic()
+    waited = await call(c.changes(NS, since=written.revision, wait=0.3))
+    assert waited.events == () and waited.revision == written.revision
+    assert time.monotonic() - started >= 0.25
+    later = await call(c.put(NS, "now/later", "x"))
+    got = await call(c.changes(NS, since=written.revision, wait=5))
+    assert [e.revision for e in got.events] == [later.revision]
+
+
+@pytest.mark.parametrize("how", ["restart", "failover"])
+async def test_watch_resumes_after_its_server_is_killed(live_server: Callable[..., ServerProcess],
+                                                        kv: Callable[..., KV], how: str) -> None:
+    """kill -9 of the watched server: the watch reconnects (to the same server restarted on its
+    port and file, or to the other server of the store) and misses and repeats nothing."""
+    first = live_server()
+    servers = [first] if how == "restart" else [first, live_server()]
+    c = kv([s.url for s in servers], retry=RetryPolicy(attempts=200, base=0.02, cap=0.2))
+    start = await call(c.put(NS, "r/0", "start"))
+    follower = Follower(c.watch(NS, prefix="r/", since=start.revision), limit=6)
+    try:
+        before = [await call(c.put(NS, f"r/{i}", str(i))) for i in (1, 2, 3)]
+        await follower.wait_for(3)
+        first.kill9()
+        if how == "restart":
+            first.start()
+        after = [await call(c.put(NS, f"r/{i}", str(i))) for i in (4, 5, 6)]
+        await follower.finish()
+    finally:
+        follower.cancel()
+    assert [e.revision for e in follower.items] == [w.revision for w in before + after]
+    assert [e.text for e in follower.items] == ["1", "2", "3", "4", "5", "6"]
+    if how == "failover":
+        assert c.base_url == servers[1].url
+
+
+async def test_compacted_history_raises_compacted(live_server: Callable[..., ServerProcess],
+                                                  kv: Callable[..., KV]) -> None:
+    server = live_server(watch={"history_revisions": 1000, "compact_interval": 0.2})
+    c = kv(server.url)
+    for i in range(5):  # 1280 revisions: the history keeps the last 1000
+        results = await call(c.batch(NS, _puts([f"c/{i}/{j:03d}" for j in range(256)])))
+    head = results.revision
+    assert head is not None and head >= 1280
+    deadline = time.monotonic() + FOLLOW_TIMEOUT
+    while (compacted := (await call(c.status()))["watch"]["compact_revision"]) < head - 1000:
+        assert time.monotonic() < deadline, f"no compaction after {FOLLOW_TIMEOUT} s"
+        await asyncio.sleep(0.05)
+
+    with pytest.raises(Compacted) as watched:
+        await _first(c.watch(NS, since=1))
+    assert watched.value.status == 410 and watched.value.code == "compacted"
+    assert watched.value.compact_revision == compacted and watched.value.revision == head
+    with pytest.raises(Compacted) as paged:
+        await call(c.changes(NS, since=compacted - 1))
+    assert paged.value.compact_revision == compacted
+
+    # from the compact revision on, the history is all there
+    page = await call(c.changes(NS, since=compacted, limit=5))
+    assert [e.revision for e in page.events] == list(range(compacted + 1, compacted + 6))
+    follower = Follower(c.watch(NS, since=head - 2), limit=2)
+    try:
+        await follower.finish()
+    finally:
+        follower.cancel()
+    assert [e.revision for e in follower.items] == [head - 1, head]
+
+
+async def test_watch_errors(live_server: Callable[..., ServerProcess], kv: Callable[..., KV]) -> None:
+    server = live_server(auth=AUTH)
+    c = kv(server.url, token=WRITER)
+    written = await call(c.put(NS, "k", "v"))
+    with pytest.raises(InvalidRequest) as future:
+        await _first(c.watch(NS, since=(written.revision or 0) + 100))
+    assert future.value.status == 400 and future.value.code == "invalid_query"
+    with pytest.raises(InvalidRequest) as bad_ns:
+        await _first(c.watch("bad ns"))
+    assert bad_ns.value.code == "invalid_namespace"
+    with pytest.raises(Unauthorized):
+        await _first(kv(server.url).watch(NS, since=0))
+    dead = kv(f"http://127.0.0.1:{free_port()}", retry=RetryPolicy(attempts=3, base=0.01))
+    with pytest.raises(ConnectionFailed, match="no server answered after 3 attempts"):
+        await _first(dead.watch(NS, since=0))

@@ -57,7 +57,7 @@ def programs() -> dict[str, str]:
 
 
 def test_the_examples_the_docs_promise_are_there() -> None:
-    assert {"tour", "async", "config-store", "counter", "lease"} <= set(programs())
+    assert {"tour", "async", "config-store", "counter", "lease", "watch"} <= set(programs())
     # no marker lost: each one is followed by a python block
     text = DOC.read_text().splitlines()
     for i, line in enumerate(text):
@@ -118,7 +118,8 @@ def test_both_clients_have_the_same_methods() -> None:
     async_methods = sorted(n for n, _ in inspect.getmembers(AsyncClient, inspect.isfunction)
                            if not n.startswith("_") and n != "aclose")
     assert async_methods == METHODS
-    assert set(METHODS) == {"get", "put", "create", "delete", "update", "list", "batch", "txn", "status"}
+    assert set(METHODS) == {"get", "put", "create", "delete", "update", "list", "batch", "txn", "status",
+                            "watch", "changes"}
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -444,6 +444,39 @@ def test_txn_builder_and_result() -> None:
     assert got.results[0].entry == Entry("balance", '"42"', b"100", "text/plain", None)
 
 
+# --------------------------------------------------------------------------- revisions of writes
+
+
+def test_put_returns_the_revision_from_the_body_else_the_header() -> None:
+    d = Driver(ok(201, {"key": "k", "etag": '"12"', "revision": 12}, headers={"x-galerakv-revision": "12"}))
+    assert d.run(p.put(ep(), POLICY, "app", "k", "v", None, None, None, None, None)).revision == 12
+    d = Driver(ok(200, {"key": "k", "etag": '"13"'}, headers={"x-galerakv-revision": "13"}))
+    assert d.run(p.put(ep(), POLICY, "app", "k", "v", None, None, None, None, None)).revision == 13
+    d = Driver(ok(200, {"key": "k", "etag": '"13"'}))  # a server without a change feed
+    assert d.run(p.put(ep(), POLICY, "app", "k", "v", None, None, None, None, None)).revision is None
+    d = Driver(ok(200, {"key": "k", "etag": '"13"', "revision": True}, headers={"x-galerakv-revision": "x"}))
+    assert d.run(p.put(ep(), POLICY, "app", "k", "v", None, None, None, None, None)).revision is None
+
+
+def test_batch_results_carry_the_revision_of_their_writes() -> None:
+    d = Driver(ok(200, {"results": [{"key": "a", "status": 201, "etag": '"7"'}], "revision": 7},
+                  headers={"x-galerakv-revision": "7"}))
+    results = d.run(p.batch(ep(), POLICY, "app", Batch().put("a", "1")))
+    assert isinstance(results, p.Results) and isinstance(results, list)
+    assert results.revision == 7 and [r.status for r in results] == [201]
+    gets = Driver(ok(200, {"results": [{"key": "a", "status": 404, "code": "not_found"}]}))
+    assert gets.run(p.batch(ep(), POLICY, "app", Batch().get("a"))).revision is None
+    empty = Driver(ok(200, {"results": []})).run(p.batch(ep(), POLICY, "app", Batch()))
+    assert empty == [] and empty.revision is None
+
+
+def test_txn_and_update_return_the_revision() -> None:
+    d = Driver(ok(200, {"succeeded": True, "results": [], "revision": 31}))
+    assert d.run(p.txn(ep(), POLICY, "app", _txn(writes=True))).revision == 31
+    d = Driver(problem(404, "not_found"), ok(201, {"key": "n", "etag": '"32"', "revision": 32}))
+    assert d.run(p.update(ep(), POLICY, "app", "n", _incr, 5, None, None)).revision == 32
+
+
 # --------------------------------------------------------------------------- update (compare-and-set)
 
 
