@@ -273,3 +273,13 @@ def test_a_watcher_that_reads_nothing_is_cut_off_and_holds_no_backlog(tmp_path: 
         stuck.close()
     finally:
         server.stop()
+
+
+def test_an_idle_stream_carries_keepalive_comments(live_server: Callable[..., ServerProcess]) -> None:
+    server = live_server(watch={"keepalive": 0.3})
+    wait_ready(server)
+    watcher = StreamWatcher([server.url], _ns()).start()
+    time.sleep(1.5)
+    watcher.stop()
+    # the greeting comment, then one comment per quiet keepalive period; no event, no reconnect
+    assert watcher.comments >= 4 and not watcher.events and watcher.reconnects == 0, watcher
