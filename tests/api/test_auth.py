@@ -84,3 +84,14 @@ async def test_health_endpoints_stay_open(secured: httpx.AsyncClient) -> None:
         assert (await secured.get(path)).status_code == 200
     assert (await secured.get("/v1/status")).status_code == 401
     assert (await secured.get("/v1/status", headers=bearer(READER))).status_code == 200
+
+
+async def test_the_change_feed_needs_a_token_that_may_read_the_namespace(secured: httpx.AsyncClient) -> None:
+    assert (await secured.get("/v1/ns/app/changes")).status_code == 401
+    assert (await secured.get("/v1/ns/app/watch")).status_code == 401
+    assert (await secured.get("/v1/ns/other/changes", headers=bearer(READER))).status_code == 403
+    assert (await secured.get("/v1/ns/other/watch", headers=bearer(READER))).status_code == 403
+    written = await secured.put("/v1/ns/app/kv/k", content=b"v", headers=bearer(WRITER))
+    page = await secured.get("/v1/ns/app/changes", params={"since": int(written.headers["x-galerakv-revision"]) - 1},
+                             headers=bearer(READER))
+    assert page.status_code == 200 and [e["key"] for e in page.json()["events"]] == ["k"]
