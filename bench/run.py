@@ -515,6 +515,36 @@ def deadline(seconds: int) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def open_cluster(args: argparse.Namespace) -> GaleraCluster:
+    """The cluster of ``--galera-config``, or a fresh one (not started yet)."""
+    if args.galera_config is not None:
+        cluster = GaleraCluster.existing(args.galera_config)
+    else:
+        cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
+    log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
+    return cluster
+
+
+def tear_down(owned: list[Owned], cluster: GaleraCluster | None, work: Path, keep: bool) -> None:
+    """Stop what a run started (by PID), the cluster if it made it, and remove its directory."""
+    for p in reversed(owned):
+        p.stop()
+    if cluster is not None:
+        cluster.stop()
+    if keep:
+        log(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def emit(report: str, output: Path | None) -> None:
+    """Print the report, and write it to ``output`` when given."""
+    print(report)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(report + "\n")
+
+
 def versions() -> str:
     etcd_v = subprocess.run([ETCD, "--version"], capture_output=True, text=True, timeout=10)
     ev = etcd_v.stdout.splitlines()[0].split(":", 1)[-1].strip() if etcd_v.stdout else "?"
@@ -788,11 +818,7 @@ def main() -> int:
         with deadline(budget):
             targets: list[Target] = []
             if galera_mode and ("galerakv" in names or "flask" in names):
-                if args.galera_config is not None:
-                    cluster = GaleraCluster.existing(args.galera_config)
-                else:
-                    cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
-                log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
+                cluster = open_cluster(args)
                 if route == "balancer" and "galerakv" in names and cluster.balancer_desc() == "none":
                     raise RuntimeError(f"--route balancer: {cluster.config} has no [balancer] (kind none)")
                 cluster.start()
@@ -866,14 +892,7 @@ def main() -> int:
         log(f"aborted: {exc!r}")
         return 2
     finally:
-        for p in reversed(owned):
-            p.stop()
-        if cluster is not None:
-            cluster.stop()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        tear_down(owned, cluster, work, args.keep)
 
     errors = sum(s.errors for s in results.values())
     load = f"1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
@@ -932,11 +951,7 @@ def main() -> int:
         "",
         f"Non-2xx responses and socket errors: {errors}.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report + "\n")
+    emit("\n".join(lines), args.output)
     return 1 if errors else 0
 
 

@@ -47,7 +47,6 @@ import os
 import queue
 import resource
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -920,11 +919,7 @@ def main() -> int:
         with run.deadline(budget):
             targets: list[Target] = []
             if galera_mode and "galerakv" in names:
-                if args.galera_config is not None:
-                    cluster = GaleraCluster.existing(args.galera_config)
-                else:
-                    cluster = GaleraCluster.fresh(args.galera_nodes, args.galera_first_address)
-                log(f"Galera cluster {cluster.config} ({'ours' if cluster.owned else 'given, left running'})")
+                cluster = run.open_cluster(args)
                 cluster.start()
             for name in names:
                 if name == "galerakv":
@@ -971,14 +966,7 @@ def main() -> int:
         log(f"aborted: {exc!r}")
         return 2
     finally:
-        for p in reversed(owned):
-            p.stop()
-        if cluster is not None:
-            cluster.stop()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        run.tear_down(owned, cluster, work, args.keep)
 
     if galera_mode:
         n_nodes = len(cluster.nodes) if cluster is not None else args.galera_nodes
@@ -1028,11 +1016,7 @@ def main() -> int:
         "",
         f"Problems: {problems}.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report + "\n")
+    run.emit("\n".join(lines), args.output)
     return 1 if problems else 0
 
 

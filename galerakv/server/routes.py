@@ -74,6 +74,30 @@ def _local(params: dict[str, str]) -> bool:
     return value == "local"
 
 
+def _limit(params: dict[str, str], most: int) -> int:
+    """``limit``: a whole number from 1 to ``most`` (ASCII digits only), 100 by default."""
+    raw = params.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise Problem("invalid_query", f"limit must be an integer from 1 to {most}, not {raw[:32]!r}",
+                      parameter="limit")
+    return int(raw)
+
+
+def _keys_only(params: dict[str, str]) -> bool:
+    raw = params.get("keys_only", "false")
+    if raw not in ("true", "false"):  # the boolean of the OpenAPI document, nothing looser
+        raise Problem("invalid_query", "keys_only must be true or false", parameter="keys_only")
+    return raw == "true"
+
+
+def _prefix(params: dict[str, str], max_key_bytes: int) -> str:
+    prefix = params.get("prefix", "")
+    if len(prefix.encode("utf-8", "surrogatepass")) > max_key_bytes or "\x00" in prefix:
+        raise Problem("invalid_query", f"prefix is longer than a key can be ({max_key_bytes} bytes), "
+                      "or contains NUL", parameter="prefix")
+    return prefix
+
+
 async def get_key(app: Context, req: Request, ns: str, key: str) -> Response:
     params = _check_params(req, _READ_PARAMS)
     entry = await app.store.get(ns, key, local=_local(params))
@@ -135,23 +159,15 @@ def _precondition(current: str | None, create_only: bool) -> Problem:
 async def list_keys(app: Context, req: Request, ns: str) -> Response:
     params = _check_params(req, _LIST_PARAMS)
     limits = app.settings.limits
-    raw_limit = params.get("limit", "100")
-    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= limits.max_list_limit:
-        raise Problem("invalid_query", f"limit must be an integer from 1 to "
-                      f"{limits.max_list_limit}, not {raw_limit[:32]!r}", parameter="limit")
-    keys_only_raw = params.get("keys_only", "false")
-    if keys_only_raw not in ("true", "false"):  # the boolean of the OpenAPI document, nothing looser
-        raise Problem("invalid_query", "keys_only must be true or false", parameter="keys_only")
+    limit = _limit(params, limits.max_list_limit)
+    keys_only = _keys_only(params)
     delimiter = params.get("delimiter") or None
     if delimiter is not None and (len(delimiter) > 16 or "\x00" in delimiter):
         raise Problem("invalid_query", "delimiter must be 1-16 characters, such as /",
                       parameter="delimiter")
-    prefix = params.get("prefix", "")
-    if len(prefix.encode("utf-8", "surrogatepass")) > limits.max_key_bytes or "\x00" in prefix:
-        raise Problem("invalid_query", "prefix is longer than a key can be, or contains NUL",
-                      parameter="prefix")
+    prefix = _prefix(params, limits.max_key_bytes)
     cursor = params.get("cursor") or None
-    query = ListQuery(prefix, int(raw_limit), cursor, keys_only_raw == "true", delimiter)
+    query = ListQuery(prefix, limit, cursor, keys_only, delimiter)
     page = await app.store.list_keys(ns, query, local=_local(params))
     body = {
         "items": [ops.entry_json(e, with_value=not query.keys_only) for e in page.entries],
@@ -220,19 +236,14 @@ async def _json_body(app: Context, req: Request) -> object:
 async def _feed_start(app: Context, req: Request, ns: str, params: dict[str, str]) -> tuple[Interest, int]:
     """What a watcher follows and the revision it starts after: ``since``, or the Last-Event-ID
     of a reconnecting EventSource (which wins), or the store's current revision."""
-    prefix = params.get("prefix", "")
-    if len(prefix.encode("utf-8", "surrogatepass")) > app.settings.limits.max_key_bytes or "\x00" in prefix:
-        raise Problem("invalid_query", f"prefix is longer than a key can be ({app.settings.limits.max_key_bytes} "
-                      "bytes), or contains NUL", parameter="prefix")
-    keys_only = params.get("keys_only", "false")
-    if keys_only not in ("true", "false"):
-        raise Problem("invalid_query", "keys_only must be true or false", parameter="keys_only")
+    prefix = _prefix(params, app.settings.limits.max_key_bytes)
+    keys_only = _keys_only(params)
     last_id = req.header(b"last-event-id")
     since: int | None = None
     if last_id is not None and last_id.strip():
-        since = validate.revision(last_id.strip(), "Last-Event-ID")
+        since = validate.revision(last_id.strip(), "Last-Event-ID", "invalid_header")
     elif "since" in params:
-        since = validate.revision(params["since"], "since")
+        since = validate.revision(params["since"], "since", "invalid_query")
     if since is None or since > app.feed.head:
         current, _ = await app.store.revision()
         if since is None:
@@ -240,7 +251,7 @@ async def _feed_start(app: Context, req: Request, ns: str, params: dict[str, str
         elif since > current:
             raise Problem("invalid_query", f"since={since} is a future revision: the store is at revision {current}",
                           parameter="since", revision=current)
-    return Interest(ns, prefix, keys_only == "true"), since
+    return Interest(ns, prefix, keys_only), since
 
 
 def compacted(exc: Compacted) -> Problem:
@@ -288,18 +299,13 @@ async def _events(app: Context, interest: Interest, since: int) -> AsyncIterator
 async def changes(app: Context, req: Request, ns: str) -> Response:
     """``GET /v1/ns/{ns}/changes``: the same events as one JSON page, waiting up to ``wait`` seconds."""
     params = _check_params(req, _CHANGES_PARAMS)
-    limit_raw = params.get("limit", "100")
-    max_limit = min(app.settings.limits.max_list_limit, PAGE * 4)
-    if not limit_raw.isascii() or not limit_raw.isdigit() or not 1 <= int(limit_raw) <= max_limit:
-        raise Problem("invalid_query", f"limit must be a whole number from 1 to {max_limit}, not {limit_raw[:32]!r}",
-                      parameter="limit")
+    limit = _limit(params, min(app.settings.limits.max_list_limit, PAGE * 4))
     raw_wait = params.get("wait", "0")
     if not _WAIT_RE.fullmatch(raw_wait) or float(raw_wait) > MAX_WAIT:
         raise Problem("invalid_query", f"wait must be a number of seconds from 0 to {MAX_WAIT:g}, such as 30 or 0.5, "
                       f"not {raw_wait[:32]!r}", parameter="wait")
     wait = float(raw_wait)
     interest, since = await _feed_start(app, req, ns, params)
-    limit = int(limit_raw)
     try:
         # from the store, not the feed's ring: a page is causal (every change acknowledged before
         # the request is in it or in a later page), where the ring may lag by a poll interval

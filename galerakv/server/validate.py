@@ -135,10 +135,11 @@ def etag(version: str) -> str:
 _REVISION_RE = re.compile(r"[0-9]{1,19}")
 
 
-def revision(raw: str, what: str) -> int:
-    """A revision in a query parameter or header: ASCII digits only, at most 2**63 - 1."""
+def revision(raw: str, what: str, code: str) -> int:
+    """A revision in a query parameter or header (``code``: the problem when it is not one):
+    ASCII digits only, at most 2**63 - 1."""
     if not _REVISION_RE.fullmatch(raw) or int(raw) >= 1 << 63:
-        raise Problem("invalid_query" if what == "since" else "invalid_header",
+        raise Problem(code,
                       f"{what} must be a revision: a whole number from 0, such as the id of the last "
                       f"event received; got {raw[:32]!r}", parameter=what)
     return int(raw)
