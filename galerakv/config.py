@@ -304,6 +304,21 @@ class WatchSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Backups (``galerakv backup``, ``galerakv restore``) and the doctor's checks of them."""
+
+    dir: Path = field(default=Path("backups"), metadata=_key(
+        "where `galerakv backup` writes when `--to` is left out, and where the doctor looks for backups"))
+    keep: int = field(default=7, metadata=_key(
+        "complete backups kept in `dir`: older ones are removed after each successful backup (0: keep all)",
+        check=_range(0, 100_000)))
+    max_age_hours: float = field(default=26.0, metadata=_key(
+        "the doctor reports `backup-old` when the newest complete backup in `dir` is older than this "
+        "(only once `dir` holds a backup); 26 leaves a daily schedule two hours of slack",
+        check=_range(0.1, 24 * 366)))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything galerakv reads from the metadata configuration file."""
 
@@ -314,6 +329,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_key())
     limits: LimitsSettings = field(default_factory=LimitsSettings, metadata=_key())
     watch: WatchSettings = field(default_factory=WatchSettings, metadata=_key())
+    backup: BackupSettings = field(default_factory=BackupSettings, metadata=_key())
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_key())
 
     @property

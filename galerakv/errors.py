@@ -12,8 +12,9 @@ so callers never catch a third-party exception.
     │   ├── BackendUnavailable      the database cannot be reached or is not ready (503)
     │   ├── OutcomeUnknown          a write was sent but its result is not known (503)
     │   └── Compacted               history older than the retention window was asked for (410)
-    └── ClusterError                a cluster operation failed (cluster toolkit)
-        └── NodeError               one named node failed; carries its log tail
+    ├── ClusterError                a cluster operation failed (cluster toolkit)
+    │   └── NodeError               one named node failed; carries its log tail
+    └── BackupError                 a backup is unreadable, damaged, or cannot go where asked
 
 Conditional failures (If-Match, If-None-Match) are not exceptions: the store
 returns them as results, because a failed compare is an answer, not an error.
@@ -132,3 +133,7 @@ class NodeError(ClusterError):
         if log_tail:
             text += "\n--- last lines of its log ---\n" + log_tail
         super().__init__(text)
+
+
+class BackupError(GalerakvError):
+    """A backup cannot be taken, read or restored; the message names the file and the fix."""

@@ -97,6 +97,13 @@ def with_safe_to_bootstrap(text: str, safe: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def grastate_text(position: Position, safe_to_bootstrap: bool) -> str:
+    """A grastate.dat for a stopped node whose data is at ``position`` (a restored backup)."""
+    return ("# GALERA saved state\nversion: 2.1\n"
+            f"uuid:    {position.uuid}\nseqno:   {position.seqno}\n"
+            f"safe_to_bootstrap: {int(safe_to_bootstrap)}\n")
+
+
 def parse_recovered(text: str) -> Position | None:
     """The last ``Recovered position`` in ``mariadbd --wsrep-recover`` output, or None."""
     found = None

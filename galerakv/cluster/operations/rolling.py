@@ -48,12 +48,13 @@ def settle_seconds(settings: Settings) -> float:
     return seconds
 
 
-def drain(settings: Settings, transport: Transport, node: NodeSettings, report: Report) -> None:
+def drain(settings: Settings, transport: Transport, node: NodeSettings, report: Report,
+          by: str = "galerakv cluster restart --rolling") -> None:
     """Take ``node`` out of every client's rotation; it keeps running."""
     if balancer.managed(settings):
         path = CheckPaths.of(settings, node).maintenance
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("drained by `galerakv cluster restart --rolling`\n")
+        path.write_text(f"drained by `{by}`\n")
     transport.query(node, "SET GLOBAL wsrep_desync = ON;", timeout=30)
     report(f"{node.name}: drained (wsrep_desync = ON"
            + (", balancer maintenance on)" if balancer.managed(settings) else ")"))

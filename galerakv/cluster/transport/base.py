@@ -145,6 +145,12 @@ class Transport(ABC):
         """The position InnoDB holds (``mariadbd --wsrep-recover``), None when it printed none."""
         return parse_recovered(self._wsrep_recover_log(node, timeout))
 
+    @abstractmethod
+    def script_argv(self, node: NodeSettings, script: str) -> list[str]:
+        """The command that runs the POSIX shell ``script`` on the node's host, as the
+        toolkit's user there, with this process's standard streams (for long copies whose
+        data flows through a pipe: backups and restores)."""
+
     # -- SQL
     @abstractmethod
     def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.base import STATUS_SQL, Preflight, QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
-from galerakv.errors import NodeError
+from galerakv.errors import ClusterError, NodeError
 from galerakv.galera.log import RECOVER_MARKER
 from galerakv.galera.position import Position, parse_grastate
 from galerakv.paths import CheckPaths
@@ -117,3 +117,6 @@ class FakeTransport(Transport):
 
     def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
         return ["true"]
+
+    def script_argv(self, node: NodeSettings, script: str) -> list[str]:
+        raise ClusterError("the in-memory transport runs no scripts (backups need real nodes)")

@@ -292,6 +292,9 @@ class LocalTransport(Transport):
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def script_argv(self, node: NodeSettings, script: str) -> list[str]:
+        return ["sh", "-c", script]
+
     # ------------------------------------------------------------------ SQL
 
     def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:

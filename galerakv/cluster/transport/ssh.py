@@ -49,6 +49,8 @@ class Runner(Protocol):
 
     def interactive_argv(self, host: str, command: list[str]) -> list[str]: ...
 
+    def argv(self, host: str, script: str) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class SshRunner:
@@ -62,6 +64,9 @@ class SshRunner:
     def interactive_argv(self, host: str, command: list[str]) -> list[str]:
         return ["ssh", "-t", *SSH_OPTIONS, f"{self.user}@{host}", shlex.join(command)]
 
+    def argv(self, host: str, script: str) -> list[str]:
+        return ["ssh", *SSH_OPTIONS, f"{self.user}@{host}", "sh -c " + shlex.quote(script)]
+
 
 @dataclass(frozen=True)
 class ShellRunner:
@@ -73,6 +78,9 @@ class ShellRunner:
 
     def interactive_argv(self, host: str, command: list[str]) -> list[str]:
         return command
+
+    def argv(self, host: str, script: str) -> list[str]:
+        return ["sh", "-c", script]
 
 
 def _run(argv: list[str], stdin: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -104,6 +112,9 @@ class SshTransport(Transport):
     @property
     def admin_cnf(self) -> str:
         return str(StatePaths.of(self.settings).admin_cnf)
+
+    def script_argv(self, node: NodeSettings, script: str) -> list[str]:
+        return self.runner.argv(node.address, script)
 
     def _sh(self, node: NodeSettings, script: str, stdin: str | None = None,
             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
