@@ -7,7 +7,6 @@ SQLite file, or a mariadb-backup stream of a drained Galera node (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -27,9 +26,9 @@ def _progress(what: str, quiet: bool) -> Progress | None:
     return None if quiet else Progress(what)
 
 
-def _say(quiet: bool) -> Callable[[str], None]:
-    """Progress lines go to standard error (standard output is the result), none with --json."""
-    return (lambda _line: None) if quiet else (lambda line: click.echo(line, err=True))
+def _say(line: str) -> None:
+    """Steps go to standard error: standard output is the result (JSON with --json)."""
+    click.echo(line, err=True)
 
 
 @click.command("backup")
@@ -52,7 +51,7 @@ def backup(settings: Settings, to: str | None, node_name: str | None, keep: int 
     Prints the backup's manifest (revision or Galera position, size, checksum).
     """
     base = Path(to) if to else settings.backup.dir
-    report = _say(as_json)
+    report = _say
     manifest: Manifest
     if _kind(settings) == "sqlite":
         if node_name is not None:
@@ -102,7 +101,7 @@ def restore(settings: Settings, source: str, force: bool, as_json: bool) -> None
     """
     manifest = backups.resolve(Path(source))
     kind = manifest.kind
-    report = _say(as_json)
+    report = _say
     report(f"restoring {manifest.path} (taken {manifest.created})")
     result: dict[str, object] = {"backup": str(manifest.path), "kind": kind}
     if kind == "sqlite":

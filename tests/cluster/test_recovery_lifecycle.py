@@ -21,11 +21,9 @@ the tests run in file order) to keep the wall time low.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
-import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import parse_grastate, parse_recovered
-from tests.support.faults import FaultCluster, Outcome, Tally, check
+from tests.support.faults import FaultCluster, Tally, WriteLoop, check
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 from tests.support.server import writer_of
 
@@ -49,8 +47,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 FIRST = "127.0.0.101"
 BALANCER_DEFAULT = "127.0.0.100"  # what `init` would pick, outside this module's addresses
 BALANCER = "127.0.0.109"
-CLIENTS = 3
-PAUSE = 0.01  # between one client's writes: a steady load that leaves the 2 cores some air
 REQUEST_TIMEOUT = 30.0
 HEAL_TIMEOUT = 90.0
 
@@ -77,60 +73,6 @@ def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
             yield fault
         finally:
             fault.stop_servers()
-
-
-class WriteLoop:
-    """Clients PUT unique keys through the server until stopped (bounded by ``limit`` s)."""
-
-    def __init__(self, url: str, ns: str, limit: float = 120.0,
-                 timeout: float = REQUEST_TIMEOUT) -> None:
-        self.url, self.ns, self.limit, self.timeout = url, ns, limit, timeout
-        self.outcomes: list[Outcome] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.began = 0.0
-
-    async def _client(self, n: int, stop_at: float) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=self.timeout) as c:
-            i = 0
-            while not self._stop.is_set() and time.monotonic() < stop_at:
-                key = f"c{n}-{i:05d}"
-                i += 1
-                began = time.monotonic()
-                try:
-                    r = await c.put(f"/v1/ns/{self.ns}/kv/{key}", content=f"{key} value".encode())
-                    self.outcomes.append(Outcome(key, r.status_code, r.headers.get("etag", ""),
-                                                 time.monotonic() - began,
-                                                 "" if r.is_success else r.text[:300]))
-                except httpx.HTTPError as exc:
-                    self.outcomes.append(Outcome(key, 0, "", time.monotonic() - began, repr(exc)))
-                await asyncio.sleep(PAUSE)
-
-    async def _main(self) -> None:
-        stop_at = time.monotonic() + self.limit
-        await asyncio.gather(*(self._client(n, stop_at) for n in range(CLIENTS)))
-
-    def __enter__(self) -> WriteLoop:
-        self.began = time.monotonic()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(self.timeout + 10)
-        assert not self._thread.is_alive(), "the write loop did not stop"
-
-    def acked_so_far(self) -> int:
-        return sum(1 for o in list(self.outcomes) if 200 <= o.status < 300)
-
-    def wait_for_acks(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.acked_so_far() < count:
-            assert time.monotonic() < deadline, f"fewer than {count} writes acknowledged in {timeout} s"
-            time.sleep(0.1)
-
-    def tally(self) -> Tally:
-        return Tally(list(self.outcomes), time.monotonic() - self.began)
 
 
 def wait_healthy(cluster: LocalCluster, timeout: float = HEAL_TIMEOUT) -> float:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncmy
+import httpx
 
 from galerakv import secrets
 from galerakv.cluster.transport.local import runs_mariadbd
@@ -205,3 +207,59 @@ def check(fc: FaultCluster, scenario: str, ns: str, tally: Tally, nodes: list[st
     assert acked, "no write was acknowledged at all"
     assert all(not lost for lost in missing.values()), f"acknowledged writes lost or changed: {missing}"
     assert not failures, f"{len(failures)} requests failed, first: {failures[0]}"
+
+
+class WriteLoop:
+    """Clients PUT unique keys through the server until stopped (bounded by ``limit`` s)."""
+
+    def __init__(self, url: str, ns: str, limit: float = 120.0, timeout: float = 30.0,
+                 clients: int = 3, pause: float = 0.01) -> None:
+        # pause: between one client's writes, a steady load that leaves the 2 cores some air
+        self.url, self.ns, self.limit, self.timeout = url, ns, limit, timeout
+        self.clients, self.pause = clients, pause
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.began = 0.0
+
+    async def _client(self, n: int, stop_at: float) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=self.timeout) as c:
+            i = 0
+            while not self._stop.is_set() and time.monotonic() < stop_at:
+                key = f"c{n}-{i:05d}"
+                i += 1
+                began = time.monotonic()
+                try:
+                    r = await c.put(f"/v1/ns/{self.ns}/kv/{key}", content=f"{key} value".encode())
+                    self.outcomes.append(Outcome(key, r.status_code, r.headers.get("etag", ""),
+                                                 time.monotonic() - began,
+                                                 "" if r.is_success else r.text[:300]))
+                except httpx.HTTPError as exc:
+                    self.outcomes.append(Outcome(key, 0, "", time.monotonic() - began, repr(exc)))
+                await asyncio.sleep(self.pause)
+
+    async def _main(self) -> None:
+        stop_at = time.monotonic() + self.limit
+        await asyncio.gather(*(self._client(n, stop_at) for n in range(self.clients)))
+
+    def __enter__(self) -> WriteLoop:
+        self.began = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 10)
+        assert not self._thread.is_alive(), "the write loop did not stop"
+
+    def acked_so_far(self) -> int:
+        return sum(1 for o in list(self.outcomes) if 200 <= o.status < 300)
+
+    def wait_for_acks(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acked_so_far() < count:
+            assert time.monotonic() < deadline, f"fewer than {count} writes acknowledged in {timeout} s"
+            time.sleep(0.1)
+
+    def tally(self) -> Tally:
+        return Tally(list(self.outcomes), time.monotonic() - self.began)

@@ -38,6 +38,7 @@ CHECKS: tuple[Check, ...] = (
     doctor_checks.check_files,
     doctor_checks.check_ports_in_use,
     doctor_checks.check_bootstrap,
+    doctor_checks.check_backups,
     doctor_live.check_logs,
     doctor_live.check_liveness,
     doctor_live.check_membership,

@@ -215,6 +215,20 @@ _ENTRIES = (
        "anyone can log in with any user name and get that account's privileges",
        "accounts with an empty user name (left by some installers)",
        "`DROP USER ''@'<host>'` for each"),
+    # -- backups
+    _e("backup-old", "warning", "No recent backup",
+       "a lost cluster (or a mistaken delete that replicated everywhere) can only be restored to a "
+       "point long ago",
+       "the newest complete backup in `[backup] dir` is older than `[backup] max_age_hours`, or none "
+       "there is complete (checked once the directory holds a backup)",
+       "run `galerakv backup --config galerakv.toml` now and schedule it (docs/backup.md shows a "
+       "systemd timer and a cron line); restore one now and then to know it works"),
+    _e("backup-failed", "warning", "The last backup failed",
+       "the backup directory's newest backup cannot be restored",
+       "its manifest.json says `failed` (with the error), or still says `running` although the "
+       "process that took it is gone (killed, out of disk, the machine restarted)",
+       "read `error` in its manifest.json, fix the cause and run `galerakv backup` again; the failed "
+       "directory is removed with the old backups once newer ones complete"),
 )
 
 CATALOGUE: dict[str, Entry] = {e.code: e for e in _ENTRIES}

@@ -311,3 +311,26 @@ def check_bootstrap(facts: Facts) -> list[Finding]:
                              "safe_to_bootstrap: " + ", ".join(decision.several_safe), lines,
                              severity="warning"))
     return found
+
+
+def check_backups(facts: Facts) -> list[Finding]:
+    """backup-failed when the newest backup did not complete; backup-old when the newest complete
+    one is older than allowed. Silent until the backup directory holds a backup."""
+    b = facts.backups
+    if b is None or not b.count:
+        return []
+    found: list[Finding] = []
+    if b.newest_state != "complete" and b.newest_state != "running":
+        why = "it is marked running but its process is gone" if b.newest_state == "died" else b.newest_error
+        found.append(finding("backup-failed", None, f"the newest backup did not complete: {why}",
+                             [f"{b.newest}/manifest.json: status {b.newest_state}"]))
+    if not b.newest_complete:
+        found.append(finding("backup-old", None, f"no complete backup in {b.dir}",
+                             [f"{b.count} backup(s) there, none complete"]))
+    else:
+        age = (b.now - b.newest_complete_at) / 3600
+        if age > b.max_age_hours:
+            found.append(finding("backup-old", None,
+                                 f"the newest complete backup is {age:.1f} hours old "
+                                 f"(max_age_hours = {b.max_age_hours:g})", [b.newest_complete]))
+    return found

@@ -20,11 +20,15 @@ import pwd
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
+from galerakv import backups
 from galerakv.cluster.doctor.facts import (
     AccountFact,
+    BackupFacts,
     ConfigFacts,
     Facts,
     FileFacts,
@@ -90,7 +94,23 @@ def collect(settings: Settings, transport: Transport, *, offline: bool,
                 providers[opt.value] = os.path.isfile(opt.value)
         if c.sst_method == "mariabackup":
             tools = tuple(t for t in ("socat", "mariabackup") if shutil.which(t) is None)
-    return Facts(c.name, c.transport, c.sst_method, nodes, offline, providers, tools, tuple(notes))
+    return Facts(c.name, c.transport, c.sst_method, nodes, offline, providers, tools, tuple(notes),
+                 backup_facts(settings))
+
+
+def backup_facts(settings: Settings) -> BackupFacts:
+    """What the manifests in ``[backup] dir`` say (nothing is verified: that reads whole files)."""
+    found = backups.scan(settings.backup.dir)
+    facts = BackupFacts(str(settings.backup.dir), settings.backup.max_age_hours, time.time(), len(found))
+    if not found:
+        return facts
+    newest = found[-1]
+    state = "died" if newest.died else newest.status
+    complete = [m for m in found if m.complete]
+    if complete:
+        facts = replace(facts, newest_complete=str(complete[-1].path),
+                        newest_complete_at=complete[-1].created_at)
+    return replace(facts, newest=str(newest.path), newest_state=state, newest_error=newest.error)
 
 
 def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *, offline: bool,

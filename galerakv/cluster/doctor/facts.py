@@ -133,6 +133,21 @@ class NodeFacts:
 
 
 @dataclass(frozen=True)
+class BackupFacts:
+    """The backups found in ``[backup] dir`` (see :mod:`galerakv.backups`)."""
+
+    dir: str
+    max_age_hours: float
+    now: float  # when they were read (seconds since the epoch)
+    count: int = 0  # backup directories with a readable manifest
+    newest_complete: str = ""  # its directory
+    newest_complete_at: float = 0.0  # its start time
+    newest: str = ""  # the newest attempt's directory, whatever became of it
+    newest_state: str = ""  # complete | failed | died | running
+    newest_error: str = ""
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything collected about one cluster."""
 
@@ -144,6 +159,7 @@ class Facts:
     provider_exists: Mapping[str, bool] = field(default_factory=dict)  # path -> exists (local)
     tools_missing: tuple[str, ...] = ()  # for the SST method, on this machine (local)
     notes: tuple[str, ...] = ()  # what could not be collected, and why
+    backups: BackupFacts | None = None
 
     @property
     def expected_size(self) -> int:

@@ -135,6 +135,11 @@ class XbstreamScanner:
             return
 
     @property
+    def complete(self) -> bool:
+        """The stream so far ends on a chunk boundary, after at least one whole file."""
+        return self.files > 0 and not self._skip and not self._buf
+
+    @property
     def position(self) -> Position | None:
         """The Galera position written by ``--galera-info`` (``UUID:SEQNO [GTID...]``)."""
         text = bytes(self.found).decode("ascii", "replace").split()
@@ -376,6 +381,24 @@ def _what_runs(settings: Settings, transport: Transport, running: list[NodeSetti
             f"{keys})")
 
 
+def check_stream(manifest: Manifest, position: Position) -> None:
+    """Read the whole backup once before anything is stopped or deleted: it decompresses, it is
+    a complete xbstream, and it ends at the position its manifest records."""
+    scanner = XbstreamScanner(GALERA_INFO)
+    stream = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        for chunk in backups.iter_file(manifest.data_path):
+            scanner.feed(stream.decompress(chunk))
+    except zstandard.ZstdError as exc:
+        raise BackupError(f"{manifest.data_path} cannot be decompressed ({exc}); the backup is damaged") from exc
+    if not stream.eof or not scanner.complete:
+        raise BackupError(f"{manifest.data_path} ends in the middle of the backup stream; the backup is "
+                          "incomplete; use another one")
+    if scanner.position != position:
+        raise BackupError(f"{manifest.data_path} ends at Galera position {scanner.position}, but its manifest "
+                          f"says {position}; the backup is damaged")
+
+
 def check_target(settings: Settings, transport: Transport, manifest: Manifest, force: bool,
                  report: Report) -> None:
     """Refuse to restore over a running or non-empty cluster unless ``force`` (then stop it)."""
@@ -413,6 +436,7 @@ def restore(settings: Settings, transport: Transport, manifest: Manifest, report
     if manifest.state_uuid == "" or manifest.seqno is None:
         raise BackupError(f"{manifest.path}/manifest.json records no Galera position; the backup is damaged")
     position = Position(manifest.state_uuid, manifest.seqno)
+    check_stream(manifest, position)
     check_target(settings, transport, manifest, force, report)
     nodes = settings.cluster.nodes
     secrets, created = ensure(settings)
