@@ -19,6 +19,7 @@ from galerakv.cluster.doctor import DoctorReport, diagnose
 from galerakv.cluster.doctor.catalogue import CATALOGUE
 from galerakv.cluster.doctor.facts import (
     AccountFact,
+    BackupFacts,
     ConfigFacts,
     Facts,
     FileFacts,
@@ -287,6 +288,10 @@ CASES: list[Case] = [
     ("anonymous-users", lambda: healthy_but("db1", live=dataclasses.replace(
         node("db1").live, accounts=(AccountFact("", "localhost", "mysql_native_password", True),))),
      "db1", "warning"),
+    ("backup-old", lambda: cluster(backups=BackupFacts("/b", 26, 1e9, 1, "/b/1", 1e9 - 30 * 3600, "/b/1",
+                                                       "complete")), None, "warning"),
+    ("backup-failed", lambda: cluster(backups=BackupFacts("/b", 26, 1e9, 2, "/b/1", 1e9 - 3600, "/b/2",
+                                                          "failed", "No space left on device")), None, "warning"),
 ]
 
 

@@ -22,14 +22,15 @@ ALLOWED: dict[str, set[str]] = {
     "galerakv.config": {"galerakv.errors"},
     "galerakv.paths": {"galerakv.config"},
     "galerakv.secrets": {"galerakv.config", "galerakv.errors", "galerakv.paths"},
+    "galerakv.backups": {"galerakv", "galerakv.errors"},  # backup manifests, for the backends, toolkit and cli
     "galerakv.backend": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
-                         "galerakv.secrets"},
+                         "galerakv.secrets", "galerakv.backups"},
     "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend"},
     "galerakv.cluster": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
-                         "galerakv.secrets"},
+                         "galerakv.secrets", "galerakv.backups"},
     "galerakv.cli": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.server",
                      "galerakv.cluster", "galerakv.secrets", "galerakv.paths", "galerakv.backend",
-                     "galerakv.galera", "galerakv.client"},  # client: `galerakv watch`
+                     "galerakv.galera", "galerakv.client", "galerakv.backups"},  # client: `galerakv watch`
 }
 
 
