@@ -58,6 +58,9 @@ def backup(settings: Settings, to: str | None, node_name: str | None, keep: int 
             fail("--node applies to the Galera backend only ([server] backend = \"mariadb\")", 2)
         from galerakv.backend import snapshot
 
+        if settings.cluster.nodes and not settings.server.sqlite_path.exists():
+            fail(f"[server] backend is \"sqlite\" but there is no SQLite file at {settings.server.sqlite_path}; "
+                 "this file lists Galera nodes: set [server] backend = \"mariadb\" to back up the cluster")
         report(f"backing up {settings.server.sqlite_path} into {base}")
         manifest = snapshot.backup(settings.server.sqlite_path, base, _progress("copied", as_json))
         report(f"revision {manifest.revision}: {manifest.keys} keys in {manifest.namespaces} namespaces")
