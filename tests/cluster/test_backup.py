@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from galerakv import backups as backups_module
 from tests.support.configs import merge, write_config
 from tests.support.faults import WriteLoop
 from tests.support.local_cluster import LocalCluster, make_local_cluster
@@ -90,6 +91,15 @@ def test_a_backup_under_load_restores_into_a_new_cluster(galera_api_cluster: dic
     print(f"{len(before)} writes acknowledged before the backup, {len(tally.acknowledged)} in all, none "
           f"failed; backup of {manifest['node']} at seqno {manifest['seqno']}: {manifest['raw_bytes']} bytes "
           f"read, {manifest['bytes']} stored, {manifest['seconds']} s")
+
+    # the doctor reads the backup directory: quiet while the newest backup is complete, then not
+    found = json.loads(galerakv("cluster", "doctor", "--config", str(source), "--json").stdout)
+    assert not {f["code"] for f in found["findings"]} & {"backup-old", "backup-failed"}
+    broken = backups_module.failed(backups_module.begin(backups, "galera"), 0.0, "No space left on device")
+    found = json.loads(galerakv("cluster", "doctor", "--config", str(source), "--json").stdout)
+    assert [f["summary"] for f in found["findings"] if f["code"] == "backup-failed"] == [
+        "the newest backup did not complete: No space left on device"]
+    shutil.rmtree(broken.path)
 
     # the target runs a cluster of its own: refused without --force, naming what would be lost
     target = restored_cluster
