@@ -288,6 +288,10 @@ class Store(abc.ABC):
     async def list_keys(self, ns: str, query: ListQuery, *, local: bool = False) -> ListPage: ...
 
     @abc.abstractmethod
+    async def namespaces(self, *, local: bool = False) -> list[str]:
+        """The namespaces that hold at least one live key, in byte order."""
+
+    @abc.abstractmethod
     async def batch(self, ns: str, ops: Sequence[Op]) -> list[OpResult]: ...
 
     @abc.abstractmethod

@@ -1,4 +1,4 @@
-"""Key ranges and listing cursors, shared by every backend.
+"""What a key may be, key ranges and listing cursors, shared by every backend.
 
 Keys are ordered by code point (the order of their UTF-8 bytes). A prefix
 covers the half-open range ``[prefix, successor(prefix))``.
@@ -9,12 +9,41 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 from galerakv.backend.base import Entry, ListPage, ListQuery
 from galerakv.errors import InvalidRequest
 
 _MAX_CP = 0x10FFFF
+
+KeyFault = Literal["empty", "too_large", "nul", "not_unicode"]
+
+# A content type as stored: printable ASCII, 1 to 255 characters, not starting with a space.
+CONTENT_TYPE_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,254}$")
+
+
+def key_size(key: str) -> int:
+    """The key's length in UTF-8 bytes (a lone surrogate counted as its 3 bytes)."""
+    return len(key.encode("utf-8", "surrogatepass"))
+
+
+def key_fault(key: str, max_bytes: int) -> KeyFault | None:
+    """Why no store takes ``key``, or None when it is a valid key: empty, longer than
+    ``max_bytes`` UTF-8 bytes (``limits.max_key_bytes``), holding a NUL, or not valid
+    Unicode (a lone surrogate). The one rule of the server's paths and bodies and of import."""
+    if not key:
+        return "empty"
+    if key_size(key) > max_bytes:
+        return "too_large"
+    if "\x00" in key:
+        return "nul"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not_unicode"
+    return None
 
 
 def successor(prefix: str) -> str | None:

@@ -688,6 +688,21 @@ class MariaDBStore(Store):
 
         return await paginate(query, fetch)
 
+    async def namespaces(self, *, local: bool = False) -> list[str]:
+        sql = f"{self._select(local)} ns FROM kv WHERE ns > %s AND {_LIVE} ORDER BY ns LIMIT 1"
+        now = time.time()
+        found: list[bytes] = []
+
+        async def work(cur: Any) -> bytes | None:
+            await cur.execute(sql, (found[-1] if found else b"", now))
+            row = await cur.fetchone()
+            return None if row is None else bytes(row[0])
+
+        # one seek past each namespace (ns leads the primary key), each a read of its own
+        while (ns := await self._read(work)) is not None:
+            found.append(ns)
+        return [ns.decode() for ns in found]
+
     # ------------------------------------------------------------------ writes
 
     async def put(self, ns: str, key: str, value: bytes, content_type: str, *,

@@ -359,6 +359,18 @@ class SQLiteStore(Store):
 
         return await paginate(query, fetch)
 
+    async def namespaces(self, *, local: bool = False) -> list[str]:
+        conn = self._read()
+        now = time.time()
+        found: list[str] = []
+        try:
+            while (row := conn.execute(f"SELECT ns FROM kv WHERE ns > ? AND {_LIVE} ORDER BY ns LIMIT 1",
+                                       (found[-1] if found else "", now)).fetchone()) is not None:
+                found.append(row[0])
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        return found
+
     # ----------------------------------------------------------------- writes
 
     async def put(self, ns: str, key: str, value: bytes, content_type: str, *,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import click
 
 from galerakv import __version__
+from galerakv.cli.backup import backup, restore
 from galerakv.cli.cluster import cluster
 from galerakv.cli.clustercheck import clustercheck
 from galerakv.cli.common import config_option, emit_json, fail, json_option
+from galerakv.cli.transfer import export, import_
 from galerakv.cli.watch import watch
 from galerakv.config import Settings
 
@@ -62,9 +64,13 @@ def serve(settings: Settings, host: str | None, port: int | None, workers: int |
              f"{exc.strerror or exc}; choose another --port or stop what uses it")
 
 
+main.add_command(backup)
+main.add_command(restore)
 main.add_command(cluster)
 main.add_command(clustercheck)
 main.add_command(watch)
+main.add_command(export)
+main.add_command(import_)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

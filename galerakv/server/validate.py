@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 import re
 
+from galerakv.backend.keys import CONTENT_TYPE_RE, key_fault, key_size
 from galerakv.config import NAMESPACE_RE, LimitsSettings
 from galerakv.server.problems import Problem
 
-_CONTENT_TYPE_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,254}$")
 _ETAG_RE = re.compile(r'^"([\x21\x23-\x7e]+)"$')
 
 
@@ -24,19 +24,18 @@ def namespace(ns: str) -> str:
 
 
 def key(k: str, limits: LimitsSettings) -> str:
-    if not k:
+    fault = key_fault(k, limits.max_key_bytes)
+    if fault == "empty":
         raise Problem("invalid_key", "the key is empty; put the key after /kv/ in the path")
-    size = len(k.encode("utf-8", "surrogatepass"))
-    if size > limits.max_key_bytes:
+    if fault == "too_large":
+        size = key_size(k)
         raise Problem("key_too_large",
                       f"the key is {size} bytes; the limit is {limits.max_key_bytes} bytes "
                       "(limits.max_key_bytes)", limit=limits.max_key_bytes, size=size)
-    if "\x00" in k:
+    if fault == "nul":
         raise Problem("invalid_key", "the key contains a NUL character (%00), which is not allowed")
-    try:
-        k.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Problem("invalid_key", "the key is not valid Unicode text") from None
+    if fault == "not_unicode":
+        raise Problem("invalid_key", "the key is not valid Unicode text")
     return k
 
 
@@ -50,7 +49,7 @@ def value_size(size: int, limits: LimitsSettings) -> None:
 def content_type(ct: str | None) -> str:
     if ct is None or ct == "":
         return "application/octet-stream"
-    if not _CONTENT_TYPE_RE.match(ct):
+    if not CONTENT_TYPE_RE.match(ct):
         raise Problem("invalid_header",
                       "Content-Type must be printable ASCII of at most 255 characters")
     return ct
