@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from galerakv.config import NodeSettings, Settings
 
 
+SECRETS_CREDENTIAL = "galerakv-secrets.toml"
+"""The secrets file's name as a systemd credential: ``galerakv.service`` (``galerakv service
+install``) hands it to the unprivileged server in ``$CREDENTIALS_DIRECTORY``."""
+
+
 @dataclass(frozen=True)
 class StatePaths:
     """The files directly under ``state_dir``."""

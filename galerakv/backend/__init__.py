@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from galerakv.backend.base import Store
 from galerakv.config import Settings
-from galerakv.paths import StatePaths
+from galerakv.paths import SECRETS_CREDENTIAL, StatePaths
 
 __all__ = ["Store", "create_store"]
 
@@ -19,7 +22,12 @@ def create_store(settings: Settings) -> Store:
     from galerakv.backend.mariadb import MariaDBStore
     from galerakv.errors import BackendUnavailable, ClusterError
 
+    # under systemd (`galerakv service install`) the secrets come as a credential: the server
+    # runs as its own user and never reads root's file
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     path = StatePaths.of(settings).secrets
+    if credentials and (Path(credentials) / SECRETS_CREDENTIAL).is_file():
+        path = Path(credentials) / SECRETS_CREDENTIAL
     try:
         found = secrets.load(path)
     except ClusterError as exc:
