@@ -149,3 +149,8 @@ def test_a_backup_under_load_restores_into_a_new_cluster(galera_api_cluster: dic
         assert _etags(copy.url, sorted(before)[:20]) == {k: before[k] for k in sorted(before)[:20]}
     finally:
         copy.stop()
+
+    # done with it: destroy stops every node and deletes its state directory
+    out = target.ok("destroy", "--yes")
+    assert f"deleted {target.state_dir}" in out and not target.state_dir.exists()
+    assert target.status()[0] != 0

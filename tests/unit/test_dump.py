@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +36,6 @@ class Stream(io.BytesIO):
         return False
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "kv.sqlite3")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def exported(store: SQLiteStore, **kwargs: Any) -> list[bytes]:

@@ -63,7 +63,8 @@ def test_nodes_on_other_hosts_get_no_cluster_unit_here(tmp_path: Path) -> None:
 
 
 def test_installed_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path / "galerakv.toml", {**CLUSTER, "server": {"backend": "mariadb", "route": "nodes"}})
+    config_path = write_config(tmp_path / "galerakv.toml",
+                               {**CLUSTER, "server": {"backend": "mariadb", "route": "nodes"}})
     units = tmp_path / "units"
     result = galerakv("service", "install", "--config", str(config_path), "--dir", str(units))
     assert result.returncode == 0, result.stderr

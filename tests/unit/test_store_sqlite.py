@@ -7,7 +7,6 @@ import base64
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from galerakv.errors import BackendUnavailable, InvalidRequest
 NS = "app"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "kv.sqlite3")
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_put_get_roundtrip_binary(store: SQLiteStore) -> None:
