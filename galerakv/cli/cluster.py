@@ -14,6 +14,7 @@ from galerakv.cli.common import config_option, emit_json, fail, handle_errors, j
 from galerakv.cluster import balancer, starter
 from galerakv.cluster import doctor as _doctor
 from galerakv.cluster import install as _install
+from galerakv.cluster.operations import cleanup as _cleanup
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.operations import membership as _membership
 from galerakv.cluster.operations import rolling as _rolling
@@ -384,6 +385,35 @@ def remove_node(settings: Settings, name: str, force: bool) -> None:
     result = _membership.remove_node(settings, make_transport(settings), _echo, name, force=force)
     click.echo(f"{name} removed in {result.seconds:.1f} s; the cluster has "
                f"{len(result.settings.cluster.nodes)} nodes")
+    leftover = settings.state_dir / name
+    if settings.cluster.transport == "local" and leftover.exists():
+        click.echo(f"its files stay in {leftover} (datadir, logs); delete them when you no longer need them: "
+                   f"rm -rf {leftover}")
+
+
+@cluster.command()
+@config_option
+@click.option("--yes", is_flag=True, help="Do not ask; for scripts.")
+@handle_errors
+def destroy(settings: Settings, yes: bool) -> None:
+    """Stop every node and the balancer, then delete state_dir: all data and credentials.
+
+    galerakv.toml, backups outside state_dir and installed packages stay.
+    """
+    _require_nodes(settings)
+    problem = _cleanup.state_dir_problem(settings)
+    if problem is not None:
+        fail(problem)
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("destroy deletes every node's data; pass --yes to confirm (no terminal to ask on)", 2)
+        click.echo(f"This stops cluster {settings.cluster.name} and deletes {settings.state_dir.absolute()}: "
+                   "every node's data, logs and the generated credentials.")
+        answer = click.prompt("Type the cluster name to confirm", default="", show_default=False)
+        if answer != settings.cluster.name:
+            fail("not confirmed; nothing was stopped or deleted")
+    deleted = _cleanup.destroy(settings, make_transport(settings), _echo)
+    click.echo(f"cluster {settings.cluster.name} destroyed" + ("" if deleted else " (state_dir did not exist)"))
 
 
 def _require_nodes(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from galerakv.cli.backup import backup, restore
 from galerakv.cli.cluster import cluster
 from galerakv.cli.clustercheck import clustercheck
 from galerakv.cli.common import config_option, emit_json, fail, json_option
+from galerakv.cli.service import service
 from galerakv.cli.transfer import export, import_
 from galerakv.cli.watch import watch
 from galerakv.config import Settings
@@ -69,6 +70,7 @@ main.add_command(restore)
 main.add_command(cluster)
 main.add_command(clustercheck)
 main.add_command(watch)
+main.add_command(service)
 main.add_command(export)
 main.add_command(import_)
 
