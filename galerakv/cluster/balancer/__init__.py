@@ -13,6 +13,7 @@ checked before starting (binaries, ports, socket path) is checked in
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -154,3 +155,24 @@ def status(settings: Settings) -> BalancerStatus | None:
         problems += more
     return BalancerStatus(b.kind, b.address, b.rw_port, b.ro_port, pid is not None, pid,
                           tuple(servers), checks, tuple(problems))
+
+
+def wait_in_rotation(settings: Settings, node: str, report: Report, timeout: float = 30.0) -> bool:
+    """Wait until HAProxy has ``node`` UP in every listener (its checks passed ``rise`` times), so
+    that a verb adding a node returns once clients can reach it; False (and a warning) after
+    ``timeout``. Nothing to wait for without a managed HAProxy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(settings)
+        if st is None or not st.running or not isinstance(kind(settings), HAProxy):
+            return True
+        mine = [s for s in st.servers if s.server == node]
+        if mine and all(s.status == "UP" for s in mine):
+            report(f"{node}: in the balancer's rotation ({', '.join(s.listener for s in mine)})")
+            return True
+        if time.monotonic() > deadline:
+            shown = ", ".join(f"{s.listener} {s.status}" for s in mine) or "not listed"
+            report(f"warning: {node} is not UP in HAProxy after {timeout:.0f} s ({shown}); "
+                   "see `galerakv cluster status`")
+            return False
+        time.sleep(0.25)

@@ -214,6 +214,7 @@ def add_node(settings: Settings, transport: Transport, report: Report, name: str
         raise NodeError(name, f"{first}; it is in {settings.source} now: fix the cause and "
                         f"run `galerakv cluster up`, or `galerakv cluster remove-node {name} "
                         "--force` to take it out again", exc.log_tail) from exc
+    balancer.wait_in_rotation(new, name, report)
     return MembershipResult(new, tuple(warnings), time.monotonic() - began)
 
 
