@@ -655,9 +655,16 @@ def _check_cluster(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping
 
 
 def _check_balancer(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
-    if values["rw_port"] == values["ro_port"] and "rw_port" in raw and "ro_port" in raw:
-        r.issue(f"{prefix}.ro_port", values["ro_port"], f"must differ from {prefix}.rw_port",
-                "reads and writes need their own ports, for example 3306 and 3307")
+    # the ports as they will be used, defaults included (`ro_port = 3306` alone meets the default
+    # rw_port); like the other balancer checks, only when there is a balancer to listen on them
+    port = values["ro_port"]
+    if values["kind"] != "none" and values["rw_port"] == port:
+        # blame the key the file wrote (ro_port when both or neither are written)
+        key, other = ("rw_port", "ro_port") if "rw_port" in raw and "ro_port" not in raw else ("ro_port", "rw_port")
+        given = "" if other in raw else ", its default"
+        r.issue(f"{prefix}.{key}", port, f"must differ from {prefix}.{other} ({port}{given}): the "
+                f"{values['kind']} listeners for writes and reads cannot share a port",
+                "give reads and writes their own ports, for example rw_port = 3306 and ro_port = 3307")
     return True
 
 

@@ -39,6 +39,11 @@ class ConfigIssue:
     message: str
     hint: str = ""
 
+    def to_dict(self) -> dict[str, object]:
+        """The issue as JSON values (``value`` is None when the key is missing: TOML has no null)."""
+        return {"file": self.file, "key": self.key, "value": None if self.value is _MISSING else self.value,
+                "message": self.message, "hint": self.hint}
+
     def __str__(self) -> str:
         value = "" if self.value is _MISSING else f" = {self.value!r}"
         text = f"{self.file}: {self.key}{value}: {self.message}"

@@ -135,8 +135,13 @@ COMPACT_CHUNK = 1000     # history rows deleted per transaction when compacting 
 COMPACT_CHUNKS = 100     # transactions per compaction round at most
 READ_LANES = 4           # batched point-read queries in flight at once
 READ_BATCH_MAX = 64
+# what a request wanted a node for, in "no Synced Galera node <purpose>"
+WRITE = "to write to"
+READ = "to read from"
 
 _LIVE = "(exp IS NULL OR exp > %s)"
+_SCHEMA_TABLE_EXISTS = ("SELECT COUNT(*) FROM information_schema.TABLES"
+                        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'galerakv_schema'")
 _COLS = "k, v, ct, ver, exp"
 
 
@@ -268,7 +273,9 @@ class MariaDBStore(Store):
                 if was_healthy[ep.name] and not reachable:
                     self._drop_pool(ep.name)  # queries hung on a frozen node fail now, not at their timeout
         if self.router.writer != before:
-            log.warning("writer: %s -> %s", before, self.router.writer)
+            # the first choice is not news (every start makes one); a change is
+            first = before is None and self.router.writer_lost_at is None
+            log.log(logging.INFO if first else logging.WARNING, "writer: %s -> %s", before, self.router.writer)
 
     async def _probe(self, ep: routing.Endpoint) -> tuple[routing.Health, bool]:
         """The endpoint's health, and whether it answered at all."""
@@ -354,16 +361,22 @@ class MariaDBStore(Store):
         except RuntimeError as exc:  # the pool was dropped meanwhile: its node failed
             raise ConnectionError(f"{ep.name}: its connections were dropped") from exc
 
-    async def _ensure_schema(self) -> None:
-        """Create or migrate the tables once (callers test ``_schema_ready`` first)."""
+    async def _ensure_schema(self, purpose: str = WRITE) -> None:
+        """Create or migrate the tables once (callers test ``_schema_ready`` first), on the writer;
+        ``purpose`` says what the caller wanted a node for, when there is none."""
         async with self._schema_lock:
             if self._schema_ready:
                 return
 
             async def migrate(cur: Any) -> None:
-                await cur.execute("CREATE TABLE IF NOT EXISTS galerakv_schema ("
-                                  " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
-                                  " version INT UNSIGNED NOT NULL) ENGINE=InnoDB")
+                # asked first: on an existing table CREATE TABLE IF NOT EXISTS leaves a note, which
+                # the driver logs as a warning, and every start would log it
+                await cur.execute(_SCHEMA_TABLE_EXISTS)
+                (exists,) = await cur.fetchone()
+                if not exists:  # (IF NOT EXISTS: another server may be creating it right now)
+                    await cur.execute("CREATE TABLE IF NOT EXISTS galerakv_schema ("
+                                      " id TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+                                      " version INT UNSIGNED NOT NULL) ENGINE=InnoDB")
                 await cur.execute("SELECT version FROM galerakv_schema WHERE id = 1")
                 row = await cur.fetchone()
                 current = row[0] if row else 0
@@ -376,16 +389,19 @@ class MariaDBStore(Store):
                     await cur.execute("INSERT INTO galerakv_schema (id, version) VALUES (1, %s)"
                                       " ON DUPLICATE KEY UPDATE version = VALUES(version)", (version,))
 
-            await self._on_writer(migrate)
+            await self._on_writer(migrate, purpose)
             self._schema_ready = True
 
     # ------------------------------------------------------------------ plumbing
 
-    def _writer(self) -> routing.Endpoint:
+    def _writer(self, purpose: str = WRITE) -> routing.Endpoint:
         name = self.router.writer
         if name is None:
-            raise BackendUnavailable(f"no Synced Galera node to write to ({self.last_problem})", retry_after=2)
+            raise self._no_node(purpose)
         return self.router.by_name[name]
+
+    def _no_node(self, purpose: str) -> BackendUnavailable:
+        return BackendUnavailable(f"no Synced Galera node {purpose} ({self.last_problem})", retry_after=2)
 
     async def _next_writer(self) -> routing.Endpoint:
         """The writer; right after the last one failed, wait briefly for the probe to find another.
@@ -401,9 +417,9 @@ class MariaDBStore(Store):
                 await asyncio.sleep(0.05)
         return self._writer()
 
-    async def _on_writer(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    async def _on_writer(self, work: Callable[[Any], Awaitable[T]], purpose: str = WRITE) -> T:
         """Run ``work`` once on the writer in autocommit mode (schema, purge)."""
-        ep = self._writer()
+        ep = self._writer(purpose)
         pool = await self._pool(ep)
         conn = await self._acquire(ep, pool)
         try:
@@ -428,7 +444,7 @@ class MariaDBStore(Store):
     async def _read(self, work: Callable[[Any], Awaitable[T]]) -> T:
         """Run a read on a healthy node, moving on to the next one when a node fails."""
         if not self._schema_ready:
-            await self._ensure_schema()
+            await self._ensure_schema(READ)
         tried: list[str] = []
         for ep in self.router.readers():
             pool = await self._pool(ep)
@@ -452,7 +468,9 @@ class MariaDBStore(Store):
                 tried.append(ep.name)
             finally:
                 pool.release(conn)
-        raise BackendUnavailable(f"no Synced Galera node answered a read (tried {', '.join(tried) or 'none'}; "
+        if not tried:
+            raise self._no_node(READ)
+        raise BackendUnavailable(f"no Synced Galera node answered a read (tried {', '.join(tried)}; "
                                  f"{self.last_problem})", retry_after=2)
 
     async def _write_group(self, units: Sequence[Unit]) -> list[UnitResult]:

@@ -187,19 +187,24 @@ def status(settings: Settings, as_json: bool) -> None:
     _require_nodes(settings)
     report = lifecycle.status(settings, make_transport(settings))
     lb = balancer.status(settings)
-    hint = None if report.verdict.healthy else DOCTOR_HINT
+    drained = balancer.maintenance(settings)
+    # one verdict for the line, the JSON and the exit status: the balancer's problems count
+    verdict = balancer.with_balancer(report.verdict, lb)
+    hint = None if verdict.healthy else DOCTOR_HINT
     if as_json:
-        emit_json({**report.to_dict(), "balancer": lb.to_dict() if lb else None, "hint": hint})
+        emit_json({**report.to_dict(), "verdict": verdict.verdict, "reasons": list(verdict.reasons),
+                   "balancer": lb.to_dict() if lb else None,
+                   "maintenance": [m.to_dict() for m in drained.values()], "hint": hint})
     else:
-        _print_status(settings, report.nodes)
-        click.echo(f"cluster {settings.cluster.name}: {report.verdict.verdict}")
-        for reason in report.verdict.reasons:
+        _print_status(settings, report.nodes, drained)
+        click.echo(f"cluster {settings.cluster.name}: {verdict.verdict}")
+        for reason in verdict.reasons:
             click.echo(f"  - {reason}")
         if lb is not None:
             _print_balancer(lb)
         if hint:
             click.echo(hint)
-    if not report.verdict.healthy or (lb is not None and lb.problems):
+    if not verdict.healthy:
         sys.exit(1)
 
 
@@ -210,7 +215,8 @@ def _print_balancer(lb: balancer.BalancerStatus) -> None:
         rows = [("listener", "server", "role", "state", "last check", "sessions")]
         for s in lb.servers:
             role = "backup" if s.backup else ("active" if s.listener == "rw" else "reader")
-            rows.append((s.listener, s.server, role, s.status,
+            rows.append((s.listener, s.server, role,
+                         s.status + (" (maintenance)" if s.server in lb.drained else ""),
                          f"{s.check} {s.check_detail}".strip(), str(s.sessions)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
@@ -219,22 +225,27 @@ def _print_balancer(lb: balancer.BalancerStatus) -> None:
         click.echo(f"  - {problem}")
 
 
-def _print_status(settings: Settings, nodes: tuple[NodeStatus, ...]) -> None:
+def _print_status(settings: Settings, nodes: tuple[NodeStatus, ...],
+                  drained: dict[str, balancer.Maintenance]) -> None:
     header = ("node", "address", "state", "size", "component", "ready", "connected",
               "committed", "fc_paused", "recv_q", "cluster uuid")
     rows: list[tuple[str, ...]] = [header]
     for cfg, st in zip(settings.cluster.nodes, nodes, strict=True):
+        maint = " (maintenance)" if st.name in drained else ""
         if not st.reachable:
-            rows.append((st.name, cfg.address, "unreachable", "-", "-", "-", "-", "-", "-", "-",
+            rows.append((st.name, cfg.address, "unreachable" + maint, "-", "-", "-", "-", "-", "-", "-",
                          st.error[:60]))
             continue
-        rows.append((st.name, cfg.address, st.state, str(st.cluster_size), st.cluster_status,
+        rows.append((st.name, cfg.address, st.state + maint, str(st.cluster_size), st.cluster_status,
                      "ON" if st.ready else "OFF", "ON" if st.connected else "OFF",
                      str(st.last_committed), f"{st.flow_control_paused:.3f}", str(st.recv_queue),
                      st.cluster_state_uuid))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for m in drained.values():
+        click.echo(f"{m.node}: in maintenance since {m.since_text} ({m.note or m.path}): its health "
+                   f"check answers 503, so the balancer sends it nothing; end it with `{m.end}`")
 
 
 @cluster.command()
@@ -285,10 +296,8 @@ def sql(settings: Settings, node_name: str | None, via: str | None, statement: s
     if node_name is not None and via is not None:
         fail("give either --node or --via, not both")
     if via is not None:
-        argv = _sql.balancer_argv(settings, "rw" if via == "rw" else "ro", statement)
-    else:
-        argv = _sql.node_argv(settings, make_transport(settings), node_name, statement)
-    sys.exit(_sql.run(argv))
+        sys.exit(_sql.run(_sql.balancer_argv(settings, "rw" if via == "rw" else "ro", statement)))
+    sys.exit(_sql.on_node(settings, make_transport(settings), node_name, statement))
 
 
 @cluster.command("install")
@@ -327,7 +336,8 @@ def maintenance(settings: Settings, node_name: str, switch: str) -> None:
     if switch == "on":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("drained by `galerakv cluster maintenance`\n")
-        click.echo(f"{node.name}: maintenance on ({path}); its health check answers 503")
+        click.echo(f"{node.name}: maintenance on ({path}); its health check answers 503; "
+                   f"`galerakv cluster maintenance --node {node.name} off` ends it")
     else:
         path.unlink(missing_ok=True)
         click.echo(f"{node.name}: maintenance off; back in rotation once its check passes")

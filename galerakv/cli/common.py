@@ -18,14 +18,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CONFIG = 2
 
 
+config_path_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None, envvar=None,
+    help="Metadata file (default: $GALERAKV_CONFIG, else ./galerakv.toml).")
+"""``--config FILE`` as a path, for a command that loads (and reports) the file itself."""
+
+
 def config_option(func: F) -> F:
     """Add ``--config FILE`` and pass the loaded :class:`Settings` as ``settings``.
 
     A configuration error is printed (every issue) and exits with status 2.
     """
 
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                  envvar=None, help="Metadata file (default: $GALERAKV_CONFIG, else ./galerakv.toml).")
+    @config_path_option
     @functools.wraps(func)
     def wrapper(*args: Any, config_path: str | None, **kwargs: Any) -> Any:
         try:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from galerakv import __version__
+from galerakv import __version__, config
 from galerakv.cli.backup import backup, restore
 from galerakv.cli.cluster import cluster
 from galerakv.cli.clustercheck import clustercheck
-from galerakv.cli.common import config_option, emit_json, fail, json_option
+from galerakv.cli.common import EXIT_CONFIG, config_option, config_path_option, emit_json, fail, json_option
 from galerakv.cli.service import service
 from galerakv.cli.transfer import export, import_
 from galerakv.cli.watch import watch
 from galerakv.config import Settings
+from galerakv.errors import ConfigError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,11 +30,19 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@config_option
+@config_path_option
 @json_option
-def config_check(settings: Settings, as_json: bool) -> None:
+def config_check(config_path: str | None, as_json: bool) -> None:
     """Validate galerakv.toml; print every problem and exit 2 when invalid."""
-    # config_option already exited with status 2 on any problem
+    # loaded here, not by config_option: an invalid file is an answer in the format asked for
+    try:
+        settings = config.load(config_path)
+    except ConfigError as exc:
+        if not as_json:
+            fail(str(exc), EXIT_CONFIG)
+        source = exc.issues[0].file if exc.issues else config_path
+        emit_json({"valid": False, "source": source, "problems": [i.to_dict() for i in exc.issues]})
+        sys.exit(EXIT_CONFIG)
     source = str(settings.source) if settings.source else "no file (defaults)"
     if as_json:
         emit_json({"valid": True, "source": source, "backend": settings.server.backend,

@@ -32,11 +32,11 @@ EXIT_INPUT = 2  # the input is not a valid export
 def _on_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured store, run ``work`` on it, close it.
 
-    Only errors are logged: the summary line is the report, and the database driver's notes
-    (MariaDB's "table already exists" of the schema check) or the first choice of a writer
-    are not news to whoever runs the command; a failure surfaces as the command's error.
+    The summary line is the report: a normal run logs nothing (the store's start is quiet:
+    no driver notes, the first choice of a writer only at info); a warning, such as the writer
+    moving to another node mid-way, is news and shown; a failure surfaces as the command's error.
     """
-    logging.basicConfig(level=logging.ERROR, format="galerakv %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="galerakv %(name)s: %(message)s")
 
     async def run() -> T:
         store = create_store(settings)

@@ -220,10 +220,11 @@ class App:
 
     async def readyz(self, req: Request) -> Response:
         status = await self.store.status()
-        body = {"ready": status.ready, "backend": status.kind, "detail": status.detail}
         if status.ready:
-            return json_response(body)
-        return json_response(body, 503, [(b"retry-after", b"1")])
+            return json_response({"ready": True, "backend": status.kind, "detail": status.detail})
+        # an error like any other (problem+json), keeping the 200 answer's fields
+        raise Problem("backend_unavailable", status.detail, headers={"Retry-After": "1"},
+                      ready=False, backend=status.kind)
 
     async def status(self, req: Request) -> Response:
         if self.settings.auth.enabled:

@@ -267,7 +267,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {"get": {"summary": "Readiness: the backend can serve",
                                 "operationId": "readyz",
                                 "responses": {"200": _json("Ready", "Ready"),
-                                              "503": _json("Ready", "Not ready")}}},
+                                              "503": _problem("Not ready, with `ready` (false), `backend` "
+                                                              "and `Retry-After`", "backend_unavailable")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
                                  "responses": {"200": {"description": "Prometheus text format",
                                                        "content": {"text/plain": {
@@ -292,7 +293,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                    "detail": {"type": "string"}, "instance": {"type": "string"},
                                    "limit": {"type": "integer"},
                                    "compact_revision": {"type": "integer"}, "revision": {"type": "integer"},
-                                   "current_etag": {"type": "string", "nullable": True}},
+                                   "current_etag": {"type": "string", "nullable": True},
+                                   "ready": {"type": "boolean"}, "backend": {"type": "string"}},
                 },
                 "Written": written_schema,
                 "Entry": entry_schema,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from galerakv import config
+from galerakv.server.app import App
 from galerakv.server.problems import CODES
 
 K = "/v1/ns/app/kv"
@@ -152,3 +155,26 @@ def test_every_problem_code_is_in_the_openapi_document() -> None:
     for code, (status, _) in CODES.items():
         if status not in (405, 500) and code != "no_route":
             assert f"`{code}`" in text, f"{code} is not described by any endpoint"
+
+
+async def test_readyz_not_ready_is_a_problem(tmp_path: Path) -> None:
+    """503 is an error like the others: problem+json, with the fields of the 200 answer kept."""
+    app = App(config.parse({"server": {"backend": "sqlite", "sqlite_path": str(tmp_path / "kv.sqlite3")}},
+                           source=tmp_path / "galerakv.toml"))
+    await app.startup()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            ready = await c.get("/readyz")
+            assert ready.status_code == 200 and ready.headers["content-type"] == "application/json"
+            assert ready.json() == {"ready": True, "backend": "sqlite", "detail": "ok"}
+            await app.store.close()  # as a database that went away: not readable
+            r = await c.get("/readyz")
+            assert r.status_code == 503
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["retry-after"] == "1"
+            body = r.json()
+            assert body["code"] == "backend_unavailable" and body["status"] == 503
+            assert body["ready"] is False and body["backend"] == "sqlite"
+            assert body["detail"].startswith("SQLite not readable") and body["instance"] == "/readyz"
+    finally:
+        await app.shutdown()

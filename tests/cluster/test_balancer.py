@@ -149,6 +149,11 @@ def test_maintenance_switch_drains_a_node(healthy: Bench) -> None:
     b = healthy
     b.c.ok("maintenance", "--node", "db3", "on")
     b.out_of_rotation("db3")
+    # drained on purpose: no problem, a healthy verdict and exit 0, and the way back named
+    code, st = b.c.status()
+    assert (code, st["verdict"], st["balancer"]["problems"]) == (0, "healthy", []), st
+    assert st["balancer"]["drained"] == ["db3"]
+    assert [m["end"] for m in st["maintenance"]] == ["galerakv cluster maintenance --node db3 off"]
     b.c.ok("maintenance", "--node", "db3", "off")
     b.in_rotation("db3")
 

@@ -241,7 +241,7 @@ def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
             assert nodes_with(report, fault) == {"db3"}, fault
         assert "node-down" not in {f["code"] for f in report["findings"]}  # offline: not asked
         (perm,) = found(report, "datadir-permissions")
-        assert f"chown -R mysql:mysql {datadir}" == perm["fix"]
+        assert f"chown -R mysql:mysql {datadir.parent}" == perm["fix"]  # the node's folder
 
         refused = c.cli("up", "--no-install")
         assert refused.returncode == 1

@@ -66,6 +66,8 @@ def test_cluster_down_at_start_then_recovers_by_itself(fault_cluster: FaultClust
         ready = httpx.get(server.url + "/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.headers.get("retry-after")
+        assert ready.headers["content-type"].startswith("application/problem+json")
+        assert ready.json()["code"] == "backend_unavailable" and ready.json()["ready"] is False
         detail = ready.json()["detail"]
         assert "no Synced Galera node" in detail and "unreachable" in detail, detail
         for method in ("PUT", "GET"):

@@ -7,6 +7,8 @@ status source; HAProxy's stats parsing reads a captured ``show stat``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import socket
 import tomllib
@@ -22,8 +24,11 @@ from galerakv import config
 from galerakv.cli.main import main
 from galerakv.cluster import balancer, starter
 from galerakv.cluster.balancer.clustercheck import Checker, judge, serve
+from galerakv.cluster.balancer.haproxy import server_problems
 from galerakv.cluster.render import node as render_node
+from galerakv.cluster.transport.fake import FakeTransport
 from galerakv.errors import ClusterError, ConfigError
+from galerakv.galera.status import ClusterVerdict
 from tests.support.machine import fake_executable, galera_provider
 
 SYNCED = {"wsrep_local_state": "4", "wsrep_local_state_comment": "Synced",
@@ -169,6 +174,33 @@ def test_parse_show_stat() -> None:
     assert balancer.parse_show_stat("Unknown command\n") == []
 
 
+def test_a_drained_server_down_is_no_problem() -> None:
+    servers = balancer.parse_show_stat(SHOW_STAT)
+    assert server_problems(servers) == ["haproxy rw: db2 is DOWN"]
+    assert server_problems(servers, {"db2"}) == []  # `maintenance --node db2 on` asked for it
+    rw_down = [dataclasses.replace(s, status="DOWN") for s in servers if s.listener == "rw"]
+    assert server_problems(rw_down, {"db1", "db2"}) == [
+        "haproxy rw: no server is up; writes through the balancer fail (db1, db2 in maintenance)"]
+
+
+def _lb(*problems: str) -> balancer.BalancerStatus:
+    return balancer.BalancerStatus("haproxy", "127.0.0.10", 3306, 3307, True, 42, problems=problems)
+
+
+@pytest.mark.parametrize(("nodes", "lb", "verdict", "reasons"), [
+    (ClusterVerdict("healthy"), None, "healthy", ()),
+    (ClusterVerdict("healthy"), _lb(), "healthy", ()),
+    # the nodes are fine, the balancer's clients are not: the line and the exit status say so
+    (ClusterVerdict("healthy"), _lb("db3: its health check (galerakv clustercheck) is not running"),
+     "degraded", ("balancer: 1 problem (listed under balancer)",)),
+    (ClusterVerdict("down", ("no node answers",)), _lb("haproxy is not running", "haproxy rw: no server is up"),
+     "down", ("no node answers", "balancer: 2 problems (listed under balancer)")),
+])
+def test_status_verdict_counts_the_balancer(nodes: ClusterVerdict, lb: balancer.BalancerStatus | None,
+                                            verdict: str, reasons: tuple[str, ...]) -> None:
+    assert balancer.with_balancer(nodes, lb) == ClusterVerdict(verdict, reasons)
+
+
 def _settings(tmp_path: Path, kind: str = "haproxy", **b: Any) -> config.Settings:
     data = {"cluster": {"state_dir": str(tmp_path / "state"),
                         "nodes": [{"name": f"db{i}", "address": f"127.0.0.{200 + i}"} for i in (1, 2, 3)]},
@@ -255,6 +287,51 @@ def test_maintenance_switch(tmp_path: Path) -> None:
     assert result.exit_code == 0 and not flag.exists()
     result = CliRunner().invoke(main, ["cluster", "maintenance", "--node", "db9", "on", "--config", str(path)])
     assert result.exit_code == 1 and "no node named 'db9'" in result.output
+
+
+def test_status_of_a_node_in_maintenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Healthy nodes, one drained on purpose: healthy, exit 0, and the row says so and how to end it.
+
+    The nodes are the in-memory ones; ssh hosts, so no balancer process is asked about here
+    (tests/cluster/test_balancer.py drains a node behind a real HAProxy).
+    """
+    path = tmp_path / "galerakv.toml"
+    path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state")
+                    .replace('transport = "local"', 'transport = "ssh"'))
+    monkeypatch.setattr("galerakv.cli.cluster.make_transport", FakeTransport)
+    runner = CliRunner()
+    assert runner.invoke(main, ["cluster", "maintenance", "--node", "db2", "on", "--config", str(path)]).exit_code == 0
+    result = runner.invoke(main, ["cluster", "status", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    (row,) = [line for line in lines if line.startswith("db2 ")]
+    assert "Synced (maintenance)" in row
+    assert "cluster galerakv_cluster: healthy" in lines
+    (note,) = [line for line in lines if line.startswith("db2: in maintenance since ")]
+    assert "`galerakv cluster maintenance --node db2 off`" in note
+    data = json.loads(runner.invoke(main, ["cluster", "status", "--json", "--config", str(path)]).output)
+    assert data["verdict"] == "healthy" and data["hint"] is None
+    assert [(m["node"], m["end"]) for m in data["maintenance"]] == [
+        ("db2", "galerakv cluster maintenance --node db2 off")]
+    runner.invoke(main, ["cluster", "maintenance", "--node", "db2", "off", "--config", str(path)])
+    result = runner.invoke(main, ["cluster", "status", "--config", str(path)])
+    assert result.exit_code == 0 and "maintenance" not in result.output
+
+
+def test_status_line_and_exit_agree_when_only_the_balancer_is_wrong(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Healthy (in-memory) nodes, local transport, HAProxy and its checks never started."""
+    path = tmp_path / "galerakv.toml"
+    path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state"))
+    monkeypatch.setattr("galerakv.cli.cluster.make_transport", FakeTransport)
+    result = CliRunner().invoke(main, ["cluster", "status", "--config", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "cluster galerakv_cluster: degraded" in lines
+    assert "  - balancer: 4 problems (listed under balancer)" in lines
+    assert "  - haproxy is not running (`galerakv cluster up` starts it)" in lines
+    data = json.loads(CliRunner().invoke(main, ["cluster", "status", "--json", "--config", str(path)]).output)
+    assert data["verdict"] == "degraded" and data["hint"] and len(data["balancer"]["problems"]) == 4
 
 
 def test_install_and_preflight_by_kind(tmp_path: Path) -> None:

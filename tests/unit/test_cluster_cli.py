@@ -15,6 +15,7 @@ from galerakv import config, secrets
 from galerakv.cli.main import main
 from galerakv.cluster import starter
 from galerakv.cluster.operations import lifecycle
+from galerakv.cluster.transport.fake import FakeTransport
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.errors import ClusterError
 from galerakv.paths import StatePaths
@@ -110,6 +111,24 @@ def test_sql_rejects_unknown_node_and_both_targets(tmp_path: Path) -> None:
     assert code == 1 and "no node named 'db9'" in out
     code, out = invoke("cluster", "sql", "--config", str(cfg), "--node", "db1", "--via", "rw")
     assert code == 1 and "not both" in out
+
+
+def test_sql_on_a_node_that_is_down_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client prints its own ERROR 2002; galerakv adds why and what to run."""
+    cfg = write_config(tmp_path)
+    fake = FakeTransport(config.load(cfg))
+    monkeypatch.setattr("galerakv.cli.cluster.make_transport", lambda settings: fake)
+    code, out = invoke("cluster", "sql", "--config", str(cfg), "--node", "db2", "-e", "SELECT 1")
+    assert (code, out) == (0, "")
+    fake.running["db2"] = False
+    code, out = invoke("cluster", "sql", "--config", str(cfg), "--node", "db2", "-e", "SELECT 1")
+    assert code == 1
+    assert out == ("error: db2 is not running: `galerakv cluster status` shows every node; "
+                   "`galerakv cluster up` starts the ones that are down\n")
+    # a node that runs but does not answer (hung, SIGSTOPped) is named as such
+    monkeypatch.setattr(fake, "is_running", lambda node: True)
+    code, out = invoke("cluster", "sql", "--config", str(cfg), "--node", "db2")
+    assert code == 1 and "db2 does not answer (ERROR 2002 (HY000): Can't connect)" in out
 
 
 def test_sql_via_balancer_that_is_not_configured(tmp_path: Path) -> None:

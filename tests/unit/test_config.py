@@ -197,7 +197,13 @@ BAD: list[tuple[dict[str, Any], str, str | None, str]] = [
     ({"server": {"port": -80}}, "server.port", "-80", "between 1 and 65535"),
     ({"balancer": {"rw_port": 99999}}, "balancer.rw_port", "99999", "between 1 and 65535"),
     ({"balancer": {"ro_port": "3307"}}, "balancer.ro_port", "'3307'", "integer"),
-    ({"balancer": {"rw_port": 3306, "ro_port": 3306}}, "balancer.ro_port", "3306", "must differ"),
+    ({"balancer": {"kind": "haproxy", "rw_port": 3306, "ro_port": 3306}}, "balancer.ro_port", "3306",
+     "must differ"),
+    # one port written, meeting the other's default (render would put both listeners on it)
+    ({"balancer": {"kind": "haproxy", "ro_port": 3306}}, "balancer.ro_port", "3306",
+     "must differ from balancer.rw_port (3306, its default)"),
+    ({"balancer": {"kind": "maxscale", "rw_port": 3307}}, "balancer.rw_port", "3307",
+     "must differ from balancer.ro_port (3307, its default)"),
     ({"balancer": {"address": "bad address"}}, "balancer.address", "'bad address'", "IP address"),
     ({"balancer": {"check_interval": True}}, "balancer.check_interval", "True", "number, not a boolean"),
     # balancer colliding with a node
@@ -258,7 +264,7 @@ def test_every_issue_has_a_hint(tmp_path: Path, data: dict[str, Any], key: str) 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     data = {
         "server": {"port": 0, "backend": "postgres", "prot": 1},
-        "balancer": {"rw_port": 3306, "ro_port": 3306},
+        "balancer": {"kind": "haproxy", "rw_port": 3306, "ro_port": 3306},
         "limits": {"max_key_bytes": 0},
         "cluster": {"nodes": [{"name": "db1", "address": "10.0.0.1"}, {"name": "db1", "address": "127.0.0.12"}]},
         "auth": {"enabled": True},
@@ -335,6 +341,12 @@ def test_ssh_transport_allows_real_addresses(tmp_path: Path) -> None:
     assert [n.address for n in s.cluster.nodes] == ["10.0.0.5", "db2.example.com"]
 
 
+def test_balancer_ports_are_checked_only_with_a_balancer(tmp_path: Path) -> None:
+    """Like the balancer's collision checks: with kind = "none" nothing listens on these ports."""
+    s = config.parse({"balancer": {"ro_port": 3306}}, source=tmp_path / "g.toml")
+    assert s.balancer.kind == "none" and s.balancer.rw_port == s.balancer.ro_port == 3306
+
+
 def test_same_address_different_ports_is_fine(tmp_path: Path) -> None:
     s = config.parse({"cluster": {"nodes": [{"name": "a", "address": "127.0.0.1", "port": 3306},
                                             {"name": "b", "address": "127.0.0.1", "port": 3316}]}},
@@ -396,6 +408,38 @@ def test_cli_config_check_json(tmp_path: Path) -> None:
     assert data["nodes"] == ["db1", "db2", "db3"]
 
 
+def test_cli_config_check_json_invalid(tmp_path: Path) -> None:
+    import json
+
+    path = write(tmp_path / "g.toml", {"server": {"port": 0, "prot": 1}})
+    result = CliRunner().invoke(main, ["config", "check", "--json", "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    data = json.loads(result.stdout)
+    assert data["valid"] is False and data["source"] == str(path.resolve())
+    problems = {p["key"]: p for p in data["problems"]}
+    assert set(problems) == {"server.port", "server.prot"}
+    assert problems["server.port"] == {"file": str(path.resolve()), "key": "server.port", "value": 0,
+                                       "message": "must be between 1 and 65535",
+                                       "hint": problems["server.port"]["hint"]}
+    assert problems["server.port"]["hint"] and "did you mean 'port'" in problems["server.prot"]["hint"]
+    assert not result.stderr
+
+
+@pytest.mark.parametrize("content", [None, b"[server\n"], ids=["missing", "unparseable"])
+def test_cli_config_check_json_unreadable(tmp_path: Path, content: bytes | None) -> None:
+    import json
+
+    path = tmp_path / "g.toml"
+    if content is not None:
+        path.write_bytes(content)
+    result = CliRunner().invoke(main, ["config", "check", "--json", "--config", str(path)])
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data["valid"] is False and data["source"].endswith("g.toml")
+    (problem,) = data["problems"]
+    assert problem["value"] is None and problem["message"] and problem["hint"]
+
+
 def test_cli_config_check_even_nodes_warns(tmp_path: Path) -> None:
     path = write(tmp_path / "g.toml", {"cluster": {"nodes": NODES[:2]}})
     result = CliRunner().invoke(main, ["config", "check", "--config", str(path)])
@@ -405,7 +449,7 @@ def test_cli_config_check_even_nodes_warns(tmp_path: Path) -> None:
 
 def test_cli_config_check_invalid_prints_every_issue(tmp_path: Path) -> None:
     path = write(tmp_path / "g.toml", {"server": {"port": 0, "backend": "postgres", "prot": 1},
-                                       "balancer": {"rw_port": 1, "ro_port": 1}})
+                                       "balancer": {"kind": "haproxy", "rw_port": 1, "ro_port": 1}})
     result = CliRunner().invoke(main, ["config", "check", "--config", str(path)])
     assert result.exit_code == 2, result.output
     out = result.output

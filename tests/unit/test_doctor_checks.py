@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from galerakv.cluster.balancer.clustercheck import Maintenance
 from galerakv.cluster.doctor import DoctorReport, diagnose
 from galerakv.cluster.doctor.catalogue import CATALOGUE
 from galerakv.cluster.doctor.facts import (
@@ -97,7 +98,7 @@ def node(name: str, *, status: dict[str, str] | None = None, variables: dict[str
                      {**healthy_variables(name), **(variables or {})}, (), (), False)
     defaults: dict[str, Any] = dict(
         running=True, config=dataclasses.replace(base_config, options=options, flags=flags),
-        files=FileFacts(f"/state/{name}/data", True, "mysql"),
+        files=FileFacts(f"/state/{name}", f"/state/{name}/data", True, "mysql"),
         grastate=GraState(UUID, -1, False), live=live,
         log=parse_log(log, START_MARKER) if log else LogFacts(),
         ports=(PortFact(3306, "client", "open"), PortFact(4567, "gcomm", "open")),
@@ -207,13 +208,13 @@ CASES: list[Case] = [
     ("even-node-count", lambda: cluster(node("db1"), node("db2")), None, "warning"),
     ("too-few-nodes", lambda: cluster(node("db1"), node("db2")), None, "warning"),
     ("datadir-permissions", lambda: healthy_but("db2", files=FileFacts(
-        "/state/db2/data", True, "mysql", ("/state/db2/data (owner root:root, mode 0700)",))),
+        "/state/db2", "/state/db2/data", True, "mysql", ("/state/db2/data (owner root:root, mode 0700)",))),
      "db2", "critical"),
     ("datadir-permissions", lambda: healthy_but("db2", log=PERMISSION_LOG), "db2", "critical"),
     ("datadir-permissions", lambda: healthy_but("db1", log=RSYNC_DONOR_LOG), "db1", "critical"),
     ("sst-leftovers", lambda: cluster(node("db1"), node("db2"), stopped(
         "db3", GraState(UUID, -1, False), files=FileFacts(
-            "/state/db3/data", True, "mysql", sst_leftovers=("/state/db3/data/sst_in_progress",)))),
+            "/state/db3", "/state/db3/data", True, "mysql", sst_leftovers=("/state/db3/data/sst_in_progress",)))),
      "db3", "critical"),
     ("port-in-use", lambda: cluster(node("db1"), node("db2"), stopped(
         "db3", GraState(UUID, 10, False), ports=(PortFact(4444, "SST", "in-use", "127.0.0.93:4444 is "
@@ -232,7 +233,7 @@ CASES: list[Case] = [
         stopped("db1", GraState(UUID, 40, True)), stopped("db2", GraState(OTHER_UUID, 3, True)),
         stopped("db3", GraState(UUID, 39, False))), None, "critical"),
     ("inconsistency", lambda: healthy_but("db3", files=FileFacts(
-        "/state/db3/data", True, "mysql", gra_logs=("/state/db3/data/GRA_1_41_v2.log",))), "db3",
+        "/state/db3", "/state/db3/data", True, "mysql", gra_logs=("/state/db3/data/GRA_1_41_v2.log",))), "db3",
      "warning"),
     ("inconsistency", lambda: healthy_but("db3", log=INCONSISTENCY_LOG), "db3", "critical"),
     ("sst-auth", lambda: healthy_but("db1", log=SST_AUTH_DONOR_LOG), "db1", "critical"),
@@ -260,6 +261,8 @@ CASES: list[Case] = [
     ("donor-desynced", lambda: healthy_but("db2", status={"wsrep_local_state": "2",
                                                           "wsrep_local_state_comment": "Donor/Desynced"},
                                            variables={"wsrep_desync": "ON"}), "db2", "warning"),
+    ("node-in-maintenance", lambda: healthy_but("db2", maintenance=Maintenance(
+        "db2", "/state/db2/maintenance", 1.7e9, "drained by `galerakv cluster maintenance`")), "db2", "warning"),
     ("flow-control", lambda: cluster(
         node("db1", status={"wsrep_flow_control_paused": "0.87"}),
         node("db2", status={"wsrep_flow_control_paused": "0.87"}),
@@ -353,6 +356,58 @@ def test_a_fixed_name_with_a_stale_failed_run_is_history() -> None:
     facts = cluster(node("db1"), node("db2"), stopped("db3", GraState(UUID, -1, False),
                                                       log=HANDSHAKE_LOG))
     assert "cluster-name-mismatch" not in diagnose(facts).codes()
+
+
+STALE_LIST = {"wsrep_cluster_address": "gcomm://127.0.0.91:4567,127.0.0.92:4567"}
+
+
+def _address_finding(facts: Facts, name: str) -> Any:
+    (f,) = [f for f in diagnose(facts).findings if f.code == "cluster-address-incomplete"]
+    assert f.node == name
+    assert "galerakv cluster render" not in f.fix  # it only prints: it clears nothing
+    return f
+
+
+def test_after_add_node_only_the_running_list_is_old_and_that_is_info() -> None:
+    """add-node rewrites every file; running nodes read the new list at their next start."""
+    f = _address_finding(healthy_but("db2", variables=STALE_LIST), "db2")
+    assert f.severity == "info"
+    assert "running server" in f.summary and "127.0.0.93" in f.summary
+    assert f.fix.startswith("nothing is needed now") and "galerakv cluster restart --rolling" in f.fix
+
+
+@pytest.mark.parametrize(("facts", "severity", "fix"), [
+    # the file misses a node (edited by hand), the running server does not: rewrite and restart
+    (lambda: healthy_but("db2", config=STALE_LIST), "warning",
+     "`galerakv cluster restart --rolling` rewrites each node's configuration"),
+    # both: the file's finding decides the fix
+    (lambda: healthy_but("db2", config=STALE_LIST, variables=STALE_LIST), "warning",
+     "`galerakv cluster restart --rolling` rewrites each node's configuration"),
+    # a running list that is wrong, with no file to read (ssh hosts)
+    (lambda: cluster(node("db1"), dataclasses.replace(node("db2", variables=STALE_LIST), config=None),
+                     node("db3")), "warning",
+     "`galerakv cluster restart --rolling`: it restarts the nodes one at a time"),
+    # a stopped node: `up` writes its configuration before it starts it
+    (lambda: cluster(node("db1"), node("db2"), stopped("db3", GraState(UUID, 10, False),
+                                                       config=STALE_LIST)), "warning",
+     "`galerakv cluster up`: it rewrites the node's configuration"),
+], ids=["file", "file-and-running", "running-no-file", "stopped"])
+def test_a_wrong_gcomm_list_names_what_clears_it(facts: Callable[[], Facts], severity: str, fix: str) -> None:
+    name = "db3" if facts().node("db3").running is False else "db2"
+    f = _address_finding(facts(), name)
+    assert f.severity == severity
+    assert f.fix.startswith(fix), f.fix
+
+
+def test_a_node_in_maintenance_says_how_to_end_it() -> None:
+    m = Maintenance("db2", "/state/db2/maintenance", 1.7e9, "drained by `galerakv cluster maintenance`")
+    report = diagnose(healthy_but("db2", maintenance=m))
+    (f,) = report.findings
+    assert (f.code, f.node, f.severity) == ("node-in-maintenance", "db2", "warning")
+    assert m.since_text in f.summary
+    assert f.evidence == ("/state/db2/maintenance: drained by `galerakv cluster maintenance`",)
+    assert f.fix.endswith("`galerakv cluster maintenance --node db2 off`")
+    assert report.ok  # a warning: the node was drained on purpose
 
 
 def test_report_json_shape() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pwd
 import re
 import shutil
 from collections.abc import Iterator
@@ -20,9 +21,13 @@ from click.testing import CliRunner
 from galerakv import config, secrets
 from galerakv.cli.main import main
 from galerakv.cluster import starter
+from galerakv.cluster.doctor import diagnose
 from galerakv.cluster.doctor.catalogue import CATALOGUE, render_markdown
+from galerakv.cluster.doctor.collect import file_facts
+from galerakv.cluster.doctor.facts import Facts, NodeFacts
 from galerakv.cluster.render.node import RenderContext, detect_context, render_all
 from galerakv.cluster.transport.local import LocalTransport
+from galerakv.paths import NodePaths
 from tests.support.machine import galera_provider
 from tests.support.state_dirs import state_root
 
@@ -68,10 +73,11 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> RenderContext:
     return dataclasses.replace(detect_context(require_provider=False), provider=provider)
 
 
-def write_cluster(root: Path, count: int, ctx: RenderContext, first: str = "127.0.0.94") -> Path:
+def write_cluster(root: Path, count: int, ctx: RenderContext, first: str = "127.0.0.94",
+                  balancer_kind: str = "none") -> Path:
     path = root / "galerakv.toml"
     path.write_text(starter.starter_toml(count, first, cluster_name="offline_test", state_dir="state",
-                                         balancer_kind="none"))
+                                         balancer_kind=balancer_kind))
     settings = config.load(path)
     transport = LocalTransport(settings, ctx)
     generated = secrets.generate(settings)
@@ -174,3 +180,34 @@ def test_up_refuses_on_a_critical_offline_finding(rendered: Path) -> None:
     assert code == 1
     assert "refusing to start" in out and "sst-leftovers db1" in out
     assert "rm -rf" in out and not (rendered.parent / "state" / "db1" / "galerakv.pid").exists()
+
+
+def test_a_node_folder_of_another_user_is_chowned_whole_before_data_exists(root: Path) -> None:
+    """`render --out` leaves state_dir/<node> owned by whoever ran it, with no data/ yet: the fix
+    must name the folder (chown -R of the missing data/ fails)."""
+    node_dir = root / "db1"
+    node_dir.mkdir()
+    (node_dir / "cluster.cnf").write_text("[mysqld]\n")
+    other = next(p for p in pwd.getpwall() if p.pw_uid != node_dir.stat().st_uid)
+    files = file_facts(NodePaths(node_dir), other.pw_name)
+    assert not files.datadir_exists and files.wrong_owner
+    facts = Facts("offline_test", "local", "rsync",
+                  (NodeFacts("db1", "127.0.0.94", 3306, running=False, files=files),), offline=True)
+    (f,) = [f for f in diagnose(facts).findings if f.code == "datadir-permissions"]
+    assert f.fix == f"chown -R {other.pw_name}:{other.pw_name} {node_dir}"
+
+
+def test_a_node_left_in_maintenance_is_a_warning(root: Path, ctx: RenderContext) -> None:
+    path = write_cluster(root, 3, ctx, balancer_kind="haproxy")
+    code, out = invoke("maintenance", "--node", "db2", "on", "--config", str(path))
+    assert code == 0, out
+    code, out = invoke("doctor", "--offline", "--json", "--config", str(path))
+    data = json.loads(out)
+    assert code == 0, out  # drained on purpose: not critical
+    (f,) = data["findings"]
+    assert (f["code"], f["node"], f["severity"]) == ("node-in-maintenance", "db2", "warning")
+    assert f["evidence"] == [f"{root / 'state' / 'db2' / 'maintenance'}: drained by `galerakv cluster maintenance`"]
+    assert f["fix"].endswith("`galerakv cluster maintenance --node db2 off`")
+    invoke("maintenance", "--node", "db2", "off", "--config", str(path))
+    code, out = invoke("doctor", "--offline", "--json", "--config", str(path))
+    assert json.loads(out)["findings"] == []

@@ -125,3 +125,23 @@ def test_endpoints_from_settings() -> None:
                                              "ro_port": 3307}})
     eps = endpoints(by_balancer)
     assert [(e.port, e.writes) for e in eps] == [(3306, True), (3307, False)]
+
+
+async def test_no_synced_node_says_whether_it_was_to_read_or_to_write() -> None:
+    """A store whose nodes never answered a probe: a read must not say it wanted a node to write to."""
+    from galerakv.backend.mariadb import MariaDBStore
+    from galerakv.errors import BackendUnavailable
+
+    nodes = [{"name": f"db{i}", "address": f"127.0.0.{10 + i}"} for i in (1, 2, 3)]
+    settings = config.parse({"cluster": {"nodes": nodes}, "server": {"backend": "mariadb", "route": "nodes"}})
+    store = MariaDBStore(settings, "galerakv", "not-used")  # never opened: no connection is tried
+    try:
+        with pytest.raises(BackendUnavailable, match=r"^no Synced Galera node to read from \(not probed yet\)$"):
+            await store.get("app", "k")  # the tables are checked first, on the writer there is not
+        with pytest.raises(BackendUnavailable, match=r"^no Synced Galera node to write to \(not probed yet\)$"):
+            await store.put("app", "k", b"v", "text/plain")
+        store._schema_ready = True  # the tables were made before every node went away
+        with pytest.raises(BackendUnavailable, match=r"^no Synced Galera node to read from \(not probed yet\)$"):
+            await store.get("app", "k")
+    finally:
+        await store.close()

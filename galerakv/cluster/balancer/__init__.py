@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from galerakv.cluster.balancer.clustercheck import Maintenance, read_maintenance
 from galerakv.cluster.balancer.haproxy import (
     HAProxy,
     ServerState,
@@ -30,11 +31,13 @@ from galerakv.cluster.supervise import Program
 from galerakv.cluster.transport.base import Preflight, Report, Transport
 from galerakv.cluster.transport.local import port_problem
 from galerakv.config import Settings
-from galerakv.paths import BalancerPaths
+from galerakv.galera.status import ClusterVerdict
+from galerakv.paths import BalancerPaths, CheckPaths
 
-__all__ = ["BalancerStatus", "Kind", "ServerState", "clustercheck_program", "ensure_maxscale_accounts",
-           "haproxy_program", "managed", "maxscale_program", "parse_show_stat", "preflight",
-           "required_packages", "server_states", "start", "status", "stop"]
+__all__ = ["BalancerStatus", "Kind", "Maintenance", "ServerState", "clustercheck_program",
+           "ensure_maxscale_accounts", "haproxy_program", "maintenance", "managed", "maxscale_program",
+           "parse_show_stat", "preflight", "required_packages", "server_states", "start", "status",
+           "stop", "with_balancer"]
 
 STOP_TIMEOUT = 10.0
 
@@ -119,6 +122,22 @@ def stop(settings: Settings, report: Report) -> list[str]:
     return stopped
 
 
+def maintenance(settings: Settings) -> dict[str, Maintenance]:
+    """The nodes in maintenance (``galerakv cluster maintenance --node X on``): node -> since when.
+
+    Only HAProxy's health checks (``galerakv clustercheck``) read the maintenance file, so
+    with another balancer kind, or none, no node is drained by it.
+    """
+    if not isinstance(kind(settings), HAProxy):
+        return {}
+    found = {}
+    for node in settings.cluster.nodes:
+        m = read_maintenance(node.name, CheckPaths.of(settings, node).maintenance)
+        if m is not None:
+            found[node.name] = m
+    return found
+
+
 @dataclass(frozen=True)
 class BalancerStatus:
     kind: str
@@ -130,6 +149,7 @@ class BalancerStatus:
     servers: tuple[ServerState, ...] = ()
     checks: dict[str, bool] = field(default_factory=dict)  # node -> clustercheck running
     problems: tuple[str, ...] = ()
+    drained: tuple[str, ...] = ()  # nodes in maintenance: out of rotation on purpose
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -150,11 +170,24 @@ def status(settings: Settings) -> BalancerStatus | None:
     checks: dict[str, bool] = {}
     if pid is None:
         problems.append(f"{b.kind} is not running (`galerakv cluster up` starts it)")
+    drained = tuple(maintenance(settings))
     if isinstance(k, HAProxy):
-        servers, checks, more = k.problems(settings, pid is not None)
+        servers, checks, more = k.problems(settings, pid is not None, drained)
         problems += more
     return BalancerStatus(b.kind, b.address, b.rw_port, b.ro_port, pid is not None, pid,
-                          tuple(servers), checks, tuple(problems))
+                          tuple(servers), checks, tuple(problems), drained)
+
+
+def with_balancer(verdict: ClusterVerdict, lb: BalancerStatus | None) -> ClusterVerdict:
+    """The verdict ``galerakv cluster status`` prints and exits on: the nodes' verdict, and
+    degraded when the balancer has a problem (a healthy cluster behind a broken balancer fails
+    the balancer's clients). A node in maintenance is not a problem: it was drained on purpose.
+    The problems themselves are listed with the balancer (``balancer.problems``)."""
+    if lb is None or not lb.problems:
+        return verdict
+    count = len(lb.problems)
+    reason = f"balancer: {count} problem{'s' if count != 1 else ''} (listed under balancer)"
+    return ClusterVerdict("degraded" if verdict.healthy else verdict.verdict, (*verdict.reasons, reason))
 
 
 def wait_in_rotation(settings: Settings, node: str, report: Report, timeout: float = 30.0) -> bool:

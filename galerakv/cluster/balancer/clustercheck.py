@@ -58,6 +58,42 @@ def judge(status: Mapping[str, str], donor_ok: bool = False) -> Verdict:
     return Verdict(serving.ok, serving.reason)
 
 
+@dataclass(frozen=True)
+class Maintenance:
+    """A node drained on purpose: its maintenance file exists, so its check answers 503."""
+
+    node: str
+    path: str
+    since: float  # when the file was written (seconds since the epoch)
+    note: str  # what the file says: who drained it
+
+    @property
+    def since_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
+
+    @property
+    def end(self) -> str:
+        """The command that brings the node back."""
+        return f"galerakv cluster maintenance --node {self.node} off"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "path": self.path, "since": self.since, "note": self.note,
+                "end": self.end}
+
+
+def read_maintenance(node: str, path: Path) -> Maintenance | None:
+    """The node's maintenance, or None when its file does not exist."""
+    try:
+        since = path.stat().st_mtime
+    except OSError:
+        return None
+    try:
+        note = path.read_text(errors="replace").strip()
+    except OSError as exc:
+        note = f"(unreadable: {exc.strerror or exc})"
+    return Maintenance(node, str(path), since, note)
+
+
 StatusSource = Callable[[], Awaitable[Mapping[str, str]]]
 """Returns a node's wsrep status; raises on any failure."""
 

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +72,12 @@ class HAProxy:
             pid = program.start(START_TIMEOUT)
             report(f"haproxy on {b.address}: writes :{b.rw_port}, reads :{b.ro_port} (PID {pid})")
 
-    def problems(self, settings: Settings, running: bool) -> tuple[list[ServerState], dict[str, bool],
-                                                                   list[str]]:
-        """Each server's state, whether each node's health check runs, and what is wrong."""
+    def problems(self, settings: Settings, running: bool, drained: Collection[str] = ()) -> tuple[
+            list[ServerState], dict[str, bool], list[str]]:
+        """Each server's state, whether each node's health check runs, and what is wrong.
+
+        A ``drained`` node (in maintenance) being DOWN is what was asked for, not a problem.
+        """
         problems: list[str] = []
         checks: dict[str, bool] = {}
         servers: list[ServerState] = []
@@ -86,12 +90,19 @@ class HAProxy:
                 servers = server_states(settings)
             except OSError as exc:
                 problems.append(f"haproxy's stats socket does not answer: {exc}")
-            for s in servers:
-                if not s.up:
-                    problems.append(f"haproxy {s.listener}: {s.server} is {s.status}")
-            if servers and not any(s.up for s in servers if s.listener == "rw"):
-                problems.append("haproxy rw: no server is up; writes through the balancer fail")
+            problems += server_problems(servers, drained)
         return servers, checks, problems
+
+
+def server_problems(servers: list[ServerState], drained: Collection[str] = ()) -> list[str]:
+    """What is wrong with HAProxy's servers: one that is not UP, unless it was drained on purpose
+    (in maintenance); and a write listener with no server UP, drained or not."""
+    problems = [f"haproxy {s.listener}: {s.server} is {s.status}" for s in servers
+                if not s.up and s.server not in drained]
+    if servers and not any(s.up for s in servers if s.listener == "rw"):
+        problems.append("haproxy rw: no server is up; writes through the balancer fail"
+                        + (f" ({', '.join(sorted(drained))} in maintenance)" if drained else ""))
+    return problems
 
 
 def clustercheck_program(settings: Settings, node: NodeSettings) -> Program:

@@ -36,6 +36,7 @@ CHECKS: tuple[Check, ...] = (
     doctor_checks.check_node_count,
     doctor_checks.check_settings,
     doctor_checks.check_files,
+    doctor_checks.check_maintenance,
     doctor_checks.check_ports_in_use,
     doctor_checks.check_bootstrap,
     doctor_checks.check_backups,

@@ -45,10 +45,14 @@ _ENTRIES = (
        "from galerakv.toml; restart the node", offline=True),
     _e("cluster-address-incomplete", "warning", "The gcomm:// list misses nodes",
        "the node starts alone (a second cluster) or cannot find its peers after a restart",
-       "`wsrep_cluster_address` does not list every node of galerakv.toml, or is an empty "
-       "`gcomm://` (which bootstraps a new cluster on every start); critical when it names no peer",
-       "list every node in every node's `wsrep_cluster_address` (`galerakv cluster render`)",
-       offline=True),
+       "`wsrep_cluster_address` in a node's configuration file or running server does not list "
+       "every node of galerakv.toml, or is an empty `gcomm://` (which bootstraps a new cluster on "
+       "every start); critical when it names no peer; only info when the file lists every node and "
+       "the running server still has the list it started with (as after `galerakv cluster add-node`)",
+       "`galerakv cluster restart --rolling`: it rewrites every node's configuration from "
+       "galerakv.toml and restarts the nodes one at a time (a stopped node gets its configuration "
+       "from `galerakv cluster up`); after `add-node` nothing is needed: each node reads the new "
+       "list at its next start", offline=True),
     _e("bootstrap-in-config", "critical", "A configuration file bootstraps the node",
        "after a restart the node forms its own cluster instead of rejoining: two clusters, "
        "diverging data",
@@ -100,9 +104,11 @@ _ENTRIES = (
     _e("datadir-permissions", "critical", "The datadir is not the mysql user's",
        "mariadbd will not start, or a joiner never finishes its state transfer "
        "(rsync `Permission denied` in the donor log)",
-       "the datadir or files in it are not owned by the user mariadbd runs as, a parent directory "
-       "cannot be entered by that user, or the log shows `Permission denied` / `Errcode: 13`",
-       "`chown -R mysql:mysql` the datadir (and make its parents enterable); prefer "
+       "the node's folder, its datadir or files in it are not owned by the user mariadbd runs as, "
+       "a parent directory cannot be entered by that user, or the log shows `Permission denied` / "
+       "`Errcode: 13`",
+       "`chown -R mysql:mysql` the node's folder (`state_dir/<node>`, which holds the datadir "
+       "once `galerakv cluster up` has made it) and make its parents enterable; prefer "
        "`sst_method = \"mariabackup\"`, which does not copy files as another user", offline=True),
     _e("sst-leftovers", "critical", "A state transfer did not finish",
        "the node refuses to start, or starts a new full state transfer every time",
@@ -180,6 +186,14 @@ _ENTRIES = (
        "`wsrep_local_state` = 2 (Donor/Desynced) or `wsrep_desync` = ON",
        "take it out of the balancer until it is Synced again; `SET GLOBAL wsrep_desync = OFF` "
        "if someone set it by hand"),
+    _e("node-in-maintenance", "warning", "A node is drained from the balancer",
+       "the balancer sends the node nothing: reads are spread over fewer nodes, writes go to a "
+       "backup when it is the writer; `galerakv cluster status` marks it `(maintenance)`",
+       "its maintenance file `state_dir/<node>/maintenance` exists (`galerakv cluster maintenance "
+       "--node <node> on`, or a rolling restart or backup that did not finish), so its health check "
+       "answers 503 whatever the node's state",
+       "once the work on the node is done: `galerakv cluster maintenance --node <node> off`",
+       offline=True),
     _e("flow-control", "warning", "Flow control pauses the cluster",
        "the whole cluster is slow; writes stall",
        "`wsrep_flow_control_paused` near 1; the node sending flow control (`wsrep_flow_control_"

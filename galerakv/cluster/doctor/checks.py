@@ -129,7 +129,7 @@ def _settings_of(facts: Facts, nf: NodeFacts, view: View, addresses: list[str]) 
 
     value, ev = get("wsrep_cluster_address")
     if value is not None:
-        found += _cluster_address(nf, value, ev, addresses)
+        found += _cluster_address(nf, view.kind, value, ev, addresses)
 
     value, ev = get("wsrep_node_address")
     if value is not None:
@@ -171,23 +171,54 @@ def _settings_of(facts: Facts, nf: NodeFacts, view: View, addresses: list[str]) 
     return found
 
 
-def _cluster_address(nf: NodeFacts, value: str, ev: str, addresses: list[str]) -> list[Finding]:
+# how each case of a wrong gcomm:// list is cleared (`galerakv cluster render` only prints)
+_ADDRESS_FIX_RUNNING = ("`galerakv cluster restart --rolling`: it restarts the nodes one at a time, each on "
+                        "its configuration rendered from galerakv.toml (a running node reads "
+                        "wsrep_cluster_address only at start)")
+_ADDRESS_FIX_FILE = ("`galerakv cluster restart --rolling` rewrites each node's configuration from "
+                     "galerakv.toml and restarts the nodes one at a time")
+_ADDRESS_FIX_STOPPED = ("`galerakv cluster up`: it rewrites the node's configuration from galerakv.toml "
+                        "before it starts the node")
+
+
+def _complete(nf: NodeFacts, addresses: list[str]) -> bool:
+    """The node's configuration file lists every node of galerakv.toml."""
+    opt = nf.config.get("wsrep_cluster_address") if nf.config else None
+    hosts = gcomm_hosts(opt.value) if opt is not None else None
+    return hosts is not None and all(a in hosts for a in addresses)
+
+
+def _cluster_address(nf: NodeFacts, kind: str, value: str, ev: str, addresses: list[str]) -> list[Finding]:
+    """What is wrong with one view (``config`` or ``running``) of the node's gcomm:// list."""
+    if kind == "running":
+        fix = _ADDRESS_FIX_RUNNING
+    else:
+        fix = _ADDRESS_FIX_STOPPED if nf.running is False else _ADDRESS_FIX_FILE
     hosts = gcomm_hosts(value)
     if hosts is None:
         return [finding("cluster-address-incomplete", nf.name, "wsrep_cluster_address is not a "
-                        "gcomm:// list: the node does not replicate", [ev], severity="critical")]
+                        "gcomm:// list: the node does not replicate", [ev], severity="critical", fix=fix)]
     if not hosts:
         return [finding("cluster-address-incomplete", nf.name, "wsrep_cluster_address is an empty "
                         "gcomm://: the node bootstraps a new cluster on every start", [ev],
-                        severity="critical")]
+                        severity="critical", fix=fix)]
     missing = [a for a in addresses if a not in hosts]
     if not missing:
         return []
+    evidence = [ev, "galerakv.toml: " + ", ".join(addresses)]
+    if kind == "running" and _complete(nf, addresses):
+        # after `add-node`: the file has the new list and the next start reads it; nothing
+        # is at risk meanwhile (gcomm membership does not depend on the list once joined)
+        return [finding("cluster-address-incomplete", nf.name, "the running server still uses the "
+                        "gcomm:// list it started with, which misses " + ", ".join(missing)
+                        + "; its configuration file lists every node, so its next start uses it",
+                        evidence, severity="info",
+                        fix="nothing is needed now; " + _ADDRESS_FIX_RUNNING + " clears it")]
     peers = [h for h in hosts if h != nf.address]
     return [finding("cluster-address-incomplete", nf.name,
-                    "wsrep_cluster_address misses " + ", ".join(missing),
-                    [ev, "galerakv.toml: " + ", ".join(addresses)],
-                    severity="warning" if peers else "critical")]
+                    ("its configuration file's" if kind == "config" else "the running server's")
+                    + " wsrep_cluster_address misses " + ", ".join(missing),
+                    evidence, severity="warning" if peers else "critical", fix=fix)]
 
 
 def _config_only(facts: Facts, nf: NodeFacts) -> list[Finding]:
@@ -235,9 +266,10 @@ def check_files(facts: Facts) -> list[Finding]:
             shown = list(f.wrong_owner[:5])
             if len(f.wrong_owner) > 5:
                 shown.append(f"... and {len(f.wrong_owner) - 5} more")
+            # the node's folder, not the datadir: before the first `up` there is no data/ to chown
             found.append(finding("datadir-permissions", nf.name, f"files of {nf.name} are not "
                                  f"owned by {f.run_as}", shown,
-                                 fix=f"chown -R {f.run_as}:{f.run_as} {f.datadir}"))
+                                 fix=f"chown -R {f.run_as}:{f.run_as} {f.node_dir}"))
         if f.blocked_dir is not None and not f.wrong_owner:
             found.append(finding("datadir-permissions", nf.name, f"the {f.run_as} user cannot "
                                  f"enter {f.blocked_dir}", [f"{f.blocked_dir}: not enterable by "
@@ -256,6 +288,19 @@ def check_files(facts: Facts) -> list[Finding]:
             found.append(finding("inconsistency", nf.name, f"{len(f.gra_logs)} failed apply "
                                  "log(s) (GRA_*.log) in the datadir", list(f.gra_logs[:5]),
                                  severity="warning"))
+    return found
+
+
+def check_maintenance(facts: Facts) -> list[Finding]:
+    """node-in-maintenance: drained on purpose, but easily forgotten once the work is done."""
+    found = []
+    for nf in facts.nodes:
+        m = nf.maintenance
+        if m is not None:
+            found.append(finding("node-in-maintenance", nf.name, f"{nf.name} is in maintenance since "
+                                 f"{m.since_text}: the balancer sends it nothing",
+                                 [f"{m.path}: {m.note or '(empty)'}"],
+                                 fix=f"once the work on {nf.name} is done: `{m.end}`"))
     return found
 
 

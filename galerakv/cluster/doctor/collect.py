@@ -26,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from galerakv import backups
+from galerakv.cluster import balancer
 from galerakv.cluster.doctor.facts import (
     AccountFact,
     BackupFacts,
@@ -82,8 +83,10 @@ def collect(settings: Settings, transport: Transport, *, offline: bool,
     c = settings.cluster
     local = c.transport == "local"
     notes: list[str] = []
-    nodes = tuple(_node_facts(settings, transport, n, offline=offline, local=local,
-                              planned=(planned or {}).get(n.name), notes=notes)
+    drained = balancer.maintenance(settings)
+    nodes = tuple(replace(_node_facts(settings, transport, n, offline=offline, local=local,
+                                      planned=(planned or {}).get(n.name), notes=notes),
+                          maintenance=drained.get(n.name))
                   for n in c.nodes)
     providers: dict[str, bool] = {}
     tools: tuple[str, ...] = ()
@@ -183,7 +186,7 @@ def file_facts(paths: NodePaths, run_as: str) -> FileFacts:
     try:
         pw = pwd.getpwnam(run_as)
     except KeyError:
-        return FileFacts(str(datadir), datadir.is_dir(), run_as)
+        return FileFacts(str(paths.root), str(datadir), datadir.is_dir(), run_as)
     groups = {g.gr_gid for g in grp.getgrall() if run_as in g.gr_mem} | {pw.pw_gid}
     target = datadir if datadir.exists() else paths.root
     blocked = untraversable(target, pw.pw_uid, groups) if target.exists() else None
@@ -213,7 +216,7 @@ def file_facts(paths: NodePaths, run_as: str) -> FileFacts:
         if st.st_uid != pw.pw_uid:
             wrong.append(f"{path} (owner {_user(st.st_uid)}:{_group(st.st_gid)}, "
                          f"mode {st.st_mode & 0o7777:04o})")
-    return FileFacts(str(datadir), datadir.is_dir(), run_as, tuple(wrong),
+    return FileFacts(str(paths.root), str(datadir), datadir.is_dir(), run_as, tuple(wrong),
                      str(blocked) if blocked is not None else None, tuple(sorted(leftovers)),
                      tuple(sorted(gra)))
 

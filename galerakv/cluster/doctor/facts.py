@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from galerakv.cluster.balancer.clustercheck import Maintenance
 from galerakv.galera.log import last_status_change, recovered_since_last_start
 from galerakv.galera.position import GraState, Position
 
@@ -51,6 +52,7 @@ class ConfigFacts:
 class FileFacts:
     """A local node's files (``None`` fields: could not be read)."""
 
+    node_dir: str  # state_dir/<node>: holds the datadir, which exists only once `up` made it
     datadir: str
     datadir_exists: bool
     run_as: str
@@ -130,6 +132,7 @@ class NodeFacts:
     live_error: str = ""
     log: LogFacts = field(default_factory=LogFacts)
     ports: tuple[PortFact, ...] = ()
+    maintenance: Maintenance | None = None  # drained from the balancer (its maintenance file exists)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import socket
 import subprocess
 from typing import Literal
 
-from galerakv.cluster.transport.base import Transport
-from galerakv.config import Settings
-from galerakv.errors import ClusterError
+from galerakv.cluster.transport.base import QueryFailed, Transport
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import ClusterError, GalerakvError
 from galerakv.paths import StatePaths
 from galerakv.secrets import (
     ADMIN_TCP_USER,
@@ -24,22 +24,57 @@ from galerakv.secrets import (
 )
 
 Via = Literal["rw", "ro"]
+PROBE_SQL = "SHOW GLOBAL STATUS LIKE 'wsrep_ready';"  # answered even outside the Primary component
 
 
-def node_argv(settings: Settings, transport: Transport, node_name: str | None,
-              statement: str | None) -> list[str]:
+def target(settings: Settings, node_name: str | None) -> NodeSettings:
+    """The node ``--node`` names, the root node by default."""
     nodes = settings.cluster.nodes
     if not nodes:
         raise ClusterError("the metadata file lists no [[cluster.nodes]]")
     if node_name is None:
-        node = nodes[0]
-    else:
-        try:
-            node = settings.cluster.node(node_name)
-        except KeyError as exc:
-            raise ClusterError(str(exc.args[0])) from exc
-    argv = transport.client_argv(node, batch=statement is not None)
+        return nodes[0]
+    try:
+        return settings.cluster.node(node_name)
+    except KeyError as exc:
+        raise ClusterError(str(exc.args[0])) from exc
+
+
+def node_argv(settings: Settings, transport: Transport, node_name: str | None,
+              statement: str | None) -> list[str]:
+    argv = transport.client_argv(target(settings, node_name), batch=statement is not None)
     return [*argv, "-e", statement] if statement is not None else argv
+
+
+def on_node(settings: Settings, transport: Transport, node_name: str | None, statement: str | None) -> int:
+    """Run the client on a node; its exit status. When it failed because the node cannot be
+    reached (the client printed its own ERROR 2002 or 2003), raise with what to do."""
+    node = target(settings, node_name)
+    code = run(node_argv(settings, transport, node.name, statement))
+    if code != 0:
+        problem = unreachable(transport, node)
+        if problem is not None:
+            raise ClusterError(problem)
+    return code
+
+
+def unreachable(transport: Transport, node: NodeSettings) -> str | None:
+    """Why ``node`` cannot be reached, with the commands that help; None when it answers
+    (then a failure was the statement's own: the client said why)."""
+    try:
+        transport.query(node, PROBE_SQL, timeout=10)
+        return None
+    except QueryFailed as exc:
+        if not exc.unreachable:
+            return None  # it answers (non-Primary, access denied, ...): the client's error says it all
+        detail = exc.detail
+    try:
+        running = transport.is_running(node)
+    except (GalerakvError, OSError):
+        running = True  # cannot tell: say only that it does not answer
+    what = "is not running" if not running else f"does not answer ({detail})"
+    return (f"{node.name} {what}: `galerakv cluster status` shows every node; "
+            "`galerakv cluster up` starts the ones that are down")
 
 
 def balancer_argv(settings: Settings, via: Via, statement: str | None) -> list[str]:

@@ -116,6 +116,8 @@ class FakeTransport(Transport):
         return ""
 
     def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
+        if not self.running.get(node.name):  # as the mariadb client fails on a stopped node
+            return ["sh", "-c", "echo \"ERROR 2002 (HY000): Can't connect to local server\" >&2; exit 1"]
         return ["true"]
 
     def script_argv(self, node: NodeSettings, script: str) -> list[str]:
