@@ -32,12 +32,19 @@ def galerakv(*args: str) -> list[str]:
     return [sys.executable, "-m", "galerakv.cli.main", *args]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watcher:
     """A running ``galerakv watch``; its stdout lines arrive on a queue (read by a thread)."""
 
     def __init__(self, *args: str, cwd: Path) -> None:
+        # Ctrl-C as in a terminal, even when the suite itself was started in the background
+        # (a shell's background job inherits SIGINT ignored, and so would the watcher)
         self.proc = subprocess.Popen(galerakv("watch", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True, cwd=cwd)
+                                     stdin=subprocess.DEVNULL, text=True, cwd=cwd,
+                                     preexec_fn=_default_sigint)
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
