@@ -14,7 +14,12 @@ import pytest
 
 from galerakv import config
 from galerakv.server.app import App
-from tests.support.backends import BACKENDS, GALERA_BALANCER_FIRST_ADDRESS, GALERA_FIRST_ADDRESS
+from tests.support.backends import (
+    BACKENDS,
+    GALERA_BALANCER_FIRST_ADDRESS,
+    GALERA_FIRST_ADDRESS,
+    GALERA_MAXSCALE_FIRST_ADDRESS,
+)
 from tests.support.configs import merge, write_config
 from tests.support.net import free_port
 from tests.support.server import ServerProcess
@@ -45,6 +50,21 @@ def galera_balancer_api_cluster() -> Iterator[dict[str, Any]]:
         yield data
 
 
+@pytest.fixture(scope="session")
+def galera_maxscale_api_cluster() -> Iterator[dict[str, Any]]:
+    """A real 3-node Galera cluster behind MariaDB MaxScale for the API suite; its parsed galerakv.toml."""
+    from tests.support.local_cluster import make_local_cluster
+
+    with make_local_cluster(3, GALERA_MAXSCALE_FIRST_ADDRESS, "galerakv_api_mxs", balancer="maxscale") as cluster:
+        cluster.ok("up")
+        data = cluster.data()
+        data["__cluster__"] = cluster
+        yield data
+
+
+BALANCED = {"mariadb-balancer": "galera_balancer_api_cluster", "mariadb-maxscale": "galera_maxscale_api_cluster"}
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_variant(request: pytest.FixtureRequest) -> str:
     """One entry of BACKENDS (the test id); ``backend`` is the server.backend it runs.
@@ -64,8 +84,8 @@ def backend_config(backend_variant: str, tmp_path: Path, request: pytest.Fixture
     """The configuration tables that put the server on the current backend, on an empty store."""
     if backend_variant == "sqlite":
         return {"server": {"backend": "sqlite", "sqlite_path": str(tmp_path / "kv.sqlite3")}}
-    balanced = backend_variant == "mariadb-balancer"
-    data = dict(request.getfixturevalue("galera_balancer_api_cluster" if balanced else "galera_api_cluster"))
+    balanced = backend_variant in BALANCED
+    data = dict(request.getfixturevalue(BALANCED.get(backend_variant, "galera_api_cluster")))
     cluster = data.pop("__cluster__")
     # start every test on an empty table (it does not exist before the first server starts)
     cluster.cli("sql", "--node", "db1", "-e", "DELETE FROM galerakv.kv")

@@ -101,6 +101,9 @@ def test_maxscale_services_and_current_syntax() -> None:
     assert not any(line.startswith("passwd") for line in lines)
     assert lines.count("password=service-pw") == 2 and lines.count("password=monitor-pw") == 1
     assert "monitor_interval=1s" in lines
+    # no REST API: galerakv uses neither it nor maxctrl, so the default admin account never listens
+    assert "admin_enabled=false" in lines and not any(line.startswith(("admin_host", "admin_port"))
+                                                       for line in lines)
     # every duration has a unit
     for line in lines:
         if re.match(r"^(monitor_interval|backend_connect_timeout)=", line):

@@ -2,29 +2,44 @@
 
 The MaxScale accounts are created on the cluster, then ``maxscale`` runs with
 the rendered ``maxscale.cnf`` when it is installed (MariaDB's repository, not
-Debian's).
+Debian's; or built from source with ``scripts/build-maxscale``).
+
+MaxScale refuses to run as root, so galerakv (as root) runs it as the
+unprivileged ``maxscale`` system user, created when missing: MaxScale's own
+``--user`` option drops to it before the configuration is read. Its
+directories under ``state_dir/balancer/maxscale/`` are owned by that user, and
+``maxscale.cnf`` (it holds the accounts' passwords) is mode 0600, owned by it.
+Run by anyone else, MaxScale runs as that user, in directories it owns already.
 """
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import shutil
+import subprocess
 import tomllib
+from pathlib import Path
 
 from galerakv.cluster.render.balancer import (
     MAXSCALE_MONITOR_USER,
     MAXSCALE_SERVICE_USER,
+    MAXSCALE_USER,
     MaxScaleAccounts,
     maxscale_grants_sql,
     render_maxscale_cnf,
 )
 from galerakv.cluster.supervise import Program
 from galerakv.cluster.transport.base import Report, Transport
+from galerakv.cluster.transport.local import untraversable
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
 from galerakv.paths import BalancerPaths
 from galerakv.secrets import Account, write_private
 
 START_TIMEOUT = 15.0
+MAXSCALE_SUBDIRS = ("log", "data", "cache", "run", "persist")  # the [maxscale] *dir= paths
 MAXSCALE_INSTALL_HINT = (
     "MariaDB MaxScale is not in Debian's packages; install it from MariaDB's repository: "
     "curl -LsS https://r.mariadb.com/downloads/mariadb_repo_setup | sudo bash -s -- --skip-server "
@@ -56,9 +71,8 @@ class MaxScale:
         transport.query(settings.cluster.nodes[0],
                         ";\n".join(maxscale_grants_sql(accounts, host)) + ";\n", timeout=60)
         report(f"MaxScale accounts {accounts.monitor.user} and {accounts.service.user} ready")
-        for sub in ("log", "data", "cache", "run", "persist"):
-            (paths.maxscale_dir / sub).mkdir(parents=True, exist_ok=True)
-        write_private(paths.maxscale_cnf, render_maxscale_cnf(settings, accounts))
+        owner = prepare_maxscale_dirs(settings, report)
+        write_private(paths.maxscale_cnf, render_maxscale_cnf(settings, accounts), owner=owner)
         program = maxscale_program(settings)
         if shutil.which("maxscale") is None:
             report(f"warning: wrote {paths.maxscale_cnf}, but maxscale is not installed. "
@@ -70,11 +84,71 @@ class MaxScale:
 
 
 def maxscale_program(settings: Settings) -> Program:
+    """``maxscale`` in the foreground; as root, told to drop to the ``maxscale`` user itself."""
     p = BalancerPaths.of(settings)
     b = settings.balancer
     cnf = f"--config={p.maxscale_cnf}"
-    return Program("maxscale", ("maxscale", "--nodaemon", cnf), p.maxscale_pid, p.maxscale_log,
+    user = (f"--user={MAXSCALE_USER}",) if os.geteuid() == 0 else ()
+    return Program("maxscale", ("maxscale", "--nodaemon", *user, cnf), p.maxscale_pid, p.maxscale_log,
                    marks=(cnf,), listens=((b.address, b.rw_port), (b.address, b.ro_port)))
+
+
+def ensure_maxscale_user(report: Report) -> pwd.struct_passwd:
+    """The ``maxscale`` system user, created (no home, no login, its own group) when missing."""
+    try:
+        return pwd.getpwnam(MAXSCALE_USER)
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+            "--shell", "/usr/sbin/nologin", MAXSCALE_USER]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except OSError as exc:
+        raise ClusterError(f"cannot create the system user {MAXSCALE_USER}: {exc.strerror}") from exc
+    if result.returncode != 0:
+        raise ClusterError(f"cannot create the system user {MAXSCALE_USER} (MaxScale refuses to run as "
+                           f"root): {result.stderr.strip()}; create it with `{' '.join(argv)}`")
+    report(f"created the system user {MAXSCALE_USER} (no login, no home) to run MaxScale")
+    return pwd.getpwnam(MAXSCALE_USER)
+
+
+def prepare_maxscale_dirs(settings: Settings, report: Report) -> tuple[int, int] | None:
+    """Make MaxScale's directories, owned by the user it runs as; returns that (uid, gid) when
+    it is not this process's own user (so root), else None.
+
+    The balancer's folder (``state_dir/balancer``, mode 0750) is given the ``maxscale`` group,
+    so that user may enter it; a directory above it that the user cannot enter is an error
+    naming the fix, found here rather than in MaxScale's log.
+    """
+    paths = BalancerPaths.of(settings)
+    d = paths.maxscale_dir
+    dirs = [d, *(d / sub for sub in MAXSCALE_SUBDIRS)]
+    for directory in dirs:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if os.geteuid() != 0:
+        return None
+    pw = ensure_maxscale_user(report)
+    uid, gid = pw.pw_uid, pw.pw_gid
+    groups = {g.gr_gid for g in grp.getgrall() if MAXSCALE_USER in g.gr_mem} | {gid}
+    if untraversable(paths.root, uid, groups) == paths.root:
+        os.chown(paths.root, -1, gid)  # root keeps it; the group may only enter and list
+    blocked = untraversable(d, uid, groups)
+    if blocked is not None:
+        mode = blocked.stat().st_mode & 0o777
+        raise ClusterError(f"the {MAXSCALE_USER} user (MaxScale runs as it) cannot enter {blocked} "
+                           f"(mode {mode:04o}); run `chmod o+x {blocked}` or put cluster.state_dir "
+                           "under a directory every user can enter, such as /var/tmp or /srv")
+    for directory in dirs:
+        _own(directory, uid, gid)
+    for leftover in (d / "log").glob("*"):  # logs written before, maybe as root
+        _own(leftover, uid, gid)
+    return uid, gid
+
+
+def _own(path: Path, uid: int, gid: int) -> None:
+    st = path.lstat()
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def ensure_maxscale_accounts(settings: Settings) -> MaxScaleAccounts:

@@ -23,6 +23,9 @@ MariaDB MaxScale (``kind = "maxscale"``; not packaged by Debian):
   stays put when an old writer returns);
 - a ``readwritesplit`` service on ``rw_port`` and a ``readconnroute`` service
   with ``router_options=synced`` on ``ro_port``;
+- no REST API (``admin_enabled=false``): galerakv reads MaxScale's state from
+  neither the API nor ``maxctrl``, so the default ``admin``/``mariadb`` account
+  never listens anywhere;
 - durations with units (``1000ms``) and ``password=`` (``passwd`` is deprecated).
 
 Rendering is pure: the same settings (and accounts) give the same bytes, which
@@ -39,7 +42,6 @@ from galerakv.secrets import Account
 
 FALL = 2
 RISE = 2
-MAXSCALE_ADMIN_PORT = 8989
 RW_PROXY = "galerakv_rw"
 RO_PROXY = "galerakv_ro"
 RW_SERVICE = "rw-service"
@@ -116,6 +118,7 @@ class MaxScaleAccounts:
     service: Account
 
 
+MAXSCALE_USER = "maxscale"  # the unprivileged system user MaxScale runs as
 MAXSCALE_MONITOR_USER = "galerakv_mxs_monitor"
 MAXSCALE_SERVICE_USER = "galerakv_mxs_service"
 
@@ -128,8 +131,10 @@ def render_maxscale_cnf(settings: Settings, accounts: MaxScaleAccounts) -> str:
     names = ",".join(n.name for n in settings.cluster.nodes)
     lines = [
         f"# galerakv: MariaDB MaxScale for cluster {settings.cluster.name}; generated, do not edit.",
-        "# Regenerate with `galerakv cluster render`; `galerakv cluster up` writes it (mode 0600)",
-        "# and runs `maxscale --nodaemon --config=<this file>`. Holds passwords: keep it private.",
+        "# Regenerate with `galerakv cluster render`; `galerakv cluster up` writes it (mode 0600, owned",
+        f"# by the {MAXSCALE_USER} user) and runs `maxscale --nodaemon --user={MAXSCALE_USER} "
+        "--config=<this file>`.",
+        "# Holds passwords: keep it private.",
         "[maxscale]",
         "threads=auto",
         f"logdir={d / 'log'}",
@@ -137,8 +142,9 @@ def render_maxscale_cnf(settings: Settings, accounts: MaxScaleAccounts) -> str:
         f"cachedir={d / 'cache'}",
         f"piddir={d / 'run'}",
         f"persistdir={d / 'persist'}",
-        f"admin_host={b.address}",
-        f"admin_port={MAXSCALE_ADMIN_PORT}",
+        "# no REST API, GUI or maxctrl: galerakv does not use them, and the default",
+        "# admin/mariadb account must not listen anywhere",
+        "admin_enabled=false",
         "",
     ]
     for priority, node in enumerate(settings.cluster.nodes, start=1):
