@@ -52,6 +52,9 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_KEY_BYTES = 2900
+"""The longest key any store keeps: MariaDB's key column is VARBINARY(2900), so that with the
+namespace (128) the primary key stays within InnoDB's 3072-byte index limit."""
 
 # --------------------------------------------------------------------------- declaring a key
 
@@ -213,8 +216,9 @@ class LimitsSettings:
     """Request limits; each is stated in the 413 body when exceeded."""
 
     max_key_bytes: int = field(default=1024, metadata=_key(
-        "key length in UTF-8 bytes (at most 3000)", check=_range(1, 3000),
-        hint="keys are part of the primary key; at most 3000 bytes"))
+        f"key length in UTF-8 bytes (at most {MAX_KEY_BYTES})", check=_range(1, MAX_KEY_BYTES),
+        hint=f"keys are part of the primary key, a VARBINARY({MAX_KEY_BYTES}) column on MariaDB; "
+        f"at most {MAX_KEY_BYTES} bytes"))
     max_value_bytes: int = field(default=1024 * 1024, metadata=_key(
         "value size", check=_range(0, 512 * 1024 * 1024)))
     max_batch_ops: int = field(default=256, metadata=_key(
@@ -228,6 +232,9 @@ class LimitsSettings:
     max_request_bytes: int = field(default=8 * 1024 * 1024, metadata=_key(
         "largest JSON body of a batch or transaction", check=_range(1024, 1024 * 1024 * 1024),
         hint="the largest JSON body of a batch or txn request"))
+    body_timeout: float = field(default=30.0, metadata=_key(
+        "seconds a request body may take to arrive in full; then 408 and the connection is closed "
+        "(a client trickling its body cannot hold a connection longer)", check=_range(0.1, 3600)))
 
 
 @dataclass(frozen=True)

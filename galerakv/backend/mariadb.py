@@ -61,7 +61,7 @@ from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate, successor
 from galerakv.backend.retry import RetryPolicy
 from galerakv.backend.writeset import Change, GroupPlan, RowKey, Unit, UnitResult, blind_plan, by_namespace
-from galerakv.config import Settings
+from galerakv.config import MAX_KEY_BYTES, Settings
 from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, OutcomeUnknown, StoreError
 from galerakv.paths import StatePaths
 
@@ -74,7 +74,7 @@ MIGRATIONS: dict[int, Sequence[str]] = {
     1: (
         "CREATE TABLE IF NOT EXISTS kv ("
         " ns VARBINARY(128) NOT NULL,"
-        " k VARBINARY(2900) NOT NULL,"
+        f" k VARBINARY({MAX_KEY_BYTES}) NOT NULL,"
         " v LONGBLOB NOT NULL,"
         " ct VARBINARY(255) NOT NULL,"
         " ver BIGINT UNSIGNED NOT NULL,"
@@ -89,7 +89,7 @@ MIGRATIONS: dict[int, Sequence[str]] = {
         "CREATE TABLE IF NOT EXISTS kv_history ("
         " rev BIGINT UNSIGNED NOT NULL PRIMARY KEY,"
         " ns VARBINARY(128) NOT NULL,"
-        " k VARBINARY(2900) NOT NULL,"
+        f" k VARBINARY({MAX_KEY_BYTES}) NOT NULL,"
         " v LONGBLOB NULL,"          # NULL: a delete
         " ct VARBINARY(255) NULL,"   # NULL: a delete
         " ver BIGINT UNSIGNED NULL,"  # the put's version, or the deleted entry's

@@ -278,6 +278,15 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 (its directory 0700 when galerakv creates it), so no other
+    local user reads any namespace; SQLite gives the -wal and -shm files the same mode.
+    An existing file keeps the mode its owner gave it."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+
+
 class SQLiteStore(Store):
     """Key-value store in one SQLite file (see the module docstring)."""
 
@@ -291,7 +300,7 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             setup = _connect(self.path, self.synchronous)
             try:
                 setup.executescript(_SCHEMA)

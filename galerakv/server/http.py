@@ -24,7 +24,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("galerakv.server")
 
-DRAIN_CAP = 16 * 1024 * 1024  # body bytes read and dropped at most before answering 413
+BODY_TIMEOUT = 30.0  # seconds a request body may take to arrive (limits.body_timeout)
+_CLOSE = {"Connection": "close"}
 
 
 class Request:
@@ -76,48 +77,41 @@ class Request:
             self._query = params
         return self._query
 
-    async def body(self, limit: int, code: str = "request_too_large") -> bytes:
-        """The whole body; a ``code`` problem (413) as soon as it passes ``limit`` bytes."""
+    async def body(self, limit: int, code: str = "request_too_large", timeout: float = BODY_TIMEOUT) -> bytes:
+        """The whole body; a ``code`` problem (413) as soon as it passes ``limit`` bytes, and a
+        ``request_timeout`` problem (408) when it has not all arrived within ``timeout`` seconds.
+
+        A declared ``Content-Length`` over the limit is answered at once, without
+        reading the body, and the connection is closed (a client declaring 64 MiB
+        must not hold the server while it sends them). Both answers close the
+        connection: the rest of the body would otherwise be read as the next request.
+        """
         declared = self.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._discard(int(declared))
             raise Problem(code, f"the body is {int(declared)} bytes; the limit is {limit} bytes",
-                          limit=limit)
+                          headers=_CLOSE, limit=limit)
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                raise Problem("bad_request", "the client went away before sending the body")
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    if message.get("more_body", False):
-                        await self._discard(DRAIN_CAP)
-                    raise Problem(code, f"the body is over {limit} bytes; the limit is {limit} bytes",
-                                  limit=limit)
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        raise Problem("bad_request", "the client went away before sending the body")
+                    chunk = message.get("body", b"")
+                    if chunk:
+                        size += len(chunk)
+                        if size > limit:
+                            raise Problem(code, f"the body is over {limit} bytes; the limit is {limit} bytes",
+                                          headers=_CLOSE, limit=limit)
+                        chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            raise Problem("request_timeout", f"the body did not arrive within {timeout:g} seconds "
+                          f"({size} bytes received; limits.body_timeout)", headers=_CLOSE,
+                          limit=timeout) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-    async def _discard(self, budget: int) -> None:
-        """Read and drop up to ``budget`` more body bytes (at most DRAIN_CAP) before a 413.
-
-        A client still sending its body when the answer comes and the
-        connection closes may see a reset instead of the 413; reading the rest
-        of a moderately large body first lets it read the answer.
-        """
-        budget = min(budget, DRAIN_CAP)
-        while budget > 0:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                return
-            budget -= len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
 
 
 class Response:

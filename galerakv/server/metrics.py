@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"})
+"""The methods with a series of their own; every other method string counts as ``other``."""
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ENV_VAR = "GALERAKV_METRICS_DIR"
 DIR_PREFIX = "galerakv-metrics-"
@@ -118,7 +120,10 @@ class Metrics:
                 error_code: str | None) -> None:
         slots = self._request_slots.get((method, route, status))
         if slots is None:
-            slots = self._new_request_series(method, route, status)
+            if method not in METHODS:  # any client may send any method: the label set stays bounded
+                method = "other"
+            slots = self._request_slots.get((method, route, status)) or \
+                self._new_request_series(method, route, status)
         v = self._v
         v[slots[0]] += 1
         hist = slots[1]

@@ -32,7 +32,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         by_status.setdefault(status, []).append(code)
     names = {400: "Bad input", 401: "No valid bearer token", 403: "Token scope too small",
              404: "Not found", 405: "Method not allowed", 412: "Precondition failed",
-             410: "History compacted", 413: "Over a limit", 503: "Database unavailable"}
+             408: "Body too slow", 410: "History compacted", 413: "Over a limit", 503: "Database unavailable"}
     return {str(s): _problem(names[s], *by_status[s]) for s in statuses}
 
 
@@ -150,7 +150,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {
                 "200": {**_json("Written", "Updated"), "headers": {**_ETAG_HEADER, **_REVISION_HEADER}},
                 "201": {**_json("Written", "Created"), "headers": {**_ETAG_HEADER, **_REVISION_HEADER}},
-                **_errors(400, 401, 403, 412, 413, 503),
+                **_errors(400, 401, 403, 408, 412, 413, 503),
             },
         },
         "delete": {
@@ -160,7 +160,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                           **_errors(400, 401, 403, 404, 412, 503)},
         },
     }
-    body_errors = _errors(400, 401, 403, 413, 503)
+    body_errors = _errors(400, 401, 403, 408, 413, 503)
     feed_params = [
         {"name": "prefix", "in": "query", "schema": {"type": "string", "pattern": _NO_NUL},
          "description": "only keys starting with this"},

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any
-
-import orjson
 
 from galerakv.backend.base import Compare, Entry, Op, OpResult
 from galerakv.config import LimitsSettings
@@ -18,11 +17,44 @@ _OP_FIELDS = {"op", "key", "value", "value_base64", "content_type", "ttl", "if_m
 _COMPARE_FIELDS = {"key", "exists", "etag", "value", "value_base64", "not"}
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _DuplicateKey(name)
+            seen.add(name)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def load_json(body: bytes) -> Any:
+    """The body as JSON, strictly: UTF-8, no NaN/Infinity, and no key twice in one object.
+
+    orjson (used for every answer) keeps the last of repeated keys silently, so
+    ``{"op": "get", "op": "delete"}`` would delete; the standard library's parser
+    with a pairs hook sees them (measured: 230 us for a 256-operation batch,
+    twice orjson's, against milliseconds of database work).
+    """
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem("invalid_json", f"the body is not valid JSON: {exc}") from None
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_unique, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise Problem("invalid_json", "the body is not valid JSON: it is not UTF-8 text") from None
+    except _DuplicateKey as exc:
+        raise Problem("invalid_json", f"the body is not valid JSON for galerakv: the key {str(exc)[:64]!r} "
+                      "appears twice in one object; give each key once") from None
+    except RecursionError:
+        raise Problem("invalid_json", "the body is not valid JSON for galerakv: it is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, a number too long to convert
+        raise Problem("invalid_json", f"the body is not valid JSON: {str(exc)[:200]}") from None
 
 
 def _bad(where: str, message: str) -> Problem:

@@ -29,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, "No such key"),
     "no_route": (404, "No such endpoint"),
     "method_not_allowed": (405, "Method not allowed on this endpoint"),
+    "request_timeout": (408, "The request body did not arrive in time"),
     "compacted": (410, "The history asked for is no longer kept"),
     "precondition_failed": (412, "The precondition did not hold"),
     "key_too_large": (413, "The key is longer than the limit"),

@@ -43,6 +43,9 @@ _CHANGES_PARAMS = {"prefix", "since", "keys_only", "limit", "wait"}
 MAX_WAIT = 60.0
 _WAIT_RE = re.compile(r"[0-9]{1,2}(\.[0-9]{1,3})?")
 REVISION_HEADER = b"x-galerakv-revision"
+# A value is served with the content type it was stored with: a browser must neither guess
+# another type nor run it (a text/html value opened from a link runs in a sandbox, no script).
+VALUE_SAFETY = ((b"x-content-type-options", b"nosniff"), (b"content-security-policy", b"sandbox"))
 
 
 def _written(app: Context, revision: int) -> tuple[bytes, bytes]:
@@ -107,7 +110,7 @@ async def get_key(app: Context, req: Request, ns: str, key: str) -> Response:
     any_match, versions = validate.if_none_match_get(req.header(b"if-none-match"))
     if any_match or entry.version in versions:
         return Response(304, b"", [etag])
-    headers = [(b"content-type", entry.content_type.encode()), etag]
+    headers = [(b"content-type", entry.content_type.encode()), etag, *VALUE_SAFETY]
     if entry.expires_at is not None:
         headers.append((b"x-galerakv-expires-at", f"{entry.expires_at:.3f}".encode()))
     return Response(200, entry.value, headers)
@@ -120,7 +123,7 @@ async def put_key(app: Context, req: Request, ns: str, key: str) -> Response:
     version = validate.if_match(req.header(b"if-match"))
     create_only = validate.if_none_match_put(req.header(b"if-none-match"))
     content_type = validate.content_type(req.header(b"content-type"))
-    body = await req.body(limits.max_value_bytes, "value_too_large")
+    body = await req.body(limits.max_value_bytes, "value_too_large", limits.body_timeout)
     result = await app.store.put(ns, key, body, content_type, ttl=ttl, if_match=version,
                                  if_none_match=create_only)
     if result.status == "precondition_failed":
@@ -226,7 +229,8 @@ async def txn(app: Context, req: Request, ns: str) -> Response:
 async def _json_body(app: Context, req: Request) -> object:
     # The body is parsed as JSON whatever its Content-Type says: curl's default
     # form type is a common slip and refusing it would help nobody.
-    body = await req.body(app.settings.limits.max_request_bytes)
+    limits = app.settings.limits
+    body = await req.body(limits.max_request_bytes, timeout=limits.body_timeout)
     return ops.load_json(body)
 
 

@@ -13,6 +13,7 @@ from galerakv.config import NAMESPACE_RE, LimitsSettings
 from galerakv.server.problems import Problem
 
 _ETAG_RE = re.compile(r'^"([\x21\x23-\x7e]+)"$')
+_SECONDS_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][+-]?[0-9]{1,3})?")  # a JSON number, ASCII
 
 
 def namespace(ns: str) -> str:
@@ -63,11 +64,8 @@ def ttl(raw: object, limits: LimitsSettings, where: str = "ttl") -> float | None
         seconds = math.nan
     elif isinstance(raw, int | float):
         seconds = float(raw)
-    elif isinstance(raw, str):
-        try:
-            seconds = float(raw) if raw.strip() else math.nan
-        except ValueError:
-            seconds = math.nan
+    elif isinstance(raw, str):  # a JSON number in ASCII: float() alone would take "1_0", " 5" or "\u0661"
+        seconds = float(raw) if _SECONDS_RE.fullmatch(raw) else math.nan
     else:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0 or seconds > limits.max_ttl_seconds:
