@@ -244,6 +244,7 @@ class Token:
     name: str
     sha256: str
     scopes: Mapping[str, Scope]
+    admin: bool = False
 
     def scope_for(self, namespace: str) -> Scope | None:
         return self.scopes.get(namespace, self.scopes.get("*"))
@@ -264,8 +265,12 @@ class _TokenKeys:
         check=lambda v: None if _SHA256_RE.fullmatch(v) else "must be 64 hex digits",
         hint="echo -n TOKEN | sha256sum", shown="none"))
     scopes: Mapping[str, Scope] = field(default_factory=dict, metadata=_key(
-        'namespace = `"read"` or `"readwrite"`; `"*"` for every other namespace', shown="required",
+        'namespace = `"read"` or `"readwrite"`; `"*"` for every other namespace',
+        shown="required (may be empty with `admin = true`)",
         hint='a table such as scopes = { "*" = "read", "app" = "readwrite" }'))
+    admin: bool = field(default=False, metadata=_key(
+        "may read the details of `/v1/status` (file paths, node addresses, the writer); other tokens see "
+        "its summary"))
 
 
 @dataclass(frozen=True)
@@ -680,9 +685,11 @@ def _check_token(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[s
         r.issue(f"{prefix}.token", MISSING, "one of token or token_sha256 is required",
                 "token_sha256 keeps the secret itself out of the file")
     scopes: dict[str, Scope] = {}
-    if not values["scopes"] and isinstance(raw.get("scopes", {}), dict):  # (not a table: reported already)
+    if not values["scopes"] and not values["admin"] and isinstance(raw.get("scopes", {}), dict):
+        # (not a table: reported already); an admin token may have no data scope at all
         r.issue(f"{prefix}.scopes", raw.get("scopes", {}), "must be a non-empty table of namespace = scope",
-                'for example scopes = { "*" = "read", "app" = "readwrite" }')
+                'for example scopes = { "*" = "read", "app" = "readwrite" }, or admin = true for a token '
+                "that only reads /v1/status")
     for ns, scope in values["scopes"].items():
         if ns != "*" and not NAMESPACE_RE.match(ns):
             r.issue(f"{prefix}.scopes.{ns}", scope, "is not a valid namespace",
@@ -699,7 +706,8 @@ def _check_token(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[s
 def _check_auth(r: _Reader, prefix: str, values: dict[str, Any], raw: Mapping[str, Any]) -> bool:
     entries: tuple[_TokenKeys, ...] = values["tokens"]
     values["tokens"] = tuple(
-        Token(e.name or f"token{i}", e.token_sha256 or hashlib.sha256(e.token.encode()).hexdigest(), e.scopes)
+        Token(e.name or f"token{i}", e.token_sha256 or hashlib.sha256(e.token.encode()).hexdigest(), e.scopes,
+              e.admin)
         for i, e in enumerate(entries))
     raw_tokens = raw.get("tokens")
     if values["enabled"] and not entries and not (isinstance(raw_tokens, list)

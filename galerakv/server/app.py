@@ -227,13 +227,13 @@ class App:
                       ready=False, backend=status.kind)
 
     async def status(self, req: Request) -> Response:
-        if self.settings.auth.enabled:
-            self._token(req)
+        # with auth on, only an admin token sees where the data lives (paths, node addresses)
+        details = not self.settings.auth.enabled or self._token(req).admin
         status = await self.store.status()
         return json_response({
             "version": __version__,
             "backend": {"kind": status.kind, "ready": status.ready, "detail": status.detail,
-                        **status.extra},
+                        **(status.extra if details else {})},
             "limits": {
                 "max_key_bytes": self.settings.limits.max_key_bytes,
                 "max_value_bytes": self.settings.limits.max_value_bytes,

@@ -13,7 +13,9 @@ from galerakv.server.app import App
 
 WRITER = "writer-token-0123456789"
 READER = "reader-token-0123456789"
+ADMIN = "admin-token-0123456789"
 AUTH = {"enabled": True, "tokens": [
+    {"name": "ops", "token": ADMIN, "scopes": {}, "admin": True},
     {"name": "writer", "token": WRITER, "scopes": {"app": "readwrite", "*": "read"}},
     {"name": "reader", "token_sha256": hashlib.sha256(READER.encode()).hexdigest(), "scopes": {"app": "read"}},
 ]}
@@ -95,3 +97,16 @@ async def test_the_change_feed_needs_a_token_that_may_read_the_namespace(secured
     page = await secured.get("/v1/ns/app/changes", params={"since": int(written.headers["x-galerakv-revision"]) - 1},
                              headers=bearer(READER))
     assert page.status_code == 200 and [e["key"] for e in page.json()["events"]] == ["k"]
+
+
+async def test_status_details_only_for_an_admin_token(secured: httpx.AsyncClient, backend: str) -> None:
+    """Paths and node addresses are not for every client: other tokens get the summary."""
+    assert (await secured.get("/v1/status")).status_code == 401
+    summary = (await secured.get("/v1/status", headers=bearer(WRITER))).json()
+    assert set(summary["backend"]) == {"kind", "ready", "detail"}
+    assert summary["backend"]["kind"] == backend and "limits" in summary
+    full = (await secured.get("/v1/status", headers=bearer(ADMIN))).json()
+    hidden = "path" if backend == "sqlite" else "nodes"
+    assert hidden in full["backend"] and hidden not in summary["backend"]
+    # an admin token with no scope reads no data
+    assert (await secured.get("/v1/ns/app/kv/k", headers=bearer(ADMIN))).status_code == 403
