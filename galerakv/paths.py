@@ -136,6 +136,11 @@ class BalancerPaths:
         return self.root / "haproxy.log"
 
     @property
+    def haproxy_chroot(self) -> Path:
+        """An empty root-owned directory HAProxy chroots into before dropping to its user."""
+        return self.root / "haproxy-chroot"
+
+    @property
     def maxscale_dir(self) -> Path:
         return self.root / "maxscale"
 

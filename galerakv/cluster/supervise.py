@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +186,23 @@ class Program:
             time.sleep(POLL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+def ensure_system_user(name: str, why: str, report: Callable[[str], None]) -> pwd.struct_passwd:
+    """The system user ``name`` a program drops to, created (no home, no login, its own group)
+    when missing; ``why`` says which program runs as it, for the messages."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+            "--shell", "/usr/sbin/nologin", name]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except OSError as exc:
+        raise ClusterError(f"cannot create the system user {name} ({why}): {exc.strerror}") from exc
+    if result.returncode != 0:
+        raise ClusterError(f"cannot create the system user {name} ({why}): {result.stderr.strip()}; "
+                           f"create it with `{' '.join(argv)}`")
+    report(f"created the system user {name} (no login, no home): {why}")
+    return pwd.getpwnam(name)

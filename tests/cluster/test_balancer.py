@@ -23,7 +23,7 @@ from galerakv.cluster.render.balancer import FALL, RISE
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
 from galerakv.config import Settings
-from galerakv.paths import StatePaths
+from galerakv.paths import BalancerPaths, StatePaths
 from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 
@@ -132,6 +132,22 @@ def test_reads_spread_and_writes_go_to_one_node(healthy: Bench) -> None:
     assert {(s["listener"], s["server"], s["backup"]) for s in st["balancer"]["servers"]} == {
         ("rw", "db1", False), ("rw", "db2", True), ("rw", "db3", True),
         ("ro", "db1", False), ("ro", "db2", False), ("ro", "db3", False)}
+
+
+def test_haproxy_runs_unprivileged_in_its_chroot(healthy: Bench) -> None:
+    """HAProxy binds as root, then runs as the haproxy user, confined to an empty directory."""
+    import pwd
+
+    pid = balancer.haproxy_program(healthy.settings).running_pid()
+    assert pid is not None
+    haproxy = pwd.getpwnam("haproxy")
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    assert status["Uid"].split() == [str(haproxy.pw_uid)] * 4, status["Uid"]
+    assert status["Gid"].split() == [str(haproxy.pw_gid)] * 4, status["Gid"]
+    chroot = BalancerPaths.of(healthy.settings).haproxy_chroot
+    assert os.readlink(f"/proc/{pid}/root") == str(chroot)
+    assert list(chroot.iterdir()) == [] and chroot.stat().st_uid == 0
+    healthy.all_up()  # and its health checks and stats socket still work from there
 
 
 def test_desynced_node_leaves_and_returns(healthy: Bench) -> None:

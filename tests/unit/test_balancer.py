@@ -342,3 +342,37 @@ def test_install_and_preflight_by_kind(tmp_path: Path) -> None:
             "balancer": {"kind": "haproxy", "address": "10.0.0.9"}}
     pre = balancer.preflight(config.parse(data, source=tmp_path / "galerakv.toml"))
     assert pre.errors == () and "only for local nodes" in pre.warnings[0]
+
+
+def test_haproxy_chroot_is_made_empty_and_root_owned(tmp_path: Path) -> None:
+    from galerakv.cluster.balancer.haproxy import prepare_chroot
+
+    chroot = tmp_path / "haproxy-chroot"
+    prepare_chroot(chroot)
+    assert chroot.is_dir() and not chroot.is_symlink() and (chroot.stat().st_mode & 0o022) == 0
+    prepare_chroot(chroot)  # again: fine
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file", "not-empty", "group-writable"])
+def test_haproxy_chroot_refuses_what_it_did_not_make(tmp_path: Path, planted: str) -> None:
+    """A symlink planted where the chroot goes would confine HAProxy to (or let root create) a
+    directory someone else chose; anything but an empty root-owned directory is refused."""
+    from galerakv.cluster.balancer.haproxy import prepare_chroot
+    from galerakv.errors import ClusterError
+
+    chroot = tmp_path / "haproxy-chroot"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == "symlink":
+        chroot.symlink_to(elsewhere)
+    elif planted == "file":
+        chroot.write_text("x")
+    else:
+        chroot.mkdir()
+        if planted == "not-empty":
+            (chroot / "etc").mkdir()
+        else:
+            chroot.chmod(0o775)
+    with pytest.raises(ClusterError, match="haproxy-chroot"):
+        prepare_chroot(chroot)
+    assert list(elsewhere.iterdir()) == []

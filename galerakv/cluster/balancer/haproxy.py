@@ -7,19 +7,22 @@ rendered ``haproxy.cfg``; its stats socket tells each server's state.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from galerakv.cluster.render.balancer import RO_PROXY, RW_PROXY, render_haproxy_cfg
+from galerakv.cluster.render.balancer import HAPROXY_USER, RO_PROXY, RW_PROXY, render_haproxy_cfg
 from galerakv.cluster.render.node import MAX_SOCKET_PATH
-from galerakv.cluster.supervise import Program
+from galerakv.cluster.supervise import Program, ensure_system_user
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.cluster.transport.local import port_problem
 from galerakv.config import NodeSettings, Settings
@@ -68,6 +71,8 @@ class HAProxy:
         paths.haproxy_cfg.write_text(render_haproxy_cfg(settings))
         program = haproxy_program(settings)
         if program.running_pid() is None:
+            ensure_system_user(HAPROXY_USER, "HAProxy drops to it after binding its ports", report)
+            prepare_chroot(paths.haproxy_chroot)
             check_haproxy_cfg(paths.haproxy_cfg)
             pid = program.start(START_TIMEOUT)
             report(f"haproxy on {b.address}: writes :{b.rw_port}, reads :{b.ro_port} (PID {pid})")
@@ -117,6 +122,19 @@ def clustercheck_program(settings: Settings, node: NodeSettings) -> Program:
     return Program(f"clustercheck for {node.name}", tuple(argv), paths.pid, paths.log,
                    marks=("clustercheck", str(settings.source), node.name),
                    listens=((node.address, b.check_port),), env_keep=("PYTHONPATH",))
+
+
+def prepare_chroot(directory: Path) -> None:
+    """The empty directory HAProxy confines itself to: made here, owned by root, 0755, and
+    refused when something else (a symlink, a file, another owner's directory) is in its place."""
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o755)
+    st = directory.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise ClusterError(f"{directory} must be an empty directory owned by root, not writable by others "
+                           "(HAProxy is confined to it); remove it and run `galerakv cluster up` again")
+    if any(directory.iterdir()):
+        raise ClusterError(f"{directory} must be empty (HAProxy is confined to it); remove what is in it")
 
 
 def haproxy_program(settings: Settings) -> Program:

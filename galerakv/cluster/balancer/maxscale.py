@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import grp
 import os
-import pwd
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from galerakv.cluster.render.balancer import (
     maxscale_grants_sql,
     render_maxscale_cnf,
 )
-from galerakv.cluster.supervise import Program
+from galerakv.cluster.supervise import Program, ensure_system_user
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.cluster.transport.local import untraversable
 from galerakv.config import Settings
@@ -93,25 +91,6 @@ def maxscale_program(settings: Settings) -> Program:
                    marks=(cnf,), listens=((b.address, b.rw_port), (b.address, b.ro_port)))
 
 
-def ensure_maxscale_user(report: Report) -> pwd.struct_passwd:
-    """The ``maxscale`` system user, created (no home, no login, its own group) when missing."""
-    try:
-        return pwd.getpwnam(MAXSCALE_USER)
-    except KeyError:
-        pass
-    argv = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-            "--shell", "/usr/sbin/nologin", MAXSCALE_USER]
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    except OSError as exc:
-        raise ClusterError(f"cannot create the system user {MAXSCALE_USER}: {exc.strerror}") from exc
-    if result.returncode != 0:
-        raise ClusterError(f"cannot create the system user {MAXSCALE_USER} (MaxScale refuses to run as "
-                           f"root): {result.stderr.strip()}; create it with `{' '.join(argv)}`")
-    report(f"created the system user {MAXSCALE_USER} (no login, no home) to run MaxScale")
-    return pwd.getpwnam(MAXSCALE_USER)
-
-
 def prepare_maxscale_dirs(settings: Settings, report: Report) -> tuple[int, int] | None:
     """Make MaxScale's directories, owned by the user it runs as; returns that (uid, gid) when
     it is not this process's own user (so root), else None.
@@ -127,7 +106,7 @@ def prepare_maxscale_dirs(settings: Settings, report: Report) -> tuple[int, int]
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
     if os.geteuid() != 0:
         return None
-    pw = ensure_maxscale_user(report)
+    pw = ensure_system_user(MAXSCALE_USER, "MaxScale refuses to run as root", report)
     uid, gid = pw.pw_uid, pw.pw_gid
     groups = {g.gr_gid for g in grp.getgrall() if MAXSCALE_USER in g.gr_mem} | {gid}
     if untraversable(paths.root, uid, groups) == paths.root:

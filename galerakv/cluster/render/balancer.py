@@ -40,6 +40,7 @@ from galerakv.config import Settings
 from galerakv.paths import BalancerPaths
 from galerakv.secrets import Account
 
+HAPROXY_USER = "haproxy"  # Debian's haproxy package creates it; `up` creates it when missing
 FALL = 2
 RISE = 2
 RW_PROXY = "galerakv_rw"
@@ -72,6 +73,10 @@ def render_haproxy_cfg(settings: Settings) -> str:
         "# Primary and ready. (option mysql-check cannot see a Donor or non-Primary node.)",
         "global",
         "    maxconn 4096",
+        "    # started as root to bind, then confined to an empty directory as an unprivileged user",
+        f"    chroot {paths.haproxy_chroot}",
+        f"    user {HAPROXY_USER}",
+        f"    group {HAPROXY_USER}",
         f"    stats socket {paths.haproxy_socket} mode 600 level admin",
         "    stats timeout 10s",
         "",
