@@ -23,7 +23,6 @@ The file (readers such as the MariaDB backend use :func:`load`)::
 
 from __future__ import annotations
 
-import os
 import secrets as _random
 import tomllib
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
+from galerakv.files import write_file
 from galerakv.paths import StatePaths
 
 ADMIN_TCP_USER = "galerakv_admin"
@@ -118,16 +118,7 @@ def check_mode(path: Path) -> None:
 def write_private(path: Path, text: str, owner: tuple[int, int] | None = None) -> None:
     """Write a file that only its owner can read, never briefly readable by others."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_file(path, text, 0o600, owner)
 
 
 def client_option_file(account: Account, extra: dict[str, str] | None = None) -> str:

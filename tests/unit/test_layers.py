@@ -21,13 +21,14 @@ ALLOWED: dict[str, set[str]] = {
     "galerakv.client": set(),  # talks HTTP only: usable without the server or the toolkit
     "galerakv.config": {"galerakv.errors"},
     "galerakv.paths": {"galerakv.config"},
-    "galerakv.secrets": {"galerakv.config", "galerakv.errors", "galerakv.paths"},
+    "galerakv.files": {"galerakv.errors"},  # root's writes into folders a less privileged user owns
+    "galerakv.secrets": {"galerakv.config", "galerakv.errors", "galerakv.paths", "galerakv.files"},
     "galerakv.backups": {"galerakv", "galerakv.errors"},  # backup manifests, for the backends, toolkit and cli
     "galerakv.backend": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
                          "galerakv.secrets", "galerakv.backups"},
     "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend"},
     "galerakv.cluster": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
-                         "galerakv.secrets", "galerakv.backups"},
+                         "galerakv.secrets", "galerakv.backups", "galerakv.files"},
     "galerakv.cli": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.server",
                      "galerakv.cluster", "galerakv.secrets", "galerakv.paths", "galerakv.backend",
                      "galerakv.galera", "galerakv.client", "galerakv.backups"},  # client: `galerakv watch`

@@ -26,6 +26,7 @@ from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
+from galerakv.files import write_file
 from galerakv.paths import CheckPaths, StatePaths
 from galerakv.secrets import load
 
@@ -54,7 +55,7 @@ def drain(settings: Settings, transport: Transport, node: NodeSettings, report: 
     if balancer.managed(settings):
         path = CheckPaths.of(settings, node).maintenance
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"drained by `{by}`\n")
+        write_file(path, f"drained by `{by}`\n", 0o644)  # the node's folder: mysql's, so no symlink followed
     transport.query(node, "SET GLOBAL wsrep_desync = ON;", timeout=30)
     report(f"{node.name}: drained (wsrep_desync = ON"
            + (", balancer maintenance on)" if balancer.managed(settings) else ")"))

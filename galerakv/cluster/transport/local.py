@@ -26,6 +26,7 @@ import socket
 import stat
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 from galerakv.cluster import install as _install
 from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext, detect_context, server_binary
@@ -39,6 +40,7 @@ from galerakv.cluster.transport.base import (
 )
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, NodeError
+from galerakv.files import open_append, write_file
 from galerakv.galera.log import RECOVER_MARKER, START_MARKER
 from galerakv.galera.position import Position
 from galerakv.paths import NodePaths, StatePaths
@@ -123,7 +125,11 @@ class LocalTransport(Transport):
 
     def _own(self, path: Path) -> None:
         if os.geteuid() == 0:
-            os.chown(path, self.uid, self.gid)
+            os.chown(path, self.uid, self.gid, follow_symlinks=False)
+
+    def _log(self, node: NodeSettings) -> BinaryIO:
+        """The node's log for appending, owned by the user mariadbd runs as (never via a symlink)."""
+        return open_append(self.paths(node).log, 0o640, (self.uid, self.gid) if os.geteuid() == 0 else None)
 
     def _node_dir(self, node: NodeSettings) -> Path:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -136,9 +142,7 @@ class LocalTransport(Transport):
     def write_config(self, node: NodeSettings, files: dict[str, str], secrets: Secrets) -> None:
         root = self._node_dir(node)
         for name, text in files.items():
-            path = root / name
-            path.write_text(text)
-            path.chmod(0o644)
+            write_file(root / name, text, 0o644)
         if self.settings.cluster.sst_method == "mariabackup":
             sst = secrets.sst
             write_private(self.paths(node).sst_auth_cnf,
@@ -194,15 +198,11 @@ class LocalTransport(Transport):
                        names=MARIADBD_NAMES)
 
     def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
-        p = self.paths(node)
         if server_binary() is None:
             raise NodeError(node.name, "mariadbd is not installed; run `galerakv cluster install`")
-        if not p.log.exists():
-            p.log.touch(mode=0o640)
-        self._own(p.log)
-        with open(p.log, "a") as log:
+        with self._log(node) as log:
             # galera.log.last_status_change() reads only what follows the last marker
-            log.write(f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}\n")
+            log.write(f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}\n".encode())
         args = ["--wsrep-new-cluster"] if bootstrap else []  # command line only, never in a file
         if position is not None:
             args.append(f"--wsrep-start-position={position}")
@@ -247,15 +247,13 @@ class LocalTransport(Transport):
             raise NodeError(node.name, "mariadbd is not installed; run `galerakv cluster install`")
         if not p.my_cnf.is_file():
             raise NodeError(node.name, f"{p.my_cnf} does not exist; run `galerakv cluster render`")
-        if not p.log.exists():
-            p.log.touch(mode=0o640)
-        self._own(p.log)
-        with open(p.log, "a") as log:
-            log.write(f"{RECOVER_MARKER} {node.name}\n")
-            offset = log.tell()
+        with self._log(node) as log:
+            log.write(f"{RECOVER_MARKER} {node.name}\n".encode())
+            log.flush()
+            offset = os.fstat(log.fileno()).st_size
         argv = [binary, f"--defaults-file={p.my_cnf}", "--wsrep-recover"]
         try:
-            with open(p.log, "ab") as log_out:
+            with self._log(node) as log_out:
                 result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log_out,
                                         stderr=log_out, timeout=timeout, check=False,
                                         env=clean_env())
@@ -274,13 +272,11 @@ class LocalTransport(Transport):
 
     def _write_grastate_text(self, node: NodeSettings, text: str) -> None:
         path = self.paths(node).grastate
-        st = path.stat()
-        tmp = path.with_name(".grastate.dat.galerakv")
-        tmp.write_text(text)
-        os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.replace(tmp, path)
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            raise NodeError(node.name, f"{path} is not a plain file (a symlink?); remove it and run "
+                            "`galerakv cluster recover` again")
+        write_file(path, text, stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid) if os.geteuid() == 0 else None)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         try:

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from galerakv.cluster import install as _install
@@ -190,11 +191,30 @@ exit 0
 
     # ------------------------------------------------------------------ files
 
+    def _replace(self, target: str, mode: str, owner: str) -> str:
+        """Script: stdin becomes ``target`` (``mode``, ``owner``: chmod/chown arguments; ``ref:PATH``
+        for both copies PATH's) without following a symlink the mysql user planted.
+
+        The new file is made in state_dir (root's) and renamed over the target: a rename
+        replaces a symlink instead of writing through it; a target folder that is a symlink
+        is refused.
+        """
+        q, folder = shlex.quote(target), shlex.quote(str(Path(target).parent))
+        if mode.startswith("ref:"):
+            ref = shlex.quote(mode[4:])
+            perms = f'chmod --reference={ref} "$t"; chown --reference={ref} "$t"'
+        else:
+            perms = f'chmod {mode} "$t"; chown {owner} "$t"'
+        return (f"set -e; umask 077; if [ -L {folder} ]; then echo {folder} 'is a symlink: remove it' >&2; "
+                f"exit 1; fi; mkdir -p -m 0755 {self._state}; t=$(mktemp -p {self._state} .galerakv.XXXXXX); "
+                f'trap \'rm -f "$t"\' EXIT; cat > "$t"; {perms}; mv -fT "$t" {q}; trap - EXIT')
+
+    @property
+    def _state(self) -> str:
+        return shlex.quote(str(self.settings.state_dir))
+
     def _put(self, node: NodeSettings, path: str, text: str, mode: str, owner: str) -> None:
-        q = shlex.quote(path)
-        self._ok(node, f"writing {path}",
-                 f"set -e; umask 077; cat > {q}.tmp; chmod {mode} {q}.tmp; "
-                 f"chown {owner} {q}.tmp; mv {q}.tmp {q}", stdin=text)
+        self._ok(node, f"writing {path}", self._replace(path, mode, owner), stdin=text)
 
     def write_config(self, node: NodeSettings, files: dict[str, str], secrets: Secrets) -> None:
         p = self.paths(node)
@@ -255,7 +275,7 @@ exit 0
         if position is not None:
             argv.append(f"--wsrep-start-position={position}")
         marker = f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}"
-        script = (f"set -e; touch {log}; chown {user}:{user} {log}; "
+        script = (f"set -e; {_plain_log(log)}; touch {log}; chown -h {user}:{user} {log}; "
                   f"echo {shlex.quote(marker)} >> {log}; cd /; "
                   f"setsid {shlex.join(argv)} </dev/null >>{log} 2>&1 & "
                   f"echo $! > {shlex.quote(str(p.launcher_pid))}; "
@@ -292,7 +312,7 @@ exit 0
         user = self.ctx.run_as
         marker = shlex.quote(f"{RECOVER_MARKER} {node.name}")
         argv = shlex.join([MARIADBD, f"--defaults-file={p.my_cnf}", "--wsrep-recover"])
-        script = (f"touch {log}; chown {user}:{user} {log}; echo {marker} >> {log}; "
+        script = (f"{_plain_log(log)} || exit 1; touch {log}; chown -h {user}:{user} {log}; echo {marker} >> {log}; "
                   f"start=$(stat -c %s {log}); cd /; {argv} </dev/null >>{log} 2>&1; rc=$?; "
                   f"tail -c +$((start + 1)) {log}; exit $rc")
         result = self._sh(node, script, timeout=timeout)
@@ -303,10 +323,10 @@ exit 0
 
     def _write_grastate_text(self, node: NodeSettings, text: str) -> None:
         path = shlex.quote(str(self.paths(node).grastate))
-        tmp = shlex.quote(str(self.paths(node).datadir / ".grastate.dat.galerakv"))
-        self._ok(node, "writing grastate.dat",
-                 f"set -e; cat > {tmp}; chown --reference={path} {tmp}; "
-                 f"chmod --reference={path} {tmp}; mv -f {tmp} {path}", stdin=text)
+        self._ok(node, "writing grastate.dat", f"set -e; if [ -L {path} ] || [ ! -f {path} ]; then "
+                 f"echo {path} 'is not a plain file (a symlink?): remove it' >&2; exit 1; fi; "
+                 + self._replace(str(self.paths(node).grastate), f"ref:{self.paths(node).grastate}", ""),
+                 stdin=text)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         log = shlex.quote(str(self.paths(node).log))
@@ -334,3 +354,9 @@ exit 0
             raise QueryFailed(node.name, message, unreachable=unreachable)
         return result.stdout
 
+
+def _plain_log(log: str) -> str:
+    """Script: fail unless the (quoted) log path is missing or a plain file of its own (no symlink,
+    no hard link), before root appends to it and chowns it."""
+    return (f"if [ -L {log} ] || {{ [ -e {log} ] && {{ [ ! -f {log} ] || [ $(stat -c %h {log}) -ne 1 ]; }}; }}; "
+            f"then echo {log} 'is not a plain file of its own (a symlink or hard link?): remove it' >&2; false; fi")
