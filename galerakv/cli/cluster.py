@@ -56,14 +56,18 @@ def init(count: int, config_path: str | None, first_address: str, balancer_kind:
          balancer_address: str | None, force: bool) -> None:
     """Write a starter galerakv.toml for N nodes on 127.0.0.11, .12, ..."""
     target = Path(config_path or os.environ.get(ENV_VAR) or DEFAULT_FILE)
-    text = starter.starter_toml(count, first_address, balancer_kind=balancer_kind,
-                                balancer=balancer_address)
     if target.exists() and not force:
         fail(f"{target} already exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         fail(f"{target.parent} is not a directory")
+    state_dir, blocked = starter.reachable_state_dir(target)
+    text = starter.starter_toml(count, first_address, state_dir=state_dir, balancer_kind=balancer_kind,
+                                balancer=balancer_address)
     target.write_text(text)
     click.echo(f"wrote {target} with {count} node{'s' if count != 1 else ''}")
+    if blocked is not None:
+        click.echo(f"state_dir is {state_dir}: the mysql user cannot enter {blocked}, so the nodes' "
+                   "data cannot live next to the file (edit cluster.state_dir to choose another place)")
     _, warnings = lifecycle.node_count_problems(count, allow_small=True)
     for warning in warnings:
         click.echo(f"warning: {warning}")

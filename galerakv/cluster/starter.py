@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import ipaddress
+import pwd
+from pathlib import Path
 
+from galerakv.cluster.transport.local import untraversable
 from galerakv.errors import ClusterError
 
 FIRST_ADDRESS = "127.0.0.11"
@@ -33,6 +38,31 @@ def balancer_address(addresses: list[str]) -> str:
     if int(below) & 0xFF != 0:
         return str(below)
     return str(ipaddress.IPv4Address(addresses[-1]) + 1)
+
+
+SHARED_STATE_ROOT = Path("/var/lib/galerakv")
+"""Where ``init`` puts state_dir when the mysql user cannot reach the file's own folder."""
+
+
+def reachable_state_dir(config_file: Path, run_as: str = "mysql") -> tuple[str, Path | None]:
+    """state_dir for a new metadata file: ``.galerakv`` beside it, or, when ``run_as`` (mariadbd's
+    user) cannot enter a folder on the way there (a home directory of mode 0700 or 0750, as on
+    current Ubuntu), a folder of its own under /var/lib/galerakv; and the folder that blocked.
+
+    Before the packages are installed ``run_as`` may not exist yet: the folders' "others" bits
+    decide then, as they will for it.
+    """
+    folder = config_file.parent.absolute()
+    try:
+        pw = pwd.getpwnam(run_as)
+        uid, gids = pw.pw_uid, {g.gr_gid for g in grp.getgrall() if run_as in g.gr_mem} | {pw.pw_gid}
+    except KeyError:
+        uid, gids = -1, set()
+    blocked = untraversable(folder, uid, gids)
+    if blocked is None:
+        return ".galerakv", None
+    tag = hashlib.sha256(str(config_file.absolute()).encode()).hexdigest()[:8]
+    return str(SHARED_STATE_ROOT / f"{folder.name or 'cluster'}-{tag}"), blocked
 
 
 def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "galerakv_cluster",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from galerakv.cluster.transport.fake import FakeTransport
 from galerakv.cluster.transport.local import port_problem, untraversable
 from galerakv.errors import ClusterError
 from galerakv.paths import StatePaths
+from tests.support.state_dirs import state_root
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -30,15 +32,39 @@ def invoke(*args: str) -> tuple[int, str]:
 # --------------------------------------------------------------------------- init
 
 
-def test_init_writes_a_valid_starter_file(tmp_path: Path) -> None:
-    target = tmp_path / "galerakv.toml"
-    code, out = invoke("cluster", "init", "--local", "5", "--config", str(target))
+def test_init_writes_a_valid_starter_file() -> None:
+    folder = state_root("init-")  # a folder every user may enter (pytest's tmp_path is 0700)
+    try:
+        target = folder / "galerakv.toml"
+        code, out = invoke("cluster", "init", "--local", "5", "--config", str(target))
+        assert code == 0, out
+        s = config.load(target)
+        assert [n.name for n in s.cluster.nodes] == ["db1", "db2", "db3", "db4", "db5"]
+        assert [n.address for n in s.cluster.nodes][::4] == ["127.0.0.11", "127.0.0.15"]
+        assert s.balancer.kind == "haproxy"
+        assert s.state_dir == folder / ".galerakv" and "state_dir is" not in out
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("home_mode", [0o700, 0o750])
+def test_init_from_a_home_directory_puts_state_where_mysql_can_reach_it(tmp_path: Path, home_mode: int) -> None:
+    """A home directory of mode 0700/0750 (current Ubuntu) is closed to the mysql user: the
+    state goes under /var/lib/galerakv instead, and init says so, rather than `up` refusing."""
+    home = tmp_path / "home" / "alice"
+    home.mkdir(parents=True)
+    home.chmod(home_mode)
+    target = home / "galerakv.toml"
+    code, out = invoke("cluster", "init", "--local", "3", "--config", str(target))
     assert code == 0, out
     s = config.load(target)
-    assert [n.name for n in s.cluster.nodes] == ["db1", "db2", "db3", "db4", "db5"]
-    assert [n.address for n in s.cluster.nodes][::4] == ["127.0.0.11", "127.0.0.15"]
-    assert s.balancer.kind == "haproxy"
-    assert s.state_dir == tmp_path / ".galerakv"
+    assert s.state_dir.parent == starter.SHARED_STATE_ROOT and s.state_dir.name.startswith("alice-")
+    assert f"state_dir is {s.state_dir}" in out and "cannot enter" in out
+    # the same file again: the same place; another file: another place
+    assert starter.reachable_state_dir(target)[0] == str(s.state_dir)
+    assert starter.reachable_state_dir(home / "other.toml")[0] != str(s.state_dir)
+    from galerakv.cluster.transport.local import untraversable
+    assert untraversable(s.state_dir.parent.parent, -1, set()) is None  # /var/lib: open to every user
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
