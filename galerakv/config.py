@@ -232,6 +232,10 @@ class LimitsSettings:
     max_request_bytes: int = field(default=8 * 1024 * 1024, metadata=_key(
         "largest JSON body of a batch or transaction", check=_range(1024, 1024 * 1024 * 1024),
         hint="the largest JSON body of a batch or txn request"))
+    max_response_bytes: int = field(default=16 * 1024 * 1024, metadata=_key(
+        "value bytes in one answer: a listing page with values ends early (with a `next_cursor`) once its "
+        "values reach this; a batch of gets over it is refused (`413 response_too_large`)",
+        check=_range(64 * 1024, 1024 * 1024 * 1024)))
     body_timeout: float = field(default=30.0, metadata=_key(
         "seconds a request body may take to arrive in full; then 408 and the connection is closed "
         "(a client trickling its body cannot hold a connection longer)", check=_range(0.1, 3600)))

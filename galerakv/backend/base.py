@@ -198,6 +198,7 @@ class ListQuery:
     cursor: str | None = None
     keys_only: bool = False
     delimiter: str | None = None
+    max_bytes: int | None = None  # the page ends early (with a cursor) once its values reach this
 
 
 @dataclass(frozen=True)

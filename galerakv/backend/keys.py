@@ -92,6 +92,9 @@ def decode_cursor(cursor: str) -> tuple[str, bool]:
 Fetch = Callable[[str, bool, "str | None", int], Awaitable[Sequence[Entry]]]
 
 
+VALUE_ROWS_PER_FETCH = 32  # rows with values read at a time when a page has a byte budget
+
+
 async def paginate(q: ListQuery, fetch: Fetch) -> ListPage:
     """One page of a listing, for any backend that can fetch a key range in order.
 
@@ -107,13 +110,16 @@ async def paginate(q: ListQuery, fetch: Fetch) -> ListPage:
     upper = successor(q.prefix)
     entries: list[Entry] = []
     prefixes: list[str] = []
+    budget = None if q.keys_only else q.max_bytes
     while True:
         want = q.limit - len(entries) - len(prefixes)
         if want <= 0:
             break
-        rows = await fetch(start, inclusive, upper, want + 1)
-        jumped = False
-        for entry in rows[:want]:
+        # with values and a byte budget, rows come a few at a time: the page may end early
+        batch = want if budget is None else min(want, VALUE_ROWS_PER_FETCH)
+        rows = await fetch(start, inclusive, upper, batch + 1)
+        jumped = spent = False
+        for entry in rows[:batch]:
             if q.delimiter:
                 cut = entry.key.find(q.delimiter, len(q.prefix))
                 if cut >= 0:
@@ -126,10 +132,16 @@ async def paginate(q: ListQuery, fetch: Fetch) -> ListPage:
                     break
             entries.append(entry)
             start, inclusive = entry.key, False
+            if budget is not None:
+                budget -= len(entry.value)
+                if budget <= 0:  # at least one entry per page, however large
+                    spent = True
+                    break
         if jumped:
             continue
-        if len(rows) <= want:
+        if len(rows) <= batch and not spent:
             return ListPage(tuple(entries), tuple(prefixes), None)
-        break
+        if spent or batch == want:
+            break
     more = await fetch(start, inclusive, upper, 1)
     return ListPage(tuple(entries), tuple(prefixes), encode_cursor(start, inclusive) if more else None)

@@ -241,6 +241,7 @@ class App:
                 "max_txn_ops": self.settings.limits.max_txn_ops,
                 "max_list_limit": self.settings.limits.max_list_limit,
                 "max_request_bytes": self.settings.limits.max_request_bytes,
+                "max_response_bytes": self.settings.limits.max_response_bytes,
             },
             "auth": self.settings.auth.enabled,
             "watch": await self._watch_status(),

@@ -37,6 +37,7 @@ CODES: dict[str, tuple[int, str]] = {
     "request_too_large": (413, "The request body is larger than the limit"),
     "batch_too_large": (413, "Too many operations in one batch"),
     "txn_too_large": (413, "Too many operations in one transaction"),
+    "response_too_large": (413, "The answer would hold more value bytes than the limit"),
     "internal": (500, "Internal server error"),
     "backend_unavailable": (503, "The database is not available"),
     "outcome_unknown": (503, "The write's outcome is unknown"),

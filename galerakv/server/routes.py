@@ -170,7 +170,7 @@ async def list_keys(app: Context, req: Request, ns: str) -> Response:
                       parameter="delimiter")
     prefix = _prefix(params, limits.max_key_bytes)
     cursor = params.get("cursor") or None
-    query = ListQuery(prefix, limit, cursor, keys_only, delimiter)
+    query = ListQuery(prefix, limit, cursor, keys_only, delimiter, limits.max_response_bytes)
     page = await app.store.list_keys(ns, query, local=_local(params))
     body = {
         "items": [ops.entry_json(e, with_value=not query.keys_only) for e in page.entries],
@@ -190,6 +190,12 @@ async def batch(app: Context, req: Request, ns: str) -> Response:
                               conditions=True)
     app.authorize_write(req, ns, any(op.kind != "get" for op in batch_ops))
     results = await app.store.batch(ns, batch_ops) if batch_ops else []
+    if all(op.kind == "get" for op in batch_ops):  # (a batch that wrote answers whatever its size)
+        size = sum(len(r.entry.value) for r in results if r.entry is not None)
+        if size > limits.max_response_bytes:
+            raise Problem("response_too_large", f"the values asked for add up to {size} bytes; the limit of one "
+                          f"answer is {limits.max_response_bytes} bytes (limits.max_response_bytes): split the "
+                          "gets over several batches", limit=limits.max_response_bytes, size=size)
     body: dict[str, object] = {"results": [ops.result_json(op, r) for op, r in zip(batch_ops, results, strict=True)]}
     if any(op.kind != "get" for op in batch_ops):
         revision = unit_revision(results)

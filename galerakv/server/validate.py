@@ -13,7 +13,7 @@ from galerakv.config import NAMESPACE_RE, LimitsSettings
 from galerakv.server.problems import Problem
 
 _ETAG_RE = re.compile(r'^"([\x21\x23-\x7e]+)"$')
-_SECONDS_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?([eE][+-]?[0-9]{1,3})?")  # a JSON number, ASCII
+_SECONDS_RE = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?")  # a JSON number, ASCII
 
 
 def namespace(ns: str) -> str:

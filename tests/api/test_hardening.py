@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,3 +153,34 @@ async def test_an_existing_sqlite_file_keeps_the_mode_its_owner_gave_it(tmp_path
     await app.startup()
     await app.shutdown()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+async def test_a_listing_of_large_values_ends_early_with_a_cursor(make_app: Any) -> None:
+    """A page stops once its values reach limits.max_response_bytes (at least one item), and the
+    pages still give every key once, in order."""
+    app = make_app(limits={"max_response_bytes": 65536, "max_value_bytes": 40000})
+    await app.startup()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            for i in range(10):
+                assert (await c.put(f"{K}/big{i}", content=bytes([65 + i]) * 30000)).status_code == 201
+            seen: list[str] = []
+            cursor = None
+            for _ in range(20):
+                page = (await c.get(K, params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()
+                assert 1 <= len(page["items"]) <= 3  # 65536 bytes: the third 30000-byte value crosses it
+                seen += [item["key"] for item in page["items"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == [f"big{i}" for i in range(10)]
+            keys = (await c.get(K, params={"limit": 100, "keys_only": "true"})).json()
+            assert len(keys["items"]) == 10 and keys["next_cursor"] is None  # no values: no byte budget
+            r = await c.post("/v1/ns/app/batch", json={"ops": [{"op": "get", "key": f"big{i}"} for i in range(3)]})
+            assert r.status_code == 413 and r.json()["code"] == "response_too_large"
+            assert r.json()["limit"] == 65536 and r.json()["size"] == 90000
+            r = await c.post("/v1/ns/app/batch", json={"ops": [{"op": "get", "key": f"big{i}"} for i in range(2)]})
+            assert r.status_code == 200 and len(r.json()["results"]) == 2
+            assert (await c.get("/v1/status")).json()["limits"]["max_response_bytes"] == 65536
+    finally:
+        await app.shutdown()
