@@ -134,20 +134,30 @@ def test_reads_spread_and_writes_go_to_one_node(healthy: Bench) -> None:
         ("ro", "db1", False), ("ro", "db2", False), ("ro", "db3", False)}
 
 
-def test_haproxy_runs_unprivileged_in_its_chroot(healthy: Bench) -> None:
-    """HAProxy binds as root, then runs as the haproxy user, confined to an empty directory."""
+def _ids(pid: int) -> tuple[list[str], list[str], str]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return status["Uid"].split(), status["Gid"].split(), status["Groups"].strip()
+
+
+def test_haproxy_and_health_checks_run_unprivileged(healthy: Bench) -> None:
+    """HAProxy binds as root, then runs as the haproxy user, confined to an empty directory;
+    the health check responders run as the user mariadbd runs as, with no extra groups."""
     import pwd
 
     pid = balancer.haproxy_program(healthy.settings).running_pid()
     assert pid is not None
     haproxy = pwd.getpwnam("haproxy")
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    assert status["Uid"].split() == [str(haproxy.pw_uid)] * 4, status["Uid"]
-    assert status["Gid"].split() == [str(haproxy.pw_gid)] * 4, status["Gid"]
+    uids, gids, _ = _ids(pid)
+    assert uids == [str(haproxy.pw_uid)] * 4 and gids == [str(haproxy.pw_gid)] * 4, (uids, gids)
     chroot = BalancerPaths.of(healthy.settings).haproxy_chroot
     assert os.readlink(f"/proc/{pid}/root") == str(chroot)
     assert list(chroot.iterdir()) == [] and chroot.stat().st_uid == 0
-    healthy.all_up()  # and its health checks and stats socket still work from there
+    mysql = pwd.getpwnam("mysql")
+    for node in healthy.settings.cluster.nodes:
+        check = balancer.clustercheck_program(healthy.settings, node).running_pid()
+        assert check is not None
+        assert _ids(check) == ([str(mysql.pw_uid)] * 4, [str(mysql.pw_gid)] * 4, ""), node.name
+    healthy.all_up()  # its health checks and stats socket still work from there
 
 
 def test_desynced_node_leaves_and_returns(healthy: Bench) -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pwd
 import signal
 import sys
 import time
@@ -200,15 +202,40 @@ async def serve(checker: Checker, host: str, port: int, ready: Callable[[], None
         await stop.wait()
 
 
+def drop_privileges(user: str) -> str | None:
+    """Run on as ``user`` when started as root (the name, or None when nothing changed).
+
+    The responder needs root for nothing: it listens on an unprivileged port and
+    reads only the maintenance file in the node's folder, which the user mariadbd
+    runs as owns. Everything it needs from root-only files (the monitor password)
+    is read before this.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return None
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    return user
+
+
 def run(host: str, port: int, source: NodeStatusSource, *, donor_ok: bool, maintenance: Path,
-        timeout: float, node: str) -> None:
-    """The ``galerakv clustercheck`` process: serve until told to stop."""
+        timeout: float, node: str, run_as: str = "mysql") -> None:
+    """The ``galerakv clustercheck`` process: as ``run_as`` (when started as root), serve until
+    told to stop."""
+    import asyncmy  # noqa: F401  (loaded while the code is still readable by root alone)
+
+    dropped = drop_privileges(run_as)
     checker = Checker(source, donor_ok=donor_ok, maintenance=maintenance, timeout=timeout,
                       on_failure=source.drop)
 
     def ready() -> None:
         print(f"clustercheck for {node}: listening on http://{host}:{port}/ "
-              f"(node {source.params['host']}:{source.params['port']})", flush=True)
+              f"(node {source.params['host']}:{source.params['port']})"
+              + (f" as {dropped}" if dropped else ""), flush=True)
 
     try:
         asyncio.run(serve(checker, host, port, ready))
