@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from galerakv import config
 from galerakv.cluster import balancer
 from galerakv.cluster.render.balancer import FALL, RISE
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
-from galerakv.config import Settings
-from galerakv.paths import BalancerPaths, StatePaths
-from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
+from galerakv.paths import BalancerPaths
+from tests.support.balanced import ThroughBalancer
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -34,29 +31,12 @@ LEAVE_BOUND = 1.0 * (FALL + 2) + 1.0
 RETURN_BOUND = 1.0 * (RISE + 2) + 1.0
 
 
-class Bench:
+class Bench(ThroughBalancer):
     """The module's cluster, seen through HAProxy."""
 
     def __init__(self, cluster: LocalCluster) -> None:
-        self.c = cluster
-        self.settings: Settings = config.load(cluster.config)
+        super().__init__(cluster)
         self.transport = LocalTransport(self.settings, detect_context())
-        secrets = load(StatePaths.of(self.settings).secrets)
-        assert secrets is not None
-        self.option_file = cluster.state_dir / "test-admin-tcp.cnf"
-        write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin.password)))
-
-    def query(self, via: str, sql: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        b = self.settings.balancer
-        port = b.rw_port if via == "rw" else b.ro_port
-        return subprocess.run(["mariadb", f"--defaults-file={self.option_file}", f"--host={b.address}",
-                               f"--port={port}", "--protocol=tcp", "--connect-timeout=3", "-N", "-B",
-                               "-e", sql], capture_output=True, text=True, timeout=timeout, check=False)
-
-    def value(self, via: str, sql: str) -> str:
-        result = self.query(via, sql)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
 
     def states(self) -> dict[tuple[str, str], str]:
         return {(s.listener, s.server): s.status for s in balancer.server_states(self.settings)}

@@ -17,51 +17,28 @@ import os
 import pwd
 import signal
 import stat
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from galerakv import config
 from galerakv.cluster import balancer
 from galerakv.cluster.render.balancer import MAXSCALE_USER
 from galerakv.cluster.supervise import accepts
 from galerakv.cluster.transport.local import runs_mariadbd
-from galerakv.config import Settings
-from galerakv.paths import BalancerPaths, StatePaths
-from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
+from galerakv.paths import BalancerPaths
 from tests.support.backends import requires_maxscale
-from tests.support.local_cluster import LocalCluster, make_local_cluster
+from tests.support.balanced import ThroughBalancer
+from tests.support.local_cluster import make_local_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.maxscale, pytest.mark.slow, requires_maxscale]
 
 FAILOVER_BOUND = 15.0  # galeramon sees the writer gone within a few 1 s intervals
 
 
-class Bench:
+class Bench(ThroughBalancer):
     """The module's cluster, seen through MaxScale."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.c = cluster
-        self.settings: Settings = config.load(cluster.config)
-        secrets = load(StatePaths.of(self.settings).secrets)
-        assert secrets is not None
-        self.option_file = cluster.state_dir / "test-admin-tcp.cnf"
-        write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin.password)))
-
-    def query(self, via: str, sql: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-        b = self.settings.balancer
-        port = b.rw_port if via == "rw" else b.ro_port
-        return subprocess.run(["mariadb", f"--defaults-file={self.option_file}", f"--host={b.address}",
-                               f"--port={port}", "--protocol=tcp", "--connect-timeout=3", "-N", "-B",
-                               "-e", sql], capture_output=True, text=True, timeout=timeout, check=False)
-
-    def value(self, via: str, sql: str) -> str:
-        result = self.query(via, sql)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
 
     def wait_routing(self, timeout: float = 30) -> None:
         """Until both services route (the monitor has seen the nodes since MaxScale started)."""
