@@ -56,6 +56,7 @@ from galerakv.backend.base import (
     Retention,
     Store,
     TxnResult,
+    with_revision,
 )
 from galerakv.backend.coalesce import Coalescer
 from galerakv.backend.keys import paginate, successor
@@ -746,9 +747,35 @@ class MariaDBStore(Store):
 
     async def txn(self, ns: str, compares: Sequence[Compare], success: Sequence[Op],
                   failure: Sequence[Op]) -> TxnResult:
-        result = await self.writes.submit(Unit(ns, "txn", tuple(success), tuple(compares), tuple(failure)))
+        unit = Unit(ns, "txn", tuple(success), tuple(compares), tuple(failure))
+        if all(op.kind == "get" for op in (*success, *failure)):
+            return await self._read_txn(unit)
+        result = await self.writes.submit(unit)
         assert isinstance(result, TxnResult)
         return result
+
+    async def _read_txn(self, unit: Unit) -> TxnResult:
+        """A transaction that writes nothing, decided on a reader with no row lock: its compares and
+        gets see one read view, opened after the causality wait (so every write acknowledged before
+        the request is in it), at the revision that view shows. Locking rows on the writer for it
+        would let any token that may read make writers wait."""
+        select, args = statements.lock_rows([unit], values=unit.reads_values, lock=False)
+
+        async def work(cur: Any) -> tuple[dict[RowKey, Entry], int]:
+            await cur.execute("START TRANSACTION READ ONLY")
+            # the first read opens the view (repeatable read), after its causality wait
+            await cur.execute(f"{self._select(False)} rev FROM galerakv_revision WHERE id = %s",
+                              (statements.REVISION_ROW,))
+            row = await cur.fetchone()
+            await cur.execute(select, args)
+            rows = statements.rows(await cur.fetchall())
+            await cur.execute("COMMIT")
+            return rows, int(row[0]) if row else 0
+
+        rows, revision = await self._read(work)
+        result = GroupPlan(rows, time.time()).run(unit)
+        assert isinstance(result, TxnResult)
+        return with_revision(result, revision)  # type: ignore[no-any-return]
 
     async def purge_expired(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired rows in one transaction, each a delete in the history."""

@@ -123,12 +123,13 @@ def witness_revision(witness: Witness) -> tuple[str, list[Any]]:
             [int(witness.history_version), witness.ns.encode(), witness.key.encode()])
 
 
-def lock_rows(units: Sequence[Unit], values: bool) -> tuple[str, list[bytes]]:
-    """``SELECT ... FOR UPDATE`` of every row the units touch, expired ones too, and its
-    arguments; the stored values only when ``values`` (else an empty binary string)."""
+def lock_rows(units: Sequence[Unit], values: bool, lock: bool = True) -> tuple[str, list[bytes]]:
+    """``SELECT ... FOR UPDATE`` (plain ``SELECT`` without ``lock``) of every row the units touch,
+    expired ones too, and its arguments; the stored values only when ``values`` (else an empty
+    binary string)."""
     where, args = where_keys(group_keys(units))
     value = "v" if values else "x''"
-    return f"SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where} FOR UPDATE", args
+    return f"SELECT ns, k, {value}, ct, ver, exp FROM kv WHERE {where}{' FOR UPDATE' if lock else ''}", args
 
 
 def joined(statements: tuple[list[str], list[Any]]) -> tuple[str, list[Any] | None]:

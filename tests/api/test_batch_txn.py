@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+
+from galerakv import config
+from galerakv.server.app import App
+from tests.support.configs import merge
 
 B = "/v1/ns/app/batch"
 T = "/v1/ns/app/txn"
@@ -114,3 +125,40 @@ async def test_txn_transfers_stay_consistent_under_concurrency(client: httpx.Asy
     a = int((await client.get(f"{K}/a")).content)
     b = int((await client.get(f"{K}/b")).content)
     assert a + b == 100 and b > 0
+
+
+@pytest.mark.cluster
+async def test_a_txn_that_only_reads_takes_no_row_lock(galera_api_cluster: dict[str, Any], tmp_path: Path) -> None:
+    """A write-free transaction is decided on a read view, not under row locks on the writer: while
+    another session holds a key's row lock for 6 s, a txn comparing and reading it answers at once
+    (it used to wait for the lock, so a token that may only read could make writers wait)."""
+    data = dict(galera_api_cluster)
+    cluster = data.pop("__cluster__")
+    cluster.cli("sql", "--node", "db1", "-e", "DELETE FROM galerakv.kv")
+    app = App(config.parse(merge(data, {"server": {"backend": "mariadb", "route": "nodes"}}),
+                           source=tmp_path / "galerakv.toml"))
+    await app.startup()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            assert (await c.put(f"{K}/locked", content=b"v")).status_code == 201
+            writer = (await c.get("/v1/status")).json()["backend"]["writer"]
+            hold = ("BEGIN; SELECT k FROM galerakv.kv WHERE ns = 'app' AND k = 'locked' FOR UPDATE; "
+                    "SELECT SLEEP(6); COMMIT")
+            holder = subprocess.Popen([sys.executable, "-m", "galerakv.cli.main", "cluster", "sql", "--node", writer,
+                                       "-e", hold, "--config", str(cluster.config)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                await asyncio.sleep(2.0)  # the lock is taken
+                assert holder.poll() is None
+                began = time.monotonic()
+                r = await c.post(T, json={"compare": [{"key": "locked", "exists": True}],
+                                          "success": [{"op": "get", "key": "locked"}]})
+                took = time.monotonic() - began
+                assert r.status_code == 200, r.text
+                assert r.json()["succeeded"] and r.json()["results"][0]["value"] == "v"
+                assert r.json()["revision"] >= 1
+                assert took < 3.0 and holder.poll() is None, f"the read-only txn waited {took:.1f} s for the lock"
+            finally:
+                holder.wait(30)
+    finally:
+        await app.shutdown()
