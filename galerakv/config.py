@@ -335,6 +335,21 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """The dashboard ``galerakv serve`` serves at ``/ui`` (docs/dashboard.md)."""
+
+    enabled: bool = field(default=True, metadata=_key(
+        "serve the dashboard at `/ui` (its pages, and the JSON they read under `/ui/api/`)"))
+    cluster_refresh: float = field(default=1.0, metadata=_key(
+        "seconds the cluster page's reading of the nodes, the balancer and the doctor is reused; read only "
+        "while a page asks, at most once per interval per server process", check=_range(0.5, 3600)))
+    cluster_config: str = field(default="", metadata=_key(
+        "the galerakv.toml the cluster was deployed from, when the server runs from another file: the cluster "
+        "page reads the nodes, the balancer and the doctor as `galerakv cluster status --config` that file would",
+        shown="this file"))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything galerakv reads from the metadata configuration file."""
 
@@ -346,6 +361,7 @@ class Settings:
     limits: LimitsSettings = field(default_factory=LimitsSettings, metadata=_key())
     watch: WatchSettings = field(default_factory=WatchSettings, metadata=_key())
     backup: BackupSettings = field(default_factory=BackupSettings, metadata=_key())
+    ui: UiSettings = field(default_factory=UiSettings, metadata=_key())
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_key())
 
     @property

@@ -17,6 +17,7 @@ from galerakv.cluster import install as _install
 from galerakv.cluster.operations import cleanup as _cleanup
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.operations import membership as _membership
+from galerakv.cluster.operations import overview as _overview
 from galerakv.cluster.operations import rolling as _rolling
 from galerakv.cluster.operations import sql as _sql
 from galerakv.cluster.operations import verify as _verify
@@ -27,8 +28,6 @@ from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
 from galerakv.galera.status import ClusterVerdict, NodeStatus
 from galerakv.paths import CheckPaths
 from galerakv.secrets import Account, write_private
-
-DOCTOR_HINT = "run `galerakv cluster doctor` to find the cause (docs/troubleshooting.md)"
 
 
 @click.group()
@@ -185,30 +184,32 @@ def down(settings: Settings, timeout: float) -> None:
 @cluster.command()
 @config_option
 @json_option
+@click.option("--watch", is_flag=True, help="Redraw the nodes, the balancer and the doctor's findings every "
+              "second, until q or Ctrl-C.")
 @handle_errors
-def status(settings: Settings, as_json: bool) -> None:
+def status(settings: Settings, as_json: bool, watch: bool) -> None:
     """Each node's Galera state and the cluster verdict; exit 0 only when healthy."""
     _require_nodes(settings)
-    report = lifecycle.status(settings, make_transport(settings))
-    lb = balancer.status(settings)
-    drained = balancer.maintenance(settings)
-    # one verdict for the line, the JSON and the exit status: the balancer's problems count
-    verdict = balancer.with_balancer(report.verdict, lb)
-    hint = None if verdict.healthy else DOCTOR_HINT
+    if watch:
+        if as_json:
+            fail("--watch redraws a terminal view; leave out --json (or poll `status --json`)")
+        from galerakv.cli.live import watch as live_watch
+
+        live_watch(settings)
+        return
+    view = _overview.overview(settings, make_transport(settings))
     if as_json:
-        emit_json({**report.to_dict(), "verdict": verdict.verdict, "reasons": list(verdict.reasons),
-                   "balancer": lb.to_dict() if lb else None,
-                   "maintenance": [m.to_dict() for m in drained.values()], "hint": hint})
+        emit_json(view.to_dict())
     else:
-        _print_status(settings, report.nodes, drained)
-        click.echo(f"cluster {settings.cluster.name}: {verdict.verdict}")
-        for reason in verdict.reasons:
+        _print_status(settings, view.nodes, view.maintenance)
+        click.echo(f"cluster {settings.cluster.name}: {view.verdict.verdict}")
+        for reason in view.verdict.reasons:
             click.echo(f"  - {reason}")
-        if lb is not None:
-            _print_balancer(lb)
-        if hint:
-            click.echo(hint)
-    if not verdict.healthy:
+        if view.balancer is not None:
+            _print_balancer(view.balancer)
+        if view.hint:
+            click.echo(view.hint)
+    if not view.verdict.healthy:
         sys.exit(1)
 
 

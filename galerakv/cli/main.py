@@ -67,10 +67,10 @@ def config_check(config_path: str | None, as_json: bool) -> None:
               help="Worker processes (default: server.workers).")
 def serve(settings: Settings, host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP key-value API."""
-    from galerakv.server.run import run
+    from galerakv.cli.serving import serve as run
 
     try:
-        run(settings, host=host, port=port, workers=workers)
+        run(settings, host, port, workers)
     except OSError as exc:
         fail(f"cannot listen on {host or settings.server.host}:{port or settings.server.port}: "
              f"{exc.strerror or exc}; choose another --port or stop what uses it")

@@ -45,6 +45,7 @@ class NodeStatus:
     cluster_state_uuid: str = ""
     conf_id: int = -1
     error: str = ""
+    cert_failures: int = 0  # wsrep_local_cert_failures: this node's writes lost to a conflicting one
 
     @property
     def primary(self) -> bool:
@@ -121,6 +122,7 @@ def node_status(name: str, variables: Mapping[str, str]) -> NodeStatus:
         last_committed=_int(v.get("wsrep_last_committed"), -1),
         flow_control_paused=_float(v.get("wsrep_flow_control_paused")),
         recv_queue=_int(v.get("wsrep_local_recv_queue"), 0),
+        cert_failures=_int(v.get("wsrep_local_cert_failures"), 0),
         cluster_state_uuid=v.get("wsrep_cluster_state_uuid", ""),
         conf_id=_int(v.get("wsrep_cluster_conf_id"), -1),
     )

@@ -1,4 +1,4 @@
-"""The ASGI application: routing, auth, errors, metrics, health and the TTL purge."""
+"""The ASGI application: routing, auth, errors, metrics, health, the TTL purge and the dashboard."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from galerakv.backend.base import Retention, Store
 from galerakv.config import Settings, Token
 from galerakv.errors import BackendUnavailable, Compacted, InvalidRequest, StoreError
 from galerakv.server import routes, validate
+from galerakv.server.dashboard import ClusterProbe, Dashboard
 from galerakv.server.http import (
     Receive,
     Request,
@@ -53,14 +54,20 @@ _PREFIX = b"/v1/ns/"
 class App:
     """The galerakv HTTP API as an ASGI 3 application."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, metrics: Metrics | None = None,
+                 probe: ClusterProbe | None = None) -> None:
+        """``probe`` reads the Galera cluster for the dashboard's cluster page (the command line
+        gives the toolkit's; without one the page shows the server's own view of the nodes)."""
         self.settings = settings
         self.store = store if store is not None else create_store(settings)
         self.metrics = metrics if metrics is not None else Metrics()
         self.feed = Feed(self.store, settings.watch)
+        self.dashboard = Dashboard(settings, self.store, self.metrics, probe, self._token) \
+            if settings.ui.enabled else None
         self._openapi: bytes | None = None
         self._purger: asyncio.Task[None] | None = None
         self._compactor: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self._opened = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -71,15 +78,17 @@ class App:
             self._opened = True
         self._purger = asyncio.create_task(self._purge_loop())
         self._compactor = asyncio.create_task(self._compact_loop())
+        if self.dashboard is not None:
+            self._sampler = asyncio.create_task(self.dashboard.traffic.run())
 
     async def shutdown(self) -> None:
         await self.feed.close()
-        for task in (self._purger, self._compactor):
+        for task in (self._purger, self._compactor, self._sampler):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._purger = self._compactor = None
+        self._purger = self._compactor = self._sampler = None
         if self._opened:
             await self.store.close()
             self._opened = False
@@ -176,6 +185,10 @@ class App:
             raise Problem("no_route", f"no endpoint at {req.path[:200]}; see /openapi.json")
         simple = _SIMPLE.get(req.path)
         if simple is None:
+            if req.path == "/ui" or req.path.startswith("/ui/"):
+                if self.dashboard is None:
+                    raise Problem("no_route", "the dashboard is off in this server's configuration (ui.enabled)")
+                return await self.dashboard.handle(req)
             raise Problem("no_route", f"no endpoint at {req.path[:200]}; see /openapi.json")
         if req.method not in ("GET", "HEAD"):
             raise _not_allowed("GET, HEAD")

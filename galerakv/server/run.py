@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from galerakv import config
@@ -14,9 +15,13 @@ from galerakv.config import Settings
 from galerakv.errors import GalerakvError
 from galerakv.server import metrics
 from galerakv.server.app import App
+from galerakv.server.dashboard import ClusterProbe
+
+ProbeFor = Callable[[Settings], ClusterProbe | None]
+"""What reads the cluster for the dashboard, given the settings (the command line's: the toolkit)."""
 
 
-def create_app() -> App:
+def create_app(probe_for: ProbeFor | None = None) -> App:
     """Factory for worker processes: settings come from ``$GALERAKV_CONFIG`` (set by :func:`run`).
 
     With several workers, ``$GALERAKV_METRICS_DIR`` (also set by :func:`run`) is where the
@@ -24,7 +29,8 @@ def create_app() -> App:
     """
     _die_with_parent()
     shared = os.environ.get(metrics.ENV_VAR) or None
-    return App(config.load(os.environ.get(config.ENV_VAR) or None), metrics=metrics.Metrics(shared))
+    settings = config.load(os.environ.get(config.ENV_VAR) or None)
+    return App(settings, metrics=metrics.Metrics(shared), probe=probe_for(settings) if probe_for else None)
 
 
 def _die_with_parent() -> None:
@@ -54,7 +60,10 @@ async def _preflight(settings: Settings) -> None:
 
 
 def run(settings: Settings, host: str | None = None, port: int | None = None,
-        workers: int | None = None) -> None:
+        workers: int | None = None, *, factory: str = "galerakv.server.run:create_app",
+        probe_for: ProbeFor | None = None) -> None:
+    """Serve until stopped. Worker processes build their app with ``factory`` (a module:function
+    path); one process builds it here, with ``probe_for``'s probe."""
     try:
         asyncio.run(_preflight(settings))
     except GalerakvError as exc:
@@ -75,23 +84,24 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
     # several workers share their metrics in a directory of this run, removed when it ends
     with metrics.shared_directory(workers):
         if engine == "granian":
-            _run_granian(settings, host, port, workers)
+            _run_granian(settings, host, port, workers, factory)
         else:
-            _run_uvicorn(settings, host, port, workers)
+            _run_uvicorn(settings, host, port, workers, factory, probe_for)
 
 
-def _run_granian(settings: Settings, host: str, port: int, workers: int) -> None:
+def _run_granian(settings: Settings, host: str, port: int, workers: int, factory: str) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
 
     Granian(
-        "galerakv.server.run:create_app", factory=True, interface=Interfaces.ASGI, address=host, port=port,
+        factory, factory=True, interface=Interfaces.ASGI, address=host, port=port,
         workers=workers, http=HTTPModes.http1, loop=Loops.uvloop, websockets=False,
         log_level=settings.server.log_level, log_access=settings.server.access_log,  # type: ignore[arg-type]
     ).serve()
 
 
-def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, factory: str,
+                 probe_for: ProbeFor | None) -> None:
     import uvicorn
 
     common: dict[str, Any] = {
@@ -99,6 +109,6 @@ def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None
         "access_log": settings.server.access_log, "loop": "uvloop", "http": "httptools", "lifespan": "on",
         "server_header": False, "proxy_headers": False, "date_header": False}
     if workers > 1:
-        uvicorn.run("galerakv.server.run:create_app", factory=True, workers=workers, **common)
+        uvicorn.run(factory, factory=True, workers=workers, **common)
     else:
-        uvicorn.run(App(settings), **common)
+        uvicorn.run(App(settings, probe=probe_for(settings) if probe_for else None), **common)

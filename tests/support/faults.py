@@ -74,22 +74,13 @@ class FaultCluster:
     # -------------------------------------------------------------- faults
 
     def pid(self, node: str) -> int:
-        node_dir = self.cluster.state_dir / node
-        pid = int((node_dir / "galerakv.pid").read_text())
-        assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
-        return pid
+        return self.cluster.pid(node)
 
     def signal(self, node: str, sig: signal.Signals) -> None:
         os.kill(self.pid(node), sig)
 
     def kill9(self, node: str) -> None:
-        node_dir = self.cluster.state_dir / node
-        pid = self.pid(node)
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while runs_mariadbd(pid, node_dir / "my.cnf"):
-            assert time.monotonic() < deadline, f"{node} (PID {pid}) still runs 30 s after SIGKILL"
-            time.sleep(0.05)
+        self.cluster.kill9(node)
 
     # -------------------------------------------------------------- health
 

@@ -87,6 +87,23 @@ class LocalCluster:
     def sql(self, node: str, statement: str) -> str:
         return self.ok("sql", "--node", node, "-e", statement)
 
+    def pid(self, node: str) -> int:
+        """The PID galerakv recorded for ``node``'s mariadbd (checked: it runs that node's my.cnf)."""
+        node_dir = self.state_dir / node
+        pid = int((node_dir / "galerakv.pid").read_text())
+        assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
+        return pid
+
+    def kill9(self, node: str) -> None:
+        """kill -9 ``node``'s mariadbd (by the PID galerakv recorded) and wait until it is gone."""
+        node_dir = self.state_dir / node
+        pid = self.pid(node)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while runs_mariadbd(pid, node_dir / "my.cnf"):
+            assert time.monotonic() < deadline, f"{node} (PID {pid}) still runs 30 s after SIGKILL"
+            time.sleep(0.05)
+
     def grastate(self, node: str) -> str:
         return (self.state_dir / node / "data" / "grastate.dat").read_text()
 

@@ -62,7 +62,7 @@ def _row(name: str, key: config._Declared) -> str:
 
 def test_the_key_list_comes_from_the_declaration() -> None:
     assert [path for path, _, _ in TABLES] == ["cluster", "cluster.nodes", "balancer", "database", "server",
-                                               "limits", "watch", "backup", "auth", "auth.tokens"]
+                                               "limits", "watch", "backup", "ui", "auth", "auth.tokens"]
     assert {name for path, _, name in KEYS if path == "server"} >= {"host", "port", "backend", "sqlite_path"}
     assert ("cluster.nodes", True, "address") in KEYS
     assert ("auth.tokens", True, "token_sha256") in KEYS

@@ -151,8 +151,18 @@ class BalancerStatus:
     problems: tuple[str, ...] = ()
     drained: tuple[str, ...] = ()  # nodes in maintenance: out of rotation on purpose
 
+    @property
+    def writer(self) -> str | None:
+        """The server the write listener sends to: its first UP server, the active one before
+        the backups (HAProxy's rule for a listener with backups); None when none is UP or the
+        balancer shows no servers (MaxScale)."""
+        up = [s for s in self.servers if s.listener == "rw" and s.up]
+        up.sort(key=lambda s: s.backup)
+        return up[0].server if up else None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["writer"] = self.writer
         data["servers"] = [dict(asdict(s), up=s.up) for s in self.servers]
         data["problems"] = list(self.problems)
         return data
