@@ -93,7 +93,9 @@ def test_cluster_page_follows_a_killed_node_and_its_return(
         wait_for(f"{victim} shown down", lambda: _states(page).get(victim) == "down", timeout=5)
         wait_for("the doctor's node-down finding",
                  lambda: visible(page, f'#findings li[data-code="node-down"][data-node="{victim}"]'), timeout=5)
-        assert time.monotonic() - killed < 5.5
+        shown = time.monotonic() - killed
+        print(f"{victim} shown down with the doctor's node-down finding {shown:.1f} s after kill -9")
+        assert shown < 5.5
         finding = page.find_element(By.CSS_SELECTOR, f'#findings li[data-code="node-down"][data-node="{victim}"]')
         assert "fix:" in finding.text
         assert page.find_element(By.ID, "verdict").get_attribute("data-verdict") == "degraded"
