@@ -132,6 +132,25 @@ def test_an_edit_after_a_concurrent_change_shows_the_conflict_and_stores_nothing
     assert api.get("config/db/url").status_code == 404
 
 
+def test_a_long_level_pages_with_the_cursor_and_expiry_is_shown(page: WebDriver, server: ServerProcess) -> None:
+    api = _api(server)
+    ops = [{"op": "put", "key": f"many/{i:03d}", "value": "x"} for i in range(130)]
+    assert api.post(server.url + "/v1/ns/app/batch", json={"ops": ops}).status_code == 200
+    assert api.put("many/000", params={"ttl": 3600}, content=b"soon gone").status_code == 200
+    sign_in(page, server.url, RW, "keys")
+    _open_namespace(page)
+    _click(page, '#listing button[data-prefix="many/"]')
+    wait_for("the first page", lambda: len(visible(page, "#listing button.key")) == 100)
+    _click(page, "#more")
+    wait_for("the second page", lambda: len(visible(page, "#listing button.key")) == 130)
+    assert not visible(page, "#more"), "no More button after the last page"
+    keys = [b.get_attribute("data-key") for b in visible(page, "#listing button.key")]
+    assert keys == [f"many/{i:03d}" for i in range(130)]
+    _click(page, '#listing button[data-key="many/000"]')
+    wait_for("the value", lambda: text(page, "v-value") == "soon gone")
+    assert text(page, "v-expires") not in ("", "never")
+
+
 def test_a_read_token_sees_but_cannot_edit(page: WebDriver, server: ServerProcess) -> None:
     sign_in(page, server.url, READ, "keys")
     assert "token reader" in text(page, "who")

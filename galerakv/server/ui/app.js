@@ -224,11 +224,12 @@ function renderDoctor(report, error) {
 
 const COLORS = ["#1f5fa8", "#b3261e", "#1f7a3a", "#9a6200", "#6b3fa0", "#00796b"];
 
-function drawChart(svg, legend, series, unit) {
+function drawChart(svg, legend, series, unit, now, window) {
+  // x: the server's clock (its last sample is "now"), so a browser with another clock draws the same
   const W = 600, H = 160, PAD = 4;
   const all = series.flatMap((s) => s.points.map((p) => p[1]).filter((v) => v !== null));
   const max = Math.max(1e-9, ...all);
-  const t1 = Date.now() / 1000, t0 = t1 - 900;
+  const t1 = now, t0 = t1 - window;
   const x = (t) => ((t - t0) / (t1 - t0)) * W;
   const y = (v) => H - PAD - (v / max) * (H - 2 * PAD);
   const lines = series.map((s, i) => {
@@ -247,7 +248,7 @@ function drawChart(svg, legend, series, unit) {
     const span = el("span", { text: "\u25A0 " + s.name + ": " + (last === null ? "-" : last) + " " + unit + " now" });
     span.style.color = COLORS[i % COLORS.length];
     return span;
-  }), el("span", { text: "scale: 0 to " + (all.length ? +max.toFixed(3) : 0) + " " + unit }));
+  }), el("span", { text: "scale: 0 to " + (all.length ? +max.toFixed(3) : 0) + " " + unit + ", " + Math.round(window / 60) + " minutes to now" }));
 }
 
 async function loadTraffic() {
@@ -256,13 +257,15 @@ async function loadTraffic() {
   const data = await response.json();
   $("requests-total").textContent = String(data.requests_total);
   const s = data.samples;
-  drawChart($("chart-rps"), $("legend-rps"), [{ name: "requests", points: s.map((p) => [p.t, p.rps]) }], "req/s");
+  const now = s.length ? s[s.length - 1].t : Date.now() / 1000;
+  drawChart($("chart-rps"), $("legend-rps"), [{ name: "requests", points: s.map((p) => [p.t, p.rps]) }], "req/s",
+    now, data.window);
   drawChart($("chart-latency"), $("legend-latency"), [
     { name: "p50", points: s.map((p) => [p.t, p.p50_ms]) },
-    { name: "p99", points: s.map((p) => [p.t, p.p99_ms]) }], "ms");
+    { name: "p99", points: s.map((p) => [p.t, p.p99_ms]) }], "ms", now, data.window);
   const codes = [...new Set(s.flatMap((p) => Object.keys(p.errors)))].sort();
   drawChart($("chart-errors"), $("legend-errors"), (codes.length ? codes : ["none"]).map((code) => ({
-    name: code, points: s.map((p) => [p.t, (p.errors[code] || 0) / data.interval]) })), "err/s");
+    name: code, points: s.map((p) => [p.t, (p.errors[code] || 0) / data.interval]) })), "err/s", now, data.window);
 }
 
 // ------------------------------------------------------------------ keys page
