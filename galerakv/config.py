@@ -340,7 +340,7 @@ class UiSettings:
 
     enabled: bool = field(default=True, metadata=_key(
         "serve the dashboard at `/ui` (its pages, and the JSON they read under `/ui/api/`)"))
-    cluster_refresh: float = field(default=1.0, metadata=_key(
+    cluster_refresh: float = field(default=2.0, metadata=_key(
         "seconds the cluster page's reading of the nodes, the balancer and the doctor is reused; read only "
         "while a page asks, at most once per interval per server process", check=_range(0.5, 3600)))
     cluster_config: str = field(default="", metadata=_key(

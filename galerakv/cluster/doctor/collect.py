@@ -48,6 +48,7 @@ from galerakv.config import NodeSettings, Settings
 from galerakv.errors import GalerakvError
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import GraState
+from galerakv.galera.status import parse_status_rows
 from galerakv.paths import NodePaths
 
 # files mariadbd only reads, which installers commonly leave owned by root
@@ -58,6 +59,7 @@ MAX_ENTRIES = 5000  # datadir entries looked at for ownership
 LOG_LINES = 4000
 CONNECT_TIMEOUT = 2.0
 QUERY_TIMEOUT = 10.0
+_VARIABLES_FOLLOW = "galerakv: variables follow"  # the row between a node's status and its variables
 
 TABLES_SQL = (
     "SELECT 'T', t.TABLE_SCHEMA, t.TABLE_NAME, IFNULL(t.ENGINE, ''), "
@@ -240,11 +242,13 @@ def _group(gid: int) -> str:
 
 def live_facts(transport: Transport, node: NodeSettings) -> tuple[LiveFacts | None, str]:
     """Status, variables, tables and accounts of a node; (None, why) when it does not answer."""
-    try:
-        status = transport.variables(node, "SHOW GLOBAL STATUS;\n", QUERY_TIMEOUT)
-        variables = transport.variables(node, "SHOW GLOBAL VARIABLES;\n", QUERY_TIMEOUT)
+    try:  # one client run for both (the dashboard reads them every few seconds)
+        out = transport.query(node, f"SHOW GLOBAL STATUS;\nSELECT '{_VARIABLES_FOLLOW}', '';\nSHOW GLOBAL VARIABLES;\n",
+                              QUERY_TIMEOUT)
     except QueryFailed as exc:
         return None, exc.detail
+    status_text, _, variables_text = out.partition(f"{_VARIABLES_FOLLOW}\t")
+    status, variables = parse_status_rows(status_text), parse_status_rows(variables_text)
     tables: tuple[Table, ...] | None = None
     accounts: tuple[AccountFact, ...] | None = None
     try:  # refused while the node is not ready (ERROR 1047): no evidence, not a fault

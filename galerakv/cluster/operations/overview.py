@@ -16,11 +16,12 @@ from typing import Any
 from galerakv.cluster import balancer as _balancer
 from galerakv.cluster import doctor as _doctor
 from galerakv.cluster.balancer import BalancerStatus, Maintenance
+from galerakv.cluster.doctor.collect import collect
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.transport.base import Transport
 from galerakv.config import Settings
 from galerakv.errors import GalerakvError
-from galerakv.galera.status import ClusterVerdict, NodeStatus
+from galerakv.galera.status import ClusterVerdict, NodeStatus, cluster_verdict, node_status, unreachable
 
 DOCTOR_HINT = "run `galerakv cluster doctor` to find the cause (docs/troubleshooting.md)"
 
@@ -62,17 +63,24 @@ class Overview:
 
 
 def overview(settings: Settings, transport: Transport, *, with_doctor: bool = False) -> Overview:
-    """Read every node, the balancer and (``with_doctor``) run the doctor's checks."""
-    report = lifecycle.status(settings, transport)
+    """Read every node, the balancer and (``with_doctor``) run the doctor's checks; with the doctor,
+    the nodes' status comes from the doctor's own reading of them (one round of queries, not two)."""
     lb = _balancer.status(settings)
     report_doctor: _doctor.DoctorReport | None = None
     error = ""
+    nodes: tuple[NodeStatus, ...] | None = None
     if with_doctor:
         try:
-            report_doctor = _doctor.run(settings, transport)
+            facts = collect(settings, transport, offline=False)
+            report_doctor = _doctor.diagnose(facts)
+            nodes = tuple(node_status(nf.name, nf.live.status) if nf.live is not None
+                          else unreachable(nf.name, nf.live_error or "no answer") for nf in facts.nodes)
         except (GalerakvError, OSError) as exc:  # the view still shows the nodes
             error = str(exc)
-    return Overview(settings.cluster.name, report.nodes,
+    if nodes is None:
+        nodes = lifecycle.status(settings, transport).nodes
+    verdict = cluster_verdict(nodes, len(settings.cluster.nodes))
+    return Overview(settings.cluster.name, nodes,
                     {n.name: f"{n.address}:{n.port}" for n in settings.cluster.nodes},
-                    _balancer.with_balancer(report.verdict, lb), lb, _balancer.maintenance(settings),
+                    _balancer.with_balancer(verdict, lb), lb, _balancer.maintenance(settings),
                     report_doctor, error)

@@ -152,14 +152,18 @@ function renderCluster(view) {
     return;
   }
   $("sqlite").hidden = true;
-  if (view.kind === "none") {
-    setVerdict(view.server.ready ? "healthy" : "down", "Galera, seen by this server only (no [cluster] nodes in its galerakv.toml): " + view.server.detail);
+  if (view.kind === "none" || view.error) {
+    // no reading of the cluster (no [cluster] nodes, or the toolkit's reading failed): the server's own view
+    if (view.error) setVerdict("error", view.error + " - below, the nodes as this server's routing sees them");
+    else setVerdict(view.server.ready ? "healthy" : "down", "Galera, seen by this server only (no [cluster] nodes in its galerakv.toml): " + view.server.detail);
     nodes.replaceChildren(...(view.server.nodes || []).map((n) => el("article", { class: "node" + (n.healthy ? "" : " down"), "data-node": n.name, "data-state": n.state || "" },
-      el("h4", {}, n.name, n.writer ? el("span", { class: "badge", text: "writer" }) : ""), el("p", { text: (n.state || "-") + " " + (n.reason || "") }))));
+      el("h4", {}, n.name, n.writer ? el("span", { class: "badge", "data-writer": "true", text: "writer" }) : ""),
+      el("p", { text: (n.state || "-") + " " + (n.reason || "") }))));
+    $("balancer-block").hidden = true;
+    $("doctor-block").hidden = true;
     return;
   }
-  if (view.error) setVerdict("error", view.error);
-  else setVerdict(view.verdict, "Cluster " + view.cluster + ": " + view.verdict);
+  setVerdict(view.verdict, "Cluster " + view.cluster + ": " + view.verdict);
   for (const r of view.reasons || []) reasons.append(el("li", { text: r }));
   nodes.replaceChildren(...(view.nodes || []).map((n) => nodeCard(n, view.writer)));
   renderBalancer(view.balancer);
