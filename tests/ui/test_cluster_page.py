@@ -42,12 +42,15 @@ def cluster(galera_balancer_api_cluster: dict[str, Any]) -> tuple[LocalCluster, 
     return data.pop("__cluster__"), data
 
 
-@pytest.fixture
-def server(cluster: tuple[LocalCluster, dict[str, Any]], tmp_path: Path) -> Iterator[ServerProcess]:
-    """A real ``galerakv serve`` on the cluster through HAProxy, auth on (an admin and a read token)."""
+@pytest.fixture(params=["balancer"])
+def server(cluster: tuple[LocalCluster, dict[str, Any]], tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """A real ``galerakv serve`` on the cluster (through HAProxy unless a test asks for route
+    "nodes" by indirect parametrization), auth on (an admin and a read token)."""
     local, data = cluster
     port = free_port()
-    config = merge(data, {"server": {"backend": "mariadb", "route": "balancer", "host": "127.0.0.1", "port": port},
+    config = merge(data, {"server": {"backend": "mariadb", "route": request.param, "host": "127.0.0.1",
+                                     "port": port},
                           "ui": {"cluster_config": str(local.config)},
                           "auth": {"enabled": True, "tokens": [
                               {"name": "ops", "token": ADMIN, "scopes": {}, "admin": True},
@@ -107,12 +110,20 @@ def test_cluster_page_follows_a_killed_node_and_its_return(
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("server", ["balancer", "nodes"], indirect=True)
 def test_a_read_token_sees_the_cluster_without_addresses(page: WebDriver, server: ServerProcess) -> None:
     sign_in(page, server.url, READ, "cluster")
     wait_for("three Synced nodes", lambda: _all_synced(page), timeout=20)
     assert "127.0.0." not in page.find_element(By.TAG_NAME, "main").text
     body = httpx.get(server.url + "/ui/api/cluster", headers={"Authorization": f"Bearer {READ}"}).json()
-    assert "address" not in str(body) and body["writer"] == "db1"
+    assert "address" not in str(body)
+    if body["server"]["route"] == "nodes":  # the writer is the server's own choice
+        assert body["writer"] == body["server"]["writer"] and body["writer"] in ("db1", "db2", "db3")
+    else:  # HAProxy's active server for writes
+        assert body["writer"] == "db1"
+    writers = page.find_elements(By.CSS_SELECTOR, "#nodes [data-writer]")
+    assert [w.find_element(By.XPATH, "ancestor::article").get_attribute("data-node") for w in writers] == \
+        [body["writer"]]
     assert httpx.get(server.url + "/ui/api/cluster").status_code == 401
 
 
