@@ -5,7 +5,7 @@
 
 const TOKEN_KEY = "galerakv-token";
 const $ = (id) => document.getElementById(id);
-const state = { me: null, page: null, timer: null, ns: "", prefix: "", cursor: null, key: null, entry: null };
+const state = { me: null, page: null, timer: null, loop: 0, ns: "", prefix: "", cursor: null, key: null, entry: null };
 
 // ------------------------------------------------------------------ requests
 
@@ -91,14 +91,15 @@ function mayWrite(ns) {
 function stopTimer() {
   if (state.timer) clearTimeout(state.timer);
   state.timer = null;
+  state.loop = (state.loop || 0) + 1; // a tick still awaiting its answer ends its loop there
 }
 
 function every(ms, fn) {
   stopTimer();
-  const page = state.page;
+  const loop = state.loop;
   const tick = async () => {
     try { await fn(); } catch (e) { /* shown by fn; keep polling */ }
-    if (state.page === page) state.timer = setTimeout(tick, ms);
+    if (state.loop === loop) state.timer = setTimeout(tick, ms);
   };
   tick();
 }
