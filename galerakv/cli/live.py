@@ -2,6 +2,7 @@
 
 Drawn with rich (tables, colours, redrawing in place without flicker); the reading is the
 toolkit's overview with the doctor, as on the dashboard's cluster page. q (or Ctrl-C) quits.
+Off a terminal the frames follow each other, one a second, until Ctrl-C (SIGINT).
 """
 
 from __future__ import annotations
@@ -111,9 +112,19 @@ def _keys() -> Iterator[Callable[[float], str]]:
 
 
 def watch(settings: Settings, console: Console | None = None) -> None:
-    """Redraw the cluster view every second until q or Ctrl-C."""
+    """Redraw the cluster view every second until q or Ctrl-C. Off a terminal (a pipe, a log
+    file) each frame is printed after the last, plain, so the output is a log of the readings."""
     transport = make_transport(settings)
     console = console or Console()
+    if not console.is_terminal:
+        with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+            while True:
+                began = time.monotonic()
+                console.print(render(overview(settings, transport, with_doctor=True), console.width))
+                console.print()
+                console.file.flush()
+                time.sleep(max(0.0, began + INTERVAL - time.monotonic()))
+        return
     with contextlib.suppress(KeyboardInterrupt), _keys() as key, \
             Live(console=console, auto_refresh=False, transient=False) as live:
         while True:

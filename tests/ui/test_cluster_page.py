@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -127,8 +128,9 @@ def test_a_read_token_sees_the_cluster_without_addresses(page: WebDriver, server
     assert httpx.get(server.url + "/ui/api/cluster").status_code == 401
 
 
-def _read_until(fd: int, pattern: str, timeout: float) -> str:
-    """Read the terminal until ``pattern`` shows (escape sequences removed); all read so far."""
+def _read_until(fd: int, pattern: str, timeout: float, raw: bool = False) -> str:
+    """Read until ``pattern`` shows (matched with escape sequences removed); all read so far,
+    without them (with them when ``raw``)."""
     seen = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,7 +142,7 @@ def _read_until(fd: int, pattern: str, timeout: float) -> str:
                 break
         plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
         if re.search(pattern, plain):
-            return plain
+            return seen.decode(errors="replace") if raw else plain
     raise AssertionError(f"{pattern!r} not shown within {timeout} s; the terminal showed:\n{seen[-3000:]!r}")
 
 
@@ -168,3 +170,22 @@ def test_status_watch_redraws_in_a_terminal_and_quits_on_q(cluster: tuple[LocalC
             proc.kill()
             proc.wait()
         os.close(controller)
+
+
+def test_status_watch_off_a_terminal_prints_one_frame_a_second(cluster: tuple[LocalCluster, dict[str, Any]]) -> None:
+    local, _ = cluster
+    proc = subprocess.Popen([sys.executable, "-m", "galerakv.cli.main", "cluster", "status", "--watch",
+                             "--config", str(local.config)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        out = _read_until(proc.stdout.fileno(), r"(?s)(doctor: no problem found.*){2}", 20, raw=True)
+        assert out.count("verdict: healthy") >= 2 and "\x1b[" not in out, "plain frames, one after the other"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(5) == 0
+        assert b"Traceback" not in (proc.stderr.read() if proc.stderr else b"")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
