@@ -192,15 +192,16 @@ def prepare_script(p: NodePaths, user: str, position: Position) -> str:
     and write grastate.dat at the backup's position, safe to bootstrap."""
     d, log, cnf = (shlex.quote(str(x)) for x in (p.datadir, p.root / "restore.log", p.my_cnf))
     grastate = shlex.quote(grastate_text(position, safe_to_bootstrap=True))
-    u = shlex.quote(user)
     return ("set -e; " + _as_node_user(user)
             + f"d={d}; log={log}; "
             "$run mariadb-backup --prepare --use-memory=64M --target-dir=\"$d\" >>\"$log\" 2>&1 "
             "|| { echo 'mariadb-backup --prepare failed; see' \"$log\" >&2; exit 4; }; "
             f"$run mariadbd --defaults-file={cnf} --bootstrap --wsrep-on=OFF >>\"$log\" 2>&1 "
             "|| { echo 'mariadbd --bootstrap (accounts) failed; see' \"$log\" >&2; exit 5; }; "
-            f"printf %s {grastate} > \"$d/grastate.dat\"; chmod 0660 \"$d/grastate.dat\"; "
-            f'[ -n "$run" ] && chown {u}:{u} "$d/grastate.dat"; exit 0')
+            # written as the nodes' user, never by root: the datadir is theirs, and a link placed
+            # there must not turn into a root write elsewhere (issue 12; files.py does this locally)
+            "$run sh -c 'umask 0117; printf %s \"$1\" > \"$2/grastate.dat\"' galerakv "
+            f"{grastate} \"$d\"; exit 0")
 
 
 def wipe_script(p: NodePaths) -> str:
