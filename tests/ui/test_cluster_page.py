@@ -174,9 +174,12 @@ def test_status_watch_redraws_in_a_terminal_and_quits_on_q(cluster: tuple[LocalC
 
 def test_status_watch_off_a_terminal_prints_one_frame_a_second(cluster: tuple[LocalCluster, dict[str, Any]]) -> None:
     local, _ = cluster
+    # Ctrl-C reaches it as on a terminal, even when this run inherited SIGINT ignored (a shell
+    # starts background jobs so, and Python then keeps it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "galerakv.cli.main", "cluster", "status", "--watch",
                              "--config", str(local.config)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
