@@ -145,6 +145,11 @@ class ClusterSettings:
     state_dir: Path = field(default=Path(".galerakv"), metadata=_key(
         "datadirs, logs, pid files, rendered configs, the secrets file"))
     sst_method: SstMethod = field(default="rsync", metadata=_key("state transfer: `rsync` or `mariabackup`"))
+    tls: bool = field(default=True, metadata=_key(
+        "encrypt everything between the nodes and to them: client connections (every account `REQUIRE SSL`), "
+        "Galera replication, state transfers, the balancer's health checks; certificates from "
+        "`galerakv cluster certs` (docs/security.md). `false` only for local experiments: passwords, keys "
+        "and values then cross the network in clear"))
     nodes: tuple[NodeSettings, ...] = field(default=(), metadata=_key(
         "array of `[[cluster.nodes]]` tables, the root node first"))
 
@@ -209,6 +214,12 @@ class ServerSettings:
     log_level: Literal["critical", "error", "warning", "info", "debug"] = field(default="warning", metadata=_key(
         "`critical`, `error`, `warning`, `info`, `debug`"))
     access_log: bool = field(default=False, metadata=_key("log every request"))
+    tls_cert: str = field(default="", metadata=_key(
+        "serve HTTPS with this certificate (PEM; the chain after it); `galerakv cluster certs` writes one "
+        "at `state_dir/tls/http.crt`. Relative paths are read from this file's folder", shown="none: plain HTTP"))
+    tls_key: str = field(default="", metadata=_key(
+        "the private key of `tls_cert` (PEM, no passphrase), readable by the server's user only",
+        shown="none"))
 
 
 @dataclass(frozen=True)
@@ -747,6 +758,11 @@ _TABLE_CHECKS: dict[type, _TableCheck] = {
 
 def _cross_checks(r: _Reader, s: Settings, data: Mapping[str, Any]) -> None:
     nodes = s.cluster.nodes
+    if bool(s.server.tls_cert) != bool(s.server.tls_key):
+        given, missing = ("tls_cert", "tls_key") if s.server.tls_cert else ("tls_key", "tls_cert")
+        r.issue(f"server.{missing}", MISSING, f"server.{given} is set but server.{missing} is not",
+                "HTTPS needs both the certificate and its key (`galerakv cluster certs` writes "
+                "state_dir/tls/http.crt and http.key), or neither for plain HTTP")
     if s.server.backend == "mariadb":
         if not nodes:
             r.issue("server.backend", "mariadb", "needs at least one [[cluster.nodes]] entry",

@@ -6,9 +6,12 @@
       secrets.toml            generated passwords (0600), read by the server and the toolkit
       admin.cnf               the admin's client option file (0600, socket login)
       admin-tcp.cnf           the same over TCP, for `galerakv cluster sql --via`
+      tls/                    `galerakv cluster certs`: ca.crt ca.key (0600), <node>.crt/.key,
+                              http.crt/.key (the HTTPS API), balancer.crt/.key (MaxScale's listeners)
       .init-<node>.sql        the bootstrap node's first SQL, removed once applied
       <node>/                 one per node (0750, owned by the mysql user)
         my.cnf cluster.cnf sst_auth.cnf   rendered configuration
+        tls-ca.crt tls-server.crt tls-server.key   the node's TLS files (key 0600, mysql's)
         data/                 the datadir (grastate.dat inside)
         mysqld.log mysqld.pid mysqld.sock galerakv.pid
         clustercheck.pid clustercheck.log maintenance
@@ -61,6 +64,32 @@ class StatePaths:
 
 
 @dataclass(frozen=True)
+class TlsPaths:
+    """The certificates ``galerakv cluster certs`` keeps: ``state_dir/tls/``."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> TlsPaths:
+        return cls(settings.cluster.state_dir / "tls")
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    def cert(self, name: str) -> Path:
+        """A leaf: a node's name, ``http`` (the API) or ``balancer`` (MaxScale's listeners)."""
+        return self.root / f"{name}.crt"
+
+    def key(self, name: str) -> Path:
+        return self.root / f"{name}.key"
+
+
+@dataclass(frozen=True)
 class NodePaths:
     """Where one local node keeps its files, all under ``state_dir/<node>/``."""
 
@@ -97,6 +126,18 @@ class NodePaths:
     @property
     def sst_auth_cnf(self) -> Path:
         return self.root / "sst_auth.cnf"
+
+    @property
+    def tls_ca(self) -> Path:
+        return self.root / "tls-ca.crt"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.root / "tls-server.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "tls-server.key"
 
     @property
     def launcher_pid(self) -> Path:
@@ -155,6 +196,11 @@ class BalancerPaths:
     @property
     def maxscale_log(self) -> Path:
         return self.maxscale_dir / "maxscale.out"
+
+    @property
+    def maxscale_tls_key(self) -> Path:
+        """A copy of the balancer's TLS key MaxScale's user may read (0600)."""
+        return self.maxscale_dir / "balancer.key"
 
     @property
     def maxscale_accounts(self) -> Path:

@@ -19,13 +19,19 @@ The file (readers such as the MariaDB backend use :func:`load`)::
     [sst]        # state transfers with sst_method = "mariabackup"
     user = "galerakv_sst"
     password = "..."
+    [admin_tcp]  # galerakv_admin: `galerakv cluster sql --via`, through the balancer only
+    user = "galerakv_admin"
+    password = "..."
+
+``[admin_tcp]`` came later: a file without it gets one at the next ``up``
+(:func:`ensure`), and the account its own password instead of root's.
 """
 
 from __future__ import annotations
 
 import secrets as _random
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from galerakv.config import Settings
@@ -36,7 +42,8 @@ from galerakv.paths import StatePaths
 ADMIN_TCP_USER = "galerakv_admin"
 MONITOR_USER = "galerakv_monitor"
 SST_USER = "galerakv_sst"
-ROLES = ("admin", "app", "monitor", "sst")
+ROLES = ("admin", "app", "monitor", "sst", "admin_tcp")
+REQUIRED_ROLES = ROLES[:4]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Secrets:
     app: Account
     monitor: Account
     sst: Account
+    admin_tcp: Account = Account(ADMIN_TCP_USER, "")  # "": not generated yet (an older file)
 
 
 def generate(settings: Settings) -> Secrets:
@@ -65,6 +73,7 @@ def generate(settings: Settings) -> Secrets:
         app=Account(settings.database.user, pw()),
         monitor=Account(MONITOR_USER, pw()),
         sst=Account(SST_USER, pw()),
+        admin_tcp=Account(ADMIN_TCP_USER, pw()),
     )
 
 
@@ -79,6 +88,8 @@ def load(path: Path) -> Secrets | None:
     accounts: dict[str, Account] = {}
     for role in ROLES:
         table = data.get(role)
+        if table is None and role not in REQUIRED_ROLES:
+            continue
         if not (isinstance(table, dict) and isinstance(table.get("user"), str)
                 and isinstance(table.get("password"), str)):
             raise ClusterError(f"the secrets file {path} has no valid [{role}] table "
@@ -102,6 +113,9 @@ def ensure(settings: Settings) -> tuple[Secrets, bool]:
     existing = load(path)
     if existing is not None:
         check_mode(path)
+        if not existing.admin_tcp.password:  # a file from before [admin_tcp]
+            existing = replace(existing, admin_tcp=generate(settings).admin_tcp)
+            write_private(path, dumps(existing))
         return existing, False
     created = generate(settings)
     write_private(path, dumps(created))

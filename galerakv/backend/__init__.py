@@ -36,4 +36,14 @@ def create_store(settings: Settings) -> Store:
         raise BackendUnavailable(
             f"the secrets file {path} does not exist: it holds the application user's password and is "
             "written by `galerakv cluster up`; run that first, or point --config at the cluster's galerakv.toml")
-    return MariaDBStore(settings, found.app.user, found.app.password)
+    context = None
+    if settings.cluster.tls:  # TLS to every node, checked against the cluster's CA and the address dialled
+        from galerakv import tls
+        from galerakv.paths import TlsPaths
+
+        try:
+            context = tls.client_context(TlsPaths.of(settings).ca_cert)
+        except tls.TlsError as exc:
+            raise BackendUnavailable(f"{exc}: the cluster's CA is needed for TLS to MariaDB "
+                                     "(cluster.tls = true); `galerakv cluster certs` makes it") from exc
+    return MariaDBStore(settings, found.app.user, found.app.password, tls=context)

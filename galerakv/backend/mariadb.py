@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -190,8 +191,9 @@ class MariaDBStore(Store):
     kind = "mariadb"
 
     def __init__(self, settings: Settings, user: str, password: str, *, pool_size: int = 16,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.settings = settings
+        self._tls = tls  # TLS to the nodes (cluster.tls), verified; None: plain
         self.database = settings.database.name
         self._user = user
         self._password = password
@@ -329,7 +331,8 @@ class MariaDBStore(Store):
 
     async def _connect(self, ep: routing.Endpoint) -> Any:
         return await asyncmy.connect(host=ep.host, port=ep.port, user=self._user, password=self._password,
-                                     db=self.database, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+                                     db=self.database, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                     ssl=self._tls)
 
     async def _pool(self, ep: routing.Endpoint, writes: bool = False) -> Any:
         """The endpoint's read pool, or its write pool.
@@ -349,7 +352,7 @@ class MariaDBStore(Store):
                 pool = await asyncmy.create_pool(
                     minsize=1, maxsize=self.pool_size * 2 if writes else self.pool_size, host=ep.host,
                     port=ep.port, user=self._user, password=self._password, db=self.database,
-                    autocommit=True, connect_timeout=CONNECT_TIMEOUT, pool_recycle=300,
+                    autocommit=True, connect_timeout=CONNECT_TIMEOUT, pool_recycle=300, ssl=self._tls,
                     client_flag=CLIENT.MULTI_STATEMENTS if writes else 0)
                 self._pools[key] = pool
         return pool

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
+from galerakv import tls
 from galerakv.cli.common import config_option, emit_json, fail, handle_errors, json_option
-from galerakv.cluster import balancer, starter
+from galerakv.cluster import balancer, certs, starter
 from galerakv.cluster import doctor as _doctor
 from galerakv.cluster import install as _install
 from galerakv.cluster.operations import cleanup as _cleanup
@@ -119,6 +120,65 @@ def _masked_maxscale_accounts() -> _brender.MaxScaleAccounts:
                                      Account(_brender.MAXSCALE_SERVICE_USER, hidden))
 
 
+@cluster.command("certs")
+@config_option
+@click.option("--renew", is_flag=True,
+              help="Issue new certificates (same CA) for every node, the HTTPS API and the balancer; "
+                   "`galerakv cluster restart --rolling` then loads them with no failed request.")
+@click.option("--days", type=click.IntRange(1, 3650), default=tls.LEAF_DAYS, show_default=True,
+              help="Validity of the certificates issued now.")
+@click.option("--ca-cert", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Bring your own CA: its certificate (PEM); with --ca-key. Every leaf is issued again.")
+@click.option("--ca-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Your CA's private key (PEM, no passphrase).")
+@click.option("--http-name", multiple=True,
+              help="Another name or address for the HTTPS API's certificate (repeat the option).")
+@json_option
+@handle_errors
+def certs_cmd(settings: Settings, renew: bool, days: int, ca_cert: Path | None, ca_key: Path | None,
+              http_name: tuple[str, ...], as_json: bool) -> None:
+    """Make, show and renew the cluster's TLS certificates (state_dir/tls).
+
+    A private CA signs one certificate per node (its address and name), one for
+    the HTTPS API (server.tls_cert) and one for MaxScale's listeners. Missing
+    ones are made; existing ones are checked and shown with their expiry.
+    """
+    _require_nodes(settings)
+    if not settings.cluster.tls:
+        fail("cluster.tls is false in the configuration: the cluster runs without TLS; set "
+             "`tls = true` in [cluster] (then `galerakv cluster down` and `up`)")
+    if (ca_cert is None) != (ca_key is None):
+        fail("--ca-cert and --ca-key go together: your CA's certificate and its private key")
+    say = (lambda _line: None) if as_json else _echo
+    if ca_cert is not None and ca_key is not None:
+        found = certs.import_ca(settings, ca_cert, ca_key)
+        say(f"tls: using your CA {found.subject} (until {found.not_after:%Y-%m-%d})")
+        renew = True
+    issued = certs.ensure(settings, say, renew=renew, days=days, extra_http=http_name)
+    rows = certs.inventory(settings)
+    if as_json:
+        emit_json({"issued": issued, "certificates": [
+            {"name": name, "path": str(path), "problem": problem or None,
+             **({"subject": info.subject, "not_after": info.not_after.isoformat(),
+                 "days_left": round(info.days_left(), 1), "names": list(info.names),
+                 "fingerprint_sha256": info.fingerprint} if info else {})}
+            for name, path, info, problem in rows]})
+        return
+    table = [("certificate", "expires (UTC)", "days left", "names")]
+    for name, path, info, problem in rows:
+        if info is None:
+            table.append((name, problem, "", str(path)))
+        else:
+            table.append((name, f"{info.not_after:%Y-%m-%d %H:%M}", f"{info.days_left():.0f}",
+                          ", ".join(info.names) or info.subject))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for row in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if issued and any(n.name in issued for n in settings.cluster.nodes):
+        click.echo("next: `galerakv cluster restart --rolling` loads the new certificates, one node at a time "
+                   "(the cluster stays up); restart `galerakv serve` for a new http certificate")
+
+
 @cluster.command()
 @config_option
 @click.option("--allow-small", is_flag=True, help="Allow fewer than 3 nodes.")
@@ -198,8 +258,9 @@ def status(settings: Settings, as_json: bool, watch: bool) -> None:
         live_watch(settings)
         return
     view = _overview.overview(settings, make_transport(settings))
+    tls_line = certs.summary(settings)
     if as_json:
-        emit_json(view.to_dict())
+        emit_json({**view.to_dict(), "tls": tls_line})
     else:
         _print_status(settings, view.nodes, view.maintenance)
         click.echo(f"cluster {settings.cluster.name}: {view.verdict.verdict}")
@@ -207,6 +268,7 @@ def status(settings: Settings, as_json: bool, watch: bool) -> None:
             click.echo(f"  - {reason}")
         if view.balancer is not None:
             _print_balancer(view.balancer)
+        click.echo(f"tls: {tls_line['text']}")
         if view.hint:
             click.echo(view.hint)
     if not view.verdict.healthy:

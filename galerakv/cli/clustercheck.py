@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from galerakv import tls
 from galerakv.cli.common import config_option, fail
 from galerakv.cluster.balancer import clustercheck as _check
+from galerakv.cluster.certs import RENEW
 from galerakv.config import Settings
-from galerakv.paths import CheckPaths, StatePaths
+from galerakv.paths import CheckPaths, StatePaths, TlsPaths
 from galerakv.secrets import load
 
 
@@ -37,13 +39,23 @@ def clustercheck(settings: Settings, node_name: str, port: int | None, donor_ok:
         fail(f"no credentials at {StatePaths.of(settings).secrets}; run `galerakv cluster up` first")
         return
     listen = port or settings.balancer.check_port
+    server_tls = client_tls = None
+    if settings.cluster.tls:  # HTTPS with the node's own certificate; TLS to the node, checked
+        t = TlsPaths.of(settings)
+        try:
+            tls.load_pair(t.cert(node.name), t.key(node.name), host=node.address, ca=t.ca_cert)
+            server_tls = tls.server_context(t.cert(node.name), t.key(node.name))
+            client_tls = tls.client_context(t.ca_cert)
+        except tls.TlsError as exc:
+            fail(f"{exc}; {RENEW}")
+            return
     source = _check.NodeStatusSource(node.address, node.port, secrets.monitor.user,
-                                     secrets.monitor.password, connect_timeout=timeout)
+                                     secrets.monitor.password, connect_timeout=timeout, tls=client_tls)
     try:
         _check.run(node.address, listen, source,
                    donor_ok=settings.balancer.available_when_donor if donor_ok is None else donor_ok,
                    maintenance=CheckPaths.of(settings, node).maintenance, timeout=timeout,
-                   node=node.name)
+                   node=node.name, tls=server_tls)
     except OSError as exc:
         fail(f"cannot listen on {node.address}:{listen}: {exc.strerror or exc}; "
              "choose another --port (balancer.check_port)")

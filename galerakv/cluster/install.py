@@ -21,7 +21,8 @@ from pathlib import Path
 from galerakv.config import SstMethod
 from galerakv.errors import ClusterError
 
-BASE_PACKAGES = ("mariadb-server", "mariadb-client", "galera-4", "rsync", "iproute2")
+# stunnel4: rsync state transfers go through it when the cluster uses TLS (cluster.tls)
+BASE_PACKAGES = ("mariadb-server", "mariadb-client", "galera-4", "rsync", "stunnel4", "iproute2")
 MARIABACKUP_PACKAGES = ("mariadb-backup", "socat")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 POLICY_SCRIPT = "#!/bin/sh\n# written by galerakv cluster install; removed when it ends\nexit 101\n"

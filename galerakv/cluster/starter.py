@@ -84,6 +84,8 @@ def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "ga
         'transport = "local"              # nodes are mariadbd processes on this machine',
         f'state_dir = "{state_dir}"           # datadirs, logs, configs, secrets (0600)',
         'sst_method = "rsync"             # rsync | mariabackup',
+        "tls = true                       # TLS between and to the nodes (`galerakv cluster certs`);",
+        "                                 # false only for experiments: data and passwords in clear",
         "",
     ]
     for i, address in enumerate(addresses, start=1):
@@ -104,6 +106,9 @@ def starter_toml(count: int, first: str = FIRST_ADDRESS, cluster_name: str = "ga
         'host = "127.0.0.1"',
         "port = 8080",
         'backend = "sqlite"               # switch to "mariadb" once the cluster is up',
+        "# HTTPS: `galerakv cluster certs` (or `up`) writes this pair, signed by the cluster's CA",
+        f'# tls_cert = "{state_dir}/tls/http.crt"',
+        f'# tls_key = "{state_dir}/tls/http.key"',
         "",
     ]
     return "\n".join(lines)

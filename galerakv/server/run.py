@@ -7,9 +7,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from galerakv import config
+from galerakv import config, tls
 from galerakv.backend import create_store
 from galerakv.config import Settings
 from galerakv.errors import GalerakvError
@@ -71,10 +72,11 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
     host = host or settings.server.host
     port = port or settings.server.port
     workers = workers or settings.server.workers
+    https = https_files(settings, host)
     level = settings.server.log_level
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     engine = settings.server.engine
-    print(f"galerakv serving on http://{host}:{port} ({settings.server.backend}, {engine}, "
+    print(f"galerakv serving on {'https' if https else 'http'}://{host}:{port} ({settings.server.backend}, {engine}, "
           f"{workers} worker{'s' if workers > 1 else ''})", flush=True)
     # worker processes build their App from the same file
     if settings.source is not None:
@@ -84,30 +86,49 @@ def run(settings: Settings, host: str | None = None, port: int | None = None,
     # several workers share their metrics in a directory of this run, removed when it ends
     with metrics.shared_directory(workers):
         if engine == "granian":
-            _run_granian(settings, host, port, workers, factory)
+            _run_granian(settings, host, port, workers, factory, https)
         else:
-            _run_uvicorn(settings, host, port, workers, factory, probe_for)
+            _run_uvicorn(settings, host, port, workers, factory, probe_for, https)
 
 
-def _run_granian(settings: Settings, host: str, port: int, workers: int, factory: str) -> None:
+def https_files(settings: Settings, host: str) -> tuple[Path, Path] | None:
+    """``server.tls_cert`` and ``tls_key`` as paths, checked (readable, the key the certificate's,
+    not expired, for ``host``) before anything listens; None for plain HTTP."""
+    if not settings.server.tls_cert:
+        return None
+    cert = settings.base_dir / settings.server.tls_cert
+    key = settings.base_dir / settings.server.tls_key
+    try:
+        tls.load_pair(cert, key, host=host)
+    except tls.TlsError as exc:
+        raise SystemExit(f"error: server.tls_cert: {exc}") from None
+    return cert, key
+
+
+def _run_granian(settings: Settings, host: str, port: int, workers: int, factory: str,
+                 https: tuple[Path, Path] | None) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
 
+    tls_args: dict[str, Any] = {"ssl_cert": https[0], "ssl_key": https[1]} if https else {}
     Granian(
         factory, factory=True, interface=Interfaces.ASGI, address=host, port=port,
         workers=workers, http=HTTPModes.http1, loop=Loops.uvloop, websockets=False,
         log_level=settings.server.log_level, log_access=settings.server.access_log,  # type: ignore[arg-type]
+        **tls_args,
     ).serve()
 
 
 def _run_uvicorn(settings: Settings, host: str, port: int, workers: int, factory: str,
-                 probe_for: ProbeFor | None) -> None:
+                 probe_for: ProbeFor | None, https: tuple[Path, Path] | None) -> None:
     import uvicorn
 
     common: dict[str, Any] = {
         "host": host, "port": port, "log_level": settings.server.log_level,
         "access_log": settings.server.access_log, "loop": "uvloop", "http": "httptools", "lifespan": "on",
         "server_header": False, "proxy_headers": False, "date_header": False}
+    if https:
+        common.update(ssl_certfile=str(https[0]), ssl_keyfile=str(https[1]))
     if workers > 1:
         uvicorn.run(factory, factory=True, workers=workers, **common)
     else:

@@ -25,6 +25,7 @@ import contextlib
 import os
 import pwd
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -165,9 +166,10 @@ def _short(exc: BaseException) -> str:
 class NodeStatusSource:
     """The node's wsrep status over one kept-open asyncmy connection."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, connect_timeout: float) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, connect_timeout: float,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.params: dict[str, Any] = {"host": host, "port": port, "user": user, "password": password,
-                                       "connect_timeout": connect_timeout, "autocommit": True}
+                                       "connect_timeout": connect_timeout, "autocommit": True, "ssl": tls}
         self.conn: Any = None
 
     async def __call__(self) -> Mapping[str, str]:
@@ -188,10 +190,12 @@ class NodeStatusSource:
                 conn.close()
 
 
-async def serve(checker: Checker, host: str, port: int, ready: Callable[[], None] | None = None) -> None:
-    """Answer on ``host:port`` until SIGTERM or SIGINT."""
+async def serve(checker: Checker, host: str, port: int, ready: Callable[[], None] | None = None,
+                tls: ssl.SSLContext | None = None) -> None:
+    """Answer on ``host:port`` (HTTPS with ``tls``) until SIGTERM or SIGINT."""
     server = await asyncio.start_server(checker.handle, host, port, limit=REQUEST_LIMIT,
-                                        reuse_address=True)
+                                        reuse_address=True, ssl=tls,
+                                        ssl_handshake_timeout=REQUEST_TIMEOUT if tls else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -223,9 +227,11 @@ def drop_privileges(user: str) -> str | None:
 
 
 def run(host: str, port: int, source: NodeStatusSource, *, donor_ok: bool, maintenance: Path,
-        timeout: float, node: str, run_as: str = "mysql") -> None:
+        timeout: float, node: str, run_as: str = "mysql", tls: ssl.SSLContext | None = None) -> None:
     """The ``galerakv clustercheck`` process: as ``run_as`` (when started as root), serve until
-    told to stop."""
+    told to stop. ``tls`` (the node's certificate, loaded while still root) makes it HTTPS."""
+    import encodings.idna  # noqa: F401  (TLS names a peer through this codec, imported lazily)
+
     import asyncmy  # noqa: F401  (loaded while the code is still readable by root alone)
 
     dropped = drop_privileges(run_as)
@@ -233,12 +239,12 @@ def run(host: str, port: int, source: NodeStatusSource, *, donor_ok: bool, maint
                       on_failure=source.drop)
 
     def ready() -> None:
-        print(f"clustercheck for {node}: listening on http://{host}:{port}/ "
+        print(f"clustercheck for {node}: listening on {'https' if tls else 'http'}://{host}:{port}/ "
               f"(node {source.params['host']}:{source.params['port']})"
               + (f" as {dropped}" if dropped else ""), flush=True)
 
     try:
-        asyncio.run(serve(checker, host, port, ready))
+        asyncio.run(serve(checker, host, port, ready, tls))
     finally:
         source.drop()
     print(f"clustercheck for {node}: stopped", file=sys.stderr, flush=True)

@@ -67,7 +67,8 @@ class HAProxy:
             program = clustercheck_program(settings, node)
             if program.running_pid() is None:
                 pid = program.start(START_TIMEOUT)
-                report(f"{node.name}: health check on http://{node.address}:{b.check_port}/ (PID {pid})")
+                scheme = "https" if settings.cluster.tls else "http"
+                report(f"{node.name}: health check on {scheme}://{node.address}:{b.check_port}/ (PID {pid})")
         paths.haproxy_cfg.write_text(render_haproxy_cfg(settings))
         program = haproxy_program(settings)
         if program.running_pid() is None:

@@ -20,6 +20,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
+from galerakv.cluster import certs
 from galerakv.cluster.render.balancer import (
     MAXSCALE_MONITOR_USER,
     MAXSCALE_SERVICE_USER,
@@ -33,7 +34,7 @@ from galerakv.cluster.transport.base import Report, Transport
 from galerakv.cluster.transport.local import untraversable
 from galerakv.config import Settings
 from galerakv.errors import ClusterError
-from galerakv.paths import BalancerPaths
+from galerakv.paths import BalancerPaths, TlsPaths
 from galerakv.secrets import Account, write_private
 
 START_TIMEOUT = 15.0
@@ -67,10 +68,15 @@ class MaxScale:
         accounts = ensure_maxscale_accounts(settings)
         host = "127.%" if settings.cluster.transport == "local" else "%"
         transport.query(settings.cluster.nodes[0],
-                        ";\n".join(maxscale_grants_sql(accounts, host)) + ";\n", timeout=60)
+                        ";\n".join(maxscale_grants_sql(accounts, host, certs.require_clause(settings))) + ";\n",
+                        timeout=60)
         report(f"MaxScale accounts {accounts.monitor.user} and {accounts.service.user} ready")
         owner = prepare_maxscale_dirs(settings, report)
         write_private(paths.maxscale_cnf, render_maxscale_cnf(settings, accounts), owner=owner)
+        if settings.cluster.tls:  # the listeners' key, readable by MaxScale's user alone
+            certs.ensure(settings, report)
+            write_private(paths.maxscale_tls_key, TlsPaths.of(settings).key(certs.BALANCER).read_text(),
+                          owner=owner)
         program = maxscale_program(settings)
         if shutil.which("maxscale") is None:
             report(f"warning: wrote {paths.maxscale_cnf}, but maxscale is not installed. "

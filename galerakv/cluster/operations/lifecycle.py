@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from galerakv.cluster import balancer, doctor
+from galerakv.cluster import balancer, certs, doctor
 from galerakv.cluster import install as _install
 from galerakv.cluster.operations import recovery
 from galerakv.cluster.render.node import render_all
@@ -146,6 +146,9 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                            + "; see `galerakv cluster status`")
 
     stopped = tuple(n for n in nodes if n.name not in running)
+    # certificates first: a missing one is made, a bad one (expired, other names, another CA)
+    # stops here, before anything starts
+    certs.ensure(settings, report)
     # the offline checks; raise on a critical finding (the bootstrap findings are left to
     # the decision below, which gives its own refusals with the evidence)
     doctor.check_before_start(settings, transport, stopped, tolerate=BOOTSTRAP_FINDINGS)
@@ -290,30 +293,47 @@ def client_host(settings: Settings) -> str:
     return "127.%" if settings.cluster.transport == "local" else "%"
 
 
+def admin_tcp_host(settings: Settings) -> str | None:
+    """Where ``galerakv_admin`` may log in from: it serves only `cluster sql --via`, through the
+    balancer, so on real hosts only the balancer's address (None: no balancer, no account)."""
+    if settings.cluster.transport == "local":
+        return "127.%"
+    return settings.balancer.address if settings.balancer.kind != "none" else None
+
+
 def accounts_sql(settings: Settings, secrets: Secrets) -> str:
-    """Idempotent statements creating the database and every account."""
+    """Idempotent statements creating the database and every account (passwords and the TLS
+    requirement set again on accounts that exist: a rerun brings them in line)."""
     host = client_host(settings)
     db = settings.database.name
+    require = certs.require_clause(settings)
 
     def pw(value: str) -> str:
         return value.replace("\\", "\\\\").replace("'", "\\'")
 
+    def account(user: str, account_host: str, password: str, require: str) -> list[str]:
+        who = f"'{user}'@'{account_host}'"
+        return [f"CREATE USER IF NOT EXISTS {who} IDENTIFIED BY '{pw(password)}' {require}",
+                f"ALTER USER {who} IDENTIFIED BY '{pw(password)}' {require}"]
+
     statements = [
         f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-        f"CREATE USER IF NOT EXISTS '{secrets.app.user}'@'{host}' "
-        f"IDENTIFIED BY '{pw(secrets.app.password)}'",
+        *account(secrets.app.user, host, secrets.app.password, require),
         f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `{db}`.* "
         f"TO '{secrets.app.user}'@'{host}'",
-        f"CREATE USER IF NOT EXISTS '{secrets.monitor.user}'@'{host}' "
-        f"IDENTIFIED BY '{pw(secrets.monitor.password)}'",
-        f"CREATE USER IF NOT EXISTS '{ADMIN_TCP_USER}'@'{host}' "
-        f"IDENTIFIED BY '{pw(secrets.admin.password)}'",
-        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_TCP_USER}'@'{host}' WITH GRANT OPTION",
+        *account(secrets.monitor.user, host, secrets.monitor.password, require),
     ]
-    if settings.cluster.sst_method == "mariabackup":
+    admin_host = admin_tcp_host(settings)
+    if admin_host is not None:
         statements += [
-            f"CREATE USER IF NOT EXISTS '{secrets.sst.user}'@'localhost' "
-            f"IDENTIFIED BY '{pw(secrets.sst.password)}'",
+            *account(ADMIN_TCP_USER, admin_host, secrets.admin_tcp.password or secrets.admin.password, require),
+            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_TCP_USER}'@'{admin_host}' WITH GRANT OPTION",
+        ]
+    if admin_host != "%":  # an older galerakv made it for any host on real hosts
+        statements.append(f"DROP USER IF EXISTS '{ADMIN_TCP_USER}'@'%'")
+    if settings.cluster.sst_method == "mariabackup":
+        statements += [  # over the node's socket: no TLS needed
+            *account(secrets.sst.user, "localhost", secrets.sst.password, "REQUIRE NONE"),
             f"GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* "
             f"TO '{secrets.sst.user}'@'localhost'",
         ]

@@ -14,7 +14,7 @@ from typing import Literal
 from galerakv.cluster.transport.base import QueryFailed, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError, GalerakvError
-from galerakv.paths import StatePaths
+from galerakv.paths import StatePaths, TlsPaths
 from galerakv.secrets import (
     ADMIN_TCP_USER,
     Account,
@@ -93,9 +93,11 @@ def balancer_argv(settings: Settings, via: Via, statement: str | None) -> list[s
     if secrets is None:
         raise ClusterError(f"no credentials at {StatePaths.of(settings).secrets}; run `galerakv cluster up`")
     option_file = StatePaths.of(settings).admin_tcp_cnf
+    extra = {"host": b.address, "port": str(port), "protocol": "tcp"}
+    if settings.cluster.tls:  # the account requires TLS; the balancer's (or node's) certificate is checked
+        extra.update({"ssl-ca": str(TlsPaths.of(settings).ca_cert), "ssl-verify-server-cert": "1"})
     write_private(option_file, client_option_file(
-        Account(ADMIN_TCP_USER, secrets.admin.password),
-        {"host": b.address, "port": str(port), "protocol": "tcp"}))
+        Account(ADMIN_TCP_USER, secrets.admin_tcp.password or secrets.admin.password), extra))
     argv = ["mariadb", f"--defaults-file={option_file}"]
     return [*argv, "--batch", "-e", statement] if statement is not None else argv
 

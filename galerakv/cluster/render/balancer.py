@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from galerakv.config import Settings
-from galerakv.paths import BalancerPaths
+from galerakv.paths import BalancerPaths, TlsPaths
 from galerakv.secrets import Account
 
 HAPROXY_USER = "haproxy"  # Debian's haproxy package creates it; `up` creates it when missing
@@ -66,11 +66,15 @@ def render_haproxy_cfg(settings: Settings) -> str:
     inter = duration(b.check_interval)
     check = (f"check port {b.check_port} inter {inter} fall {FALL} rise {RISE} "
              "on-marked-down shutdown-sessions")
+    if settings.cluster.tls:  # the health checks over HTTPS, the responder's certificate checked
+        check += f" check-ssl verify required ca-file {TlsPaths.of(settings).ca_cert}"
     lines = [
         f"# galerakv: HAProxy for cluster {settings.cluster.name}; generated, do not edit.",
         "# Regenerate with `galerakv cluster render`. Health checks ask `galerakv clustercheck`",
         f"# on each node's address, port {b.check_port}: 200 only when the node is Synced,",
         "# Primary and ready. (option mysql-check cannot see a Donor or non-Primary node.)",
+        *(["# TLS: the client's TLS to MariaDB passes through (mode tcp); the checks use HTTPS."]
+          if settings.cluster.tls else []),
         "global",
         "    maxconn 4096",
         "    # started as root to bind, then confined to an empty directory as an unprivileged user",
@@ -152,9 +156,14 @@ def render_maxscale_cnf(settings: Settings, accounts: MaxScaleAccounts) -> str:
         "admin_enabled=false",
         "",
     ]
+    tls = TlsPaths.of(settings)
+    to_nodes = (["ssl=true", f"ssl_ca={tls.ca_cert}", "ssl_verify_peer_certificate=true",
+                 "ssl_verify_peer_host=true"] if settings.cluster.tls else [])
+    to_clients = (["ssl=true", f"ssl_ca={tls.ca_cert}", f"ssl_cert={tls.cert('balancer')}",
+                   f"ssl_key={paths.maxscale_tls_key}"] if settings.cluster.tls else [])
     for priority, node in enumerate(settings.cluster.nodes, start=1):
         lines += [f"[{node.name}]", "type=server", f"address={node.address}", f"port={node.port}",
-                  f"priority={priority}", ""]
+                  f"priority={priority}", *to_nodes, ""]
     lines += [
         f"[{MONITOR}]",
         "type=monitor",
@@ -190,17 +199,19 @@ def render_maxscale_cnf(settings: Settings, accounts: MaxScaleAccounts) -> str:
         f"service={RW_SERVICE}",
         f"address={b.address}",
         f"port={b.rw_port}",
+        *to_clients,
         "",
         "[ro-listener]",
         "type=listener",
         f"service={RO_SERVICE}",
         f"address={b.address}",
         f"port={b.ro_port}",
+        *to_clients,
     ]
     return "\n".join(lines) + "\n"
 
 
-def maxscale_grants_sql(accounts: MaxScaleAccounts, host: str) -> list[str]:
+def maxscale_grants_sql(accounts: MaxScaleAccounts, host: str, require: str = "REQUIRE NONE") -> list[str]:
     """Statements creating the MaxScale accounts with the grants MaxScale documents.
 
     The service account reads the user tables, so MaxScale can authenticate
@@ -213,9 +224,11 @@ def maxscale_grants_sql(accounts: MaxScaleAccounts, host: str) -> list[str]:
     mon = f"'{accounts.monitor.user}'@'{host}'"
     svc = f"'{accounts.service.user}'@'{host}'"
     statements = [
-        f"CREATE USER IF NOT EXISTS {mon} IDENTIFIED BY '{pw(accounts.monitor.password)}'",
+        f"CREATE USER IF NOT EXISTS {mon} IDENTIFIED BY '{pw(accounts.monitor.password)}' {require}",
+        f"ALTER USER {mon} {require}",
         f"GRANT REPLICATION CLIENT ON *.* TO {mon}",
-        f"CREATE USER IF NOT EXISTS {svc} IDENTIFIED BY '{pw(accounts.service.password)}'",
+        f"CREATE USER IF NOT EXISTS {svc} IDENTIFIED BY '{pw(accounts.service.password)}' {require}",
+        f"ALTER USER {svc} {require}",
     ]
     for table in ("user", "db", "tables_priv", "columns_priv", "procs_priv", "proxies_priv",
                   "roles_mapping"):

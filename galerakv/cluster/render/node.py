@@ -137,11 +137,15 @@ def cluster_address(settings: Settings) -> str:
 def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContext) -> str:
     """The Galera part of one node's configuration."""
     c = settings.cluster
-    provider_options = ";".join([
+    p = NodePaths.of(settings, node)
+    options = [
         f"gmcast.listen_addr=tcp://{node.address}:{GCOMM_PORT}",
         f"ist.recv_addr={node.address}:{IST_PORT}",
         "gcache.size=64M" if ctx.local_small_memory else "gcache.size=1G",
-    ])
+    ]
+    if c.tls:  # replication (gcomm) and IST over TLS, peers checked against the cluster's CA
+        options += [f"socket.ssl_ca={p.tls_ca}", f"socket.ssl_cert={p.tls_cert}", f"socket.ssl_key={p.tls_key}"]
+    provider_options = ";".join(options)
     lines = [
         f"# galerakv: node {node.name} of cluster {c.name}; generated, do not edit.",
         "# Regenerate with `galerakv cluster render`. --wsrep-new-cluster is never written",
@@ -176,14 +180,26 @@ def render_cluster_cnf(settings: Settings, node: NodeSettings, ctx: RenderContex
         f'wsrep_provider_options = "{provider_options}"',
         "wsrep_slave_threads = 2",
     ]
-    if c.sst_method == "mariabackup":
+    if c.tls:
         lines += [
             "",
-            "# -- mariabackup streams with socat: bind it to this node's address, not 0.0.0.0",
-            "[sst]",
-            f"sockopt = bind={node.address}",
-            "[mysqld]",
+            "# -- TLS (galerakv cluster certs): every TCP client must use it; the state transfer",
+            "# scripts read these three too and encrypt SST (rsync: stunnel; mariabackup: socat)",
+            f"ssl-ca = {p.tls_ca}",
+            f"ssl-cert = {p.tls_cert}",
+            f"ssl-key = {p.tls_key}",
+            "require_secure_transport = ON",
+            "tls_version = TLSv1.2,TLSv1.3",
         ]
+    sst = []
+    if c.sst_method == "mariabackup":
+        sst += ["# mariabackup streams with socat: bind it to this node's address, not 0.0.0.0",
+                f"sockopt = bind={node.address}"]
+    if c.tls:
+        sst += ["# encrypted, and only to a peer whose certificate the cluster's CA signed",
+                "ssl-mode = VERIFY_CA"]
+    if sst:
+        lines += ["", "# -- state transfers", "[sst]", *sst, "[mysqld]"]
     if ctx.local_small_memory:
         lines += [
             "",

@@ -28,6 +28,7 @@ import subprocess
 from pathlib import Path
 from typing import BinaryIO
 
+from galerakv.cluster import certs
 from galerakv.cluster import install as _install
 from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext, detect_context, server_binary
 from galerakv.cluster.supervise import Program, StopTimeout, clean_env, cmdline, pid_alive
@@ -149,6 +150,12 @@ class LocalTransport(Transport):
                           f"[mysqld]\nwsrep_sst_auth = {sst.user}:{sst.password}\n",
                           (self.uid, self.gid) if os.geteuid() == 0 else None)
         write_private(self.admin_cnf, client_option_file(secrets.admin))
+        node_tls = certs.node_tls(self.settings, node)
+        if node_tls is not None:
+            p = self.paths(node)
+            write_file(p.tls_ca, node_tls.ca, 0o644)
+            write_file(p.tls_cert, node_tls.cert, 0o644)
+            write_file(p.tls_key, node_tls.key, 0o600, (self.uid, self.gid) if os.geteuid() == 0 else None)
 
     def is_initialized(self, node: NodeSettings) -> bool:
         return (self.paths(node).datadir / "mysql").is_dir()

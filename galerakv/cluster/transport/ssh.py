@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from galerakv.cluster import certs
 from galerakv.cluster import install as _install
 from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext
 from galerakv.cluster.transport.base import (
@@ -231,6 +232,11 @@ exit 0
                       f"[mysqld]\nwsrep_sst_auth = {sst.user}:{sst.password}\n", "0600",
                       f"{user}:{user}")
         self._put(node, self.admin_cnf, client_option_file(secrets.admin), "0600", "root:root")
+        node_tls = certs.node_tls(self.settings, node)
+        if node_tls is not None:
+            self._put(node, str(p.tls_ca), node_tls.ca, "0644", "root:root")
+            self._put(node, str(p.tls_cert), node_tls.cert, "0644", "root:root")
+            self._put(node, str(p.tls_key), node_tls.key, "0600", f"{user}:{user}")
 
     def is_initialized(self, node: NodeSettings) -> bool:
         datadir = shlex.quote(str(self.paths(node).datadir / "mysql"))
