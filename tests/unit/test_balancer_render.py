@@ -30,9 +30,9 @@ ACCOUNTS = MaxScaleAccounts(Account("galerakv_mxs_monitor", "monitor-pw"),
                             Account("galerakv_mxs_service", "service-pw"))
 
 
-def settings(kind: str = "haproxy", **balancer: Any) -> Settings:
+def settings(kind: str = "haproxy", tls: bool = True, **balancer: Any) -> Settings:
     data = {
-        "cluster": {"name": "my_db_cluster", "state_dir": "state",
+        "cluster": {"name": "my_db_cluster", "state_dir": "state", "tls": tls,
                     "nodes": [{"name": f"db{i}", "address": f"127.0.0.{10 + i}"} for i in (1, 2, 3)]},
         "balancer": {"kind": kind, "address": "127.0.0.10", "rw_port": 3306, "ro_port": 3307,
                      **balancer},
@@ -43,7 +43,9 @@ def settings(kind: str = "haproxy", **balancer: Any) -> Settings:
 CASES = {
     "haproxy.cfg": lambda: render_haproxy_cfg(settings()),
     "haproxy-fast.cfg": lambda: render_haproxy_cfg(settings(check_interval=0.5, check_port=9300)),
+    "haproxy-plain.cfg": lambda: render_haproxy_cfg(settings(tls=False)),
     "maxscale.cnf": lambda: render_maxscale_cnf(settings("maxscale"), ACCOUNTS),
+    "maxscale-plain.cnf": lambda: render_maxscale_cnf(settings("maxscale", tls=False), ACCOUNTS),
     "maxscale-donor.cnf": lambda: render_maxscale_cnf(
         settings("maxscale", available_when_donor=True, check_interval=2), ACCOUNTS),
 }
@@ -122,7 +124,12 @@ def test_maxscale_grants_as_documented() -> None:
         assert f"GRANT SELECT ON mysql.{table} TO 'galerakv_mxs_service'@'127.%'" in sql
     assert "GRANT SHOW DATABASES ON *.* TO 'galerakv_mxs_service'@'127.%'" in sql
     quoted = maxscale_grants_sql(MaxScaleAccounts(Account("m", "it's"), Account("s", "a\\b")), "%")
-    assert "IDENTIFIED BY 'it\\'s'" in quoted[0] and "IDENTIFIED BY 'a\\\\b'" in quoted[2]
+    assert "IDENTIFIED BY 'it\\'s'" in quoted[0] and "IDENTIFIED BY 'a\\\\b'" in quoted[3]
+    # the TLS requirement goes on new and existing accounts alike
+    tls = maxscale_grants_sql(ACCOUNTS, "127.%", "REQUIRE SSL")
+    assert "ALTER USER 'galerakv_mxs_monitor'@'127.%' REQUIRE SSL" in tls
+    assert "ALTER USER 'galerakv_mxs_service'@'127.%' REQUIRE SSL" in tls
+    assert all("REQUIRE NONE" in s for s in sql if s.startswith(("CREATE USER", "ALTER USER")))
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(1, "1s"), (1.0, "1s"), (0.5, "500ms"), (2.25, "2250ms"),

@@ -22,12 +22,13 @@ CTX = RenderContext(provider="/usr/lib/galera/libgalera_smm.so", server_version=
                     run_as="mysql")
 
 
-def settings(sst: str = "rsync", count: int = 3) -> Settings:
+def settings(sst: str = "rsync", count: int = 3, tls: bool = True) -> Settings:
     data = {
         "cluster": {
             "name": "my_db_cluster",
             "state_dir": "state",
             "sst_method": sst,
+            "tls": tls,
             "nodes": [{"name": f"db{i}", "address": f"127.0.0.{10 + i}"}
                       for i in range(1, count + 1)],
         },
@@ -38,6 +39,7 @@ def settings(sst: str = "rsync", count: int = 3) -> Settings:
 CASES = {
     "rsync": settings(),
     "mariabackup": settings("mariabackup"),
+    "plain": settings(tls=False),  # cluster.tls = false: no ssl lines, no socket.ssl, no [sst] ssl-mode
 }
 
 

@@ -22,16 +22,18 @@ ALLOWED: dict[str, set[str]] = {
     "galerakv.config": {"galerakv.errors"},
     "galerakv.paths": {"galerakv.config"},
     "galerakv.files": {"galerakv.errors"},  # root's writes into folders a less privileged user owns
+    "galerakv.tls": {"galerakv.errors"},  # certificates: issued by the toolkit, checked by the server too
     "galerakv.secrets": {"galerakv.config", "galerakv.errors", "galerakv.paths", "galerakv.files"},
     "galerakv.backups": {"galerakv", "galerakv.errors"},  # backup manifests, for the backends, toolkit and cli
     "galerakv.backend": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
-                         "galerakv.secrets", "galerakv.backups"},
-    "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend"},
+                         "galerakv.secrets", "galerakv.backups", "galerakv.tls"},
+    "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend", "galerakv.tls"},
     "galerakv.cluster": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
-                         "galerakv.secrets", "galerakv.backups", "galerakv.files"},
+                         "galerakv.secrets", "galerakv.backups", "galerakv.files", "galerakv.tls"},
     "galerakv.cli": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.server",
                      "galerakv.cluster", "galerakv.secrets", "galerakv.paths", "galerakv.backend",
-                     "galerakv.galera", "galerakv.client", "galerakv.backups"},  # client: `galerakv watch`
+                     "galerakv.galera", "galerakv.client", "galerakv.backups",  # client: `galerakv watch`
+                     "galerakv.tls"},
 }
 
 
