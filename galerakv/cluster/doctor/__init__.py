@@ -46,6 +46,7 @@ CHECKS: tuple[Check, ...] = (
     doctor_live.check_ports_closed,
     doctor_live.check_performance,
     doctor_live.check_schema,
+    doctor_live.check_tls,
 )
 
 

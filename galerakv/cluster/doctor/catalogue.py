@@ -230,6 +230,34 @@ _ENTRIES = (
        "accounts with an empty user name (left by some installers)",
        "`DROP USER ''@'<host>'` for each"),
     # -- backups
+    # -- TLS (cluster.tls = true)
+    _e("tls-expiring", "warning", "A certificate expires soon",
+       "once it expires, clients, peers and state transfers refuse the node: it cannot rejoin, and "
+       "HTTPS clients of the API fail",
+       "a node's certificate (the one the running server loaded, `Ssl_server_not_after`, else its "
+       "`tls-server.crt`) or one in `state_dir/tls` expires within 30 days",
+       "`galerakv cluster certs --renew`, then `galerakv cluster restart --rolling` (no failed request); "
+       "restart `galerakv serve` for a new HTTPS certificate"),
+    _e("tls-mismatch", "critical", "A node trusts another CA",
+       "the node cannot join (its peers drop the TLS handshake: `SSL error` / `certificate verify "
+       "failed` in the logs), or state transfers to it fail",
+       "the node's `tls-ca.crt` is not the cluster's CA (`state_dir/tls/ca.crt`), or its "
+       "`tls-server.crt` was not signed by the cluster's CA",
+       "`galerakv cluster restart --rolling` writes the cluster's CA and the node's certificate "
+       "again (`galerakv cluster certs` shows them; `--ca-cert/--ca-key` for your own CA)"),
+    _e("tls-off", "critical", "A node runs without TLS in a TLS cluster",
+       "clients that require TLS cannot connect to it, or its data and passwords cross the network "
+       "in clear",
+       "the running server has `have_ssl` other than YES, Galera without `socket.ssl`, or no "
+       "`require_secure_transport`; or its configuration file lacks the ssl settings",
+       "`galerakv cluster restart --rolling` renders every node's configuration with TLS again and "
+       "restarts them one at a time"),
+    _e("account-without-ssl", "warning", "An account may connect without TLS",
+       "its password and data can cross the network in clear (a server with "
+       "`require_secure_transport` still refuses it, so it fails where TLS is off)",
+       "an account for a host other than `localhost` was created without `REQUIRE SSL`",
+       "`ALTER USER 'name'@'host' REQUIRE SSL;` (galerakv's own accounts: `galerakv cluster up` "
+       "sets it again), or drop the account"),
     _e("backup-old", "warning", "No recent backup",
        "a lost cluster (or a mistaken delete that replicated everywhere) can only be restored to a "
        "point long ago",

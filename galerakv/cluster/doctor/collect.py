@@ -38,6 +38,7 @@ from galerakv.cluster.doctor.facts import (
     NodeFacts,
     PortFact,
     Table,
+    TlsFacts,
     parse_log,
     parse_option_files,
 )
@@ -49,7 +50,7 @@ from galerakv.errors import GalerakvError
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import GraState
 from galerakv.galera.status import parse_status_rows
-from galerakv.paths import NodePaths
+from galerakv.paths import NodePaths, TlsPaths
 
 # files mariadbd only reads, which installers commonly leave owned by root
 OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")
@@ -71,7 +72,9 @@ TABLES_SQL = (
 # only whether a password is empty is read, never a hash
 ACCOUNTS_SQL = (
     "SELECT 'U', User, Host, IFNULL(JSON_VALUE(Priv, '$.plugin'), ''), "
-    "IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') = '' FROM mysql.global_priv;\n"
+    "IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') = '', "
+    "IFNULL(JSON_VALUE(Priv, '$.ssl_type'), 0) <> 0 FROM mysql.global_priv "
+    "WHERE IFNULL(JSON_VALUE(Priv, '$.is_role'), 0) = 0;\n"
 )
 
 
@@ -100,7 +103,24 @@ def collect(settings: Settings, transport: Transport, *, offline: bool,
         if c.sst_method == "mariabackup":
             tools = tuple(t for t in ("socat", "mariabackup") if shutil.which(t) is None)
     return Facts(c.name, c.transport, c.sst_method, nodes, offline, providers, tools, tuple(notes),
-                 backup_facts(settings))
+                 backup_facts(settings), tls_facts(settings) if c.tls else None)
+
+
+def tls_facts(settings: Settings) -> TlsFacts:
+    """The cluster's CA, and each local node's CA and certificate files as the node reads them."""
+
+    def read(path: Path) -> str | None:
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    local = settings.cluster.transport == "local"
+    nodes = settings.cluster.nodes
+    return TlsFacts(read(TlsPaths.of(settings).ca_cert),
+                    {n.name: read(NodePaths.of(settings, n).tls_ca) for n in nodes} if local else {},
+                    {n.name: read(NodePaths.of(settings, n).tls_cert) for n in nodes} if local else {},
+                    time.time())
 
 
 def backup_facts(settings: Settings) -> BackupFacts:
@@ -254,7 +274,8 @@ def live_facts(transport: Transport, node: NodeSettings) -> tuple[LiveFacts | No
     try:  # refused while the node is not ready (ERROR 1047): no evidence, not a fault
         rows = [r for r in transport.rows(node, TABLES_SQL + ACCOUNTS_SQL, QUERY_TIMEOUT) if len(r) >= 5]
         tables = tuple(Table(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "T")
-        accounts = tuple(AccountFact(r[1], r[2], r[3], r[4] == "1") for r in rows if r[0] == "U")
+        accounts = tuple(AccountFact(r[1], r[2], r[3], r[4] == "1", len(r) < 6 or r[5] == "1")
+                         for r in rows if r[0] == "U")
     except QueryFailed:
         pass
     ok, detail = root_login(node)

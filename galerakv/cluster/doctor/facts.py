@@ -90,6 +90,7 @@ class AccountFact:
     host: str
     plugin: str
     empty_password: bool
+    ssl: bool = True  # REQUIRE SSL (or X509, ISSUER, SUBJECT, CIPHER)
 
     @property
     def label(self) -> str:
@@ -151,6 +152,16 @@ class BackupFacts:
 
 
 @dataclass(frozen=True)
+class TlsFacts:
+    """A TLS cluster's certificates as the toolkit and the nodes hold them (None: not read)."""
+
+    ca: str | None  # the cluster's CA (state_dir/tls/ca.crt), PEM
+    node_ca: Mapping[str, str | None] = field(default_factory=dict)  # node -> its tls-ca.crt (local)
+    node_cert: Mapping[str, str | None] = field(default_factory=dict)  # node -> its tls-server.crt
+    now: float = 0.0  # seconds since the epoch
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything collected about one cluster."""
 
@@ -163,6 +174,7 @@ class Facts:
     tools_missing: tuple[str, ...] = ()  # for the SST method, on this machine (local)
     notes: tuple[str, ...] = ()  # what could not be collected, and why
     backups: BackupFacts | None = None
+    tls: TlsFacts | None = None  # None: cluster.tls = false
 
     @property
     def expected_size(self) -> int:

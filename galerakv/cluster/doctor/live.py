@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 
+from galerakv import tls
 from galerakv.cluster.doctor.catalogue import Finding, finding
 from galerakv.cluster.doctor.checks import BACKUP_SST
 from galerakv.cluster.doctor.facts import (
@@ -299,4 +302,93 @@ def check_logs(facts: Facts) -> list[Finding]:
                              + " and ".join(facts.tools_missing),
                              [f"not installed on this machine: {', '.join(facts.tools_missing)}"],
                              fix="galerakv cluster install"))
+    return found
+
+
+# --------------------------------------------------------------------------- TLS
+
+_NOT_AFTER_FORMAT = "%b %d %H:%M:%S %Y %Z"  # Ssl_server_not_after: 'Mar  8 06:29:00 2029 GMT'
+SYSTEM_ACCOUNTS = ("mariadb.sys", "PUBLIC")
+
+
+def _loaded_until(nf: NodeFacts) -> float | None:
+    """When the certificate the running server loaded expires (seconds since the epoch)."""
+    text = (nf.live.status.get("ssl_server_not_after") if nf.live else None) or ""
+    try:
+        return datetime.datetime.strptime(" ".join(text.split()), _NOT_AFTER_FORMAT).replace(
+            tzinfo=datetime.UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def check_tls(facts: Facts) -> list[Finding]:
+    t = facts.tls
+    if t is None:
+        return []
+    found: list[Finding] = []
+    warn = tls.EXPIRY_WARNING_DAYS * 86400
+    cluster_ca = tls.info(t.ca) if t.ca else None
+    for nf in facts.nodes:
+        # tls-off: what the running server does, else what its configuration says
+        off: list[str] = []
+        if nf.live is not None:
+            v = nf.live.variables
+            if v.get("have_ssl", "").upper() != "YES":
+                off.append(f"{nf.name}: have_ssl = {v.get('have_ssl', '?')}")
+            if provider_options(v.get("wsrep_provider_options", "")).get("socket.ssl", "").upper() != "YES":
+                off.append(f"{nf.name}: wsrep_provider_options has no socket.ssl = YES")
+            if not is_on(v.get("require_secure_transport")):
+                off.append(f"{nf.name}: require_secure_transport = {v.get('require_secure_transport', '?')}")
+        if nf.config is not None:
+            missing = [name for name in ("ssl_cert", "ssl_key", "ssl_ca") if nf.config.get(name) is None]
+            if missing:
+                off.append(f"{nf.config.path}: no {', '.join(m.replace('_', '-') for m in missing)}")
+        if off:
+            found.append(finding("tls-off", nf.name, f"{nf.name} runs without TLS in a TLS cluster", off))
+        # tls-mismatch: the node's files against the cluster's CA
+        node_ca, node_cert = t.node_ca.get(nf.name), t.node_cert.get(nf.name)
+        if t.ca and cluster_ca is not None:
+            wrong: list[str] = []
+            try:
+                if node_ca is not None and tls.info(node_ca).fingerprint != cluster_ca.fingerprint:
+                    wrong.append(f"{nf.name}: tls-ca.crt is {tls.info(node_ca).subject}, not the cluster's CA "
+                                 f"{cluster_ca.subject}")
+                if node_cert is not None and not tls.signed_by(node_cert, t.ca):
+                    wrong.append(f"{nf.name}: tls-server.crt ({tls.info(node_cert).issuer}) was not "
+                                 "signed by the cluster's CA")
+            except ValueError:
+                wrong.append(f"{nf.name}: its tls-ca.crt or tls-server.crt is not a PEM certificate")
+            if wrong:
+                found.append(finding("tls-mismatch", nf.name, f"{nf.name} does not use the cluster's CA", wrong))
+        # tls-expiring: the certificate the server loaded, else the node's file
+        until = _loaded_until(nf)
+        source = "the running server's certificate (Ssl_server_not_after)"
+        if until is None and node_cert is not None:
+            with contextlib.suppress(ValueError):
+                until, source = tls.info(node_cert).not_after.timestamp(), "its tls-server.crt"
+        if until is not None and until - t.now < warn:
+            days = (until - t.now) / 86400
+            when = datetime.datetime.fromtimestamp(until, datetime.UTC)
+            found.append(finding("tls-expiring", nf.name,
+                                 f"{nf.name}'s certificate expires in {days:.0f} days" if days > 0
+                                 else f"{nf.name}'s certificate has expired",
+                                 [f"{nf.name}: {source} is valid until {when:%Y-%m-%d %H:%M} UTC"]))
+    if cluster_ca is not None and cluster_ca.not_after.timestamp() - t.now < warn:
+        found.append(finding("tls-expiring", None, "the cluster's CA expires soon",
+                             [f"state_dir/tls/ca.crt is valid until {cluster_ca.not_after:%Y-%m-%d}"],
+                             fix="make a new CA: `galerakv cluster certs --ca-cert FILE --ca-key FILE` "
+                                 "(or remove state_dir/tls/ca.* and run `galerakv cluster certs`), then "
+                                 "`galerakv cluster down` and `up`"))
+    # account-without-ssl: once per account (the accounts replicate), from the first node that answered
+    seen: set[tuple[str, str]] = set()
+    for nf in facts.nodes:
+        for account in (nf.live.accounts or ()) if nf.live else ():
+            key = (account.user, account.host)
+            if (account.ssl or account.host in ("localhost", "") or account.user in SYSTEM_ACCOUNTS
+                    or key in seen):
+                continue
+            seen.add(key)
+            found.append(finding("account-without-ssl", None, f"{account.label} may connect without TLS",
+                                 [f"{nf.name}: {account.label} has no REQUIRE SSL"],
+                                 fix=f"ALTER USER {account.label} REQUIRE SSL; (or DROP USER {account.label};)"))
     return found
