@@ -6,7 +6,8 @@ Drills, each with a bounded write loop through a real ``galerakv serve``
 afterwards on every node, failed requests and the time to recover (run with
 ``-s`` to see them):
 
-- ``restart --rolling`` under writes: no request may fail;
+- ``certs --renew`` and ``restart --rolling`` under writes (TLS rotation): no request may fail;
+- TLS on real nodes: encrypted connections, a plain one refused, and the doctor's TLS codes;
 - SIGSTOP of one node (a minority cut off): no request may fail;
 - kill -9 of the server's writer, then ``up``: no request may fail;
 - SIGSTOP of two of three nodes: the last one goes non-Primary and the server
@@ -22,8 +23,10 @@ the tests run in file order) to keep the wall time low.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import time
 import tomllib
 from collections.abc import Iterator
@@ -32,12 +35,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from galerakv import config
+from galerakv import config, tls
 from galerakv.cluster.render.node import RenderContext
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import parse_grastate, parse_recovered
+from galerakv.secrets import client_option_file, load, write_private
 from tests.support.faults import FaultCluster, Tally, WriteLoop, check
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 from tests.support.server import writer_of
@@ -143,11 +147,31 @@ def test_bad_input_changes_nothing(fc: FaultCluster) -> None:
 # --------------------------------------------------------------------------- rolling restart
 
 
-def test_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
+def loaded_not_after(fc: FaultCluster, node: str) -> str:
+    """``Ssl_server_not_after`` of the certificate ``node``'s running server loaded."""
+    out = fc.cluster.sql(node, "SHOW GLOBAL STATUS LIKE 'Ssl_server_not_after'")
+    return out.strip().splitlines()[-1].split("\t")[1]
+
+
+def doctor_codes(cluster: LocalCluster) -> dict[str, list[str | None]]:
+    result = cluster.cli("doctor", "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    found: dict[str, list[str | None]] = {}
+    for f in json.loads(result.stdout)["findings"]:
+        found.setdefault(f["code"], []).append(f["node"])
+    return found
+
+
+def test_certificate_rotation_by_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
+    """``certs --renew`` then ``restart --rolling`` under writes (the server talks TLS to every
+    node): every node loads its new certificate, no request fails, no write is lost."""
     server = fc.server()
     with WriteLoop(server.url, "r-rolling") as loop:
         loop.wait_for_acks(20)
         before = {n: fc.pid(n) for n in fc.names}
+        old_certs = {n: loaded_not_after(fc, n) for n in fc.names}
+        renewed = fc.cluster.ok("certs", "--renew", "--days", "20")
+        assert "next: `galerakv cluster restart --rolling`" in renewed
         began = time.monotonic()
         out = fc.cluster.ok("restart", "--rolling")
         took = time.monotonic() - began
@@ -157,9 +181,72 @@ def test_rolling_restart_loses_no_request(fc: FaultCluster) -> None:
     assert "balancer maintenance on" in out
     after = {n: fc.pid(n) for n in fc.names}
     assert all(after[n] != before[n] for n in fc.names), "every node got a new process"
-    print(f"\n[rolling restart] took {took:.1f} s")
-    check(fc, "rolling restart", "r-rolling", tally, fc.names)
+    for n in fc.names:
+        new = tls.info((fc.cluster.state_dir / n / "tls-server.crt").read_text()).not_after
+        assert loaded_not_after(fc, n) != old_certs[n]
+        assert loaded_not_after(fc, n) == f"{new:%b} {new.day:2d} {new:%H:%M:%S %Y} GMT", n
+    print(f"\n[rotation: certs --renew, restart --rolling] took {took:.1f} s")
+    check(fc, "certificate rotation", "r-rolling", tally, fc.names)
     fc.stop_servers()
+    # 20 days left: the doctor warns about every node, with the command that renews
+    assert sorted(doctor_codes(fc.cluster).get("tls-expiring", [])) == ["db1", "db2", "db3"]
+    assert "the first certificate to expire" in fc.cluster.ok("status") and "renew now" in fc.cluster.ok("status")
+
+
+def test_tls_on_real_nodes(fc: FaultCluster) -> None:
+    """Every connection is encrypted and a plain one refused; replication and state transfers
+    use TLS; the doctor's TLS codes come from real nodes."""
+    c = fc.cluster
+    secrets = load(c.state_dir / "secrets.toml")
+    assert secrets is not None
+    ca = c.state_dir / "tls" / "ca.crt"
+    app = c.config.parent / "app.cnf"
+    write_private(app, client_option_file(secrets.app, {"host": "127.0.0.102", "port": "3306"}))
+
+    def client(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["mariadb", f"--defaults-file={app}", "--batch", "--skip-column-names", *args],
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    # the application's account: TLS checked against the cluster's CA, and never without it
+    verified = client(f"--ssl-ca={ca}", "--ssl-verify-server-cert", "-e", "SHOW STATUS LIKE 'Ssl_cipher'")
+    assert verified.returncode == 0 and verified.stdout.split("\t")[1].strip(), verified
+    plain = client("--skip-ssl", "-e", "SELECT 1")
+    assert plain.returncode != 0 and ("insecure transport" in plain.stderr or "Access denied" in plain.stderr), plain
+    # the admin's account, through HAProxy (TLS passes through to a node)
+    cipher = c.ok("sql", "--via", "rw", "-e", "SHOW STATUS LIKE 'Ssl_cipher'")
+    assert cipher.strip().splitlines()[-1].split("\t")[1].startswith("TLS_"), cipher
+    for node in fc.names:
+        options = c.sql(node, "SELECT @@wsrep_provider_options")
+        assert "socket.ssl = YES" in options, node
+        log = (c.state_dir / node / "mysqld.log").read_text(errors="replace")
+        assert "ssl://" in log, f"{node}: gcomm did not use TLS"
+    joined = (c.state_dir / "db2" / "mysqld.log").read_text(errors="replace")
+    assert "Using stunnel for SSL encryption" in joined, "db2's state transfer was not encrypted"
+    assert doctor_codes(c).keys().isdisjoint({"tls-mismatch", "tls-off", "account-without-ssl"})
+
+    # an account made by hand without REQUIRE SSL
+    c.sql("db1", "CREATE USER 'plain_app'@'127.%' IDENTIFIED BY 'plain-pw-123'")
+    try:
+        assert doctor_codes(c)["account-without-ssl"] == [None]
+    finally:
+        c.sql("db1", "DROP USER 'plain_app'@'127.%'")
+    # db3 given another CA's files (as a hand-copied certificate would): the doctor names db3
+    node_dir = c.state_dir / "db3"
+    saved = {name: (node_dir / name).read_text() for name in ("tls-ca.crt", "tls-server.crt", "cluster.cnf")}
+    other_ca, other_key = tls.issue_ca("someone else")
+    try:
+        (node_dir / "tls-ca.crt").write_text(other_ca)
+        (node_dir / "tls-server.crt").write_text(tls.issue_leaf(other_ca, other_key, "db3", ["127.0.0.103"])[0])
+        # and its configuration without the server's TLS settings
+        cnf = node_dir / "cluster.cnf"
+        cnf.write_text("".join(line for line in saved["cluster.cnf"].splitlines(keepends=True)
+                               if not line.startswith(("ssl-cert", "ssl-key"))))
+        found = doctor_codes(c)
+        assert found["tls-mismatch"] == ["db3"] and found["tls-off"] == ["db3"], found
+    finally:
+        for name, text in saved.items():
+            (node_dir / name).write_text(text)
+    assert doctor_codes(c).keys().isdisjoint({"tls-mismatch", "tls-off"})
 
 
 # --------------------------------------------------------------------------- minority cut off

@@ -6,7 +6,7 @@ import subprocess
 
 from galerakv import config
 from galerakv.config import Settings
-from galerakv.paths import StatePaths
+from galerakv.paths import StatePaths, TlsPaths
 from galerakv.secrets import ADMIN_TCP_USER, Account, client_option_file, load, write_private
 from tests.support.local_cluster import LocalCluster
 
@@ -20,7 +20,11 @@ class ThroughBalancer:
         secrets = load(StatePaths.of(self.settings).secrets)
         assert secrets is not None
         self.option_file = cluster.state_dir / "test-admin-tcp.cnf"
-        write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin.password)))
+        # the admin's own TCP password; TLS checked against the cluster's CA (the node's certificate
+        # through HAProxy, which passes TLS through; MaxScale's own through MaxScale)
+        tls = ({"ssl-ca": str(TlsPaths.of(self.settings).ca_cert), "ssl-verify-server-cert": "1"}
+               if self.settings.cluster.tls else {})
+        write_private(self.option_file, client_option_file(Account(ADMIN_TCP_USER, secrets.admin_tcp.password), tls))
 
     def query(self, via: str, sql: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
         b = self.settings.balancer

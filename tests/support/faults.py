@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import asyncmy
 import httpx
 
 from galerakv import secrets
+from galerakv import tls as galerakv_tls
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.paths import StatePaths
 from tests.support.configs import merge, write_config
@@ -122,6 +124,12 @@ class FaultCluster:
 
     # -------------------------------------------------------------- checks
 
+    def tls(self) -> ssl.SSLContext | None:
+        """TLS to the nodes, checked against the cluster's CA (None for a cluster with tls = false)."""
+        if not self.data["cluster"].get("tls", True):
+            return None
+        return galerakv_tls.client_context(Path(self.data["cluster"]["state_dir"]) / "tls" / "ca.crt")
+
     def rows_on(self, node: str, ns: str) -> dict[str, tuple[str, bytes]]:
         """Key -> (version, value) of namespace ``ns`` as ``node`` has it (after applying all
         it was sent: ``wsrep_sync_wait``)."""
@@ -131,7 +139,7 @@ class FaultCluster:
         async def fetch() -> dict[str, tuple[str, bytes]]:
             conn = await asyncmy.connect(host=self.address(node), port=3306, user=found.app.user,
                                          password=found.app.password, db=self.data["database"]["name"],
-                                         connect_timeout=5)
+                                         connect_timeout=5, ssl=self.tls())
             try:
                 async with conn.cursor() as cur:
                     await asyncio.wait_for(cur.execute(
