@@ -5,6 +5,7 @@ The helpers behind them live in tests/support.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.support.backends import (
 from tests.support.configs import merge, write_config
 from tests.support.net import free_port
 from tests.support.server import ServerProcess
+from tests.support.state_dirs import state_root
 
 
 @pytest.fixture(scope="session")
@@ -116,19 +118,48 @@ async def client(make_app: Callable[..., App]) -> AsyncIterator[httpx.AsyncClien
         await app.shutdown()
 
 
+_BUNDLE: Path | None = None
+
+
+def trust(ca: Path) -> None:
+    """Have every HTTPS client of this test run (httpx, galerakv.client, the `galerakv` commands
+    the tests start) verify against ``ca`` too: ``SSL_CERT_FILE`` names a bundle of the clusters' CAs."""
+    global _BUNDLE
+    if _BUNDLE is None:
+        _BUNDLE = state_root("ca-bundle-") / "ca-bundle.pem"
+        os.environ["SSL_CERT_FILE"] = str(_BUNDLE)
+    bundle = _BUNDLE
+    text = ca.read_text()
+    if text not in (bundle.read_text() if bundle.exists() else ""):
+        with bundle.open("a") as f:
+            f.write(text)
+
+
 @pytest.fixture
 def live_server(backend_config: dict[str, Any], tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Factory of real server processes on the current backend; all stopped at the end."""
+    """Factory of real server processes on the current backend; all stopped at the end.
+
+    On a Galera backend (TLS clusters) the servers speak HTTPS with the certificate
+    `galerakv cluster certs` made for them, and clients verify it against the cluster's CA.
+    """
     started: list[ServerProcess] = []
 
     def factory(**extra: dict[str, Any]) -> ServerProcess:
         port = free_port()
         data = merge(backend_config, {"server": {"port": port, "host": "127.0.0.1"}})
+        https = backend_config["server"]["backend"] == "mariadb" and data["cluster"].get("tls", True)
+        if https:
+            tls_dir = Path(data["cluster"]["state_dir"]) / "tls"
+            trust(tls_dir / "ca.crt")
+            data = merge(data, {"server": {"tls_cert": str(tls_dir / "http.crt"),
+                                           "tls_key": str(tls_dir / "http.key")}})
         data = merge(data, extra)
         path = write_config(tmp_path / f"server-{port}.toml", data)
-        server = ServerProcess(path, port)
+        server = ServerProcess(path, port, scheme="https" if https else "http")
         server.start()
         started.append(server)
+        if https:  # verified by the client that just asked /healthz, against the cluster's CA
+            assert server.log_path is not None and "serving on https://" in server.log_path.read_text()
         return server
 
     yield factory

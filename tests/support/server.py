@@ -21,10 +21,11 @@ class ServerProcess:
     port: int
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    scheme: str = "http"  # "https" with server.tls_cert (clients verify through SSL_CERT_FILE)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
         assert self.proc is None or self.proc.poll() is not None
