@@ -36,6 +36,12 @@ SECRETS_CREDENTIAL = "galerakv-secrets.toml"
 """The secrets file's name as a systemd credential: ``galerakv.service`` (``galerakv service
 install``) hands it to the unprivileged server in ``$CREDENTIALS_DIRECTORY``."""
 
+CA_CREDENTIAL = "galerakv-ca.crt"
+"""The cluster's CA (``state_dir/tls/ca.crt``) as a credential: TLS to MariaDB checks against it."""
+HTTPS_CERT_CREDENTIAL = "galerakv-https.crt"
+HTTPS_KEY_CREDENTIAL = "galerakv-https.key"
+"""``[server] tls_cert`` and ``tls_key`` as credentials: the key stays root's (0600)."""
+
 
 @dataclass(frozen=True)
 class StatePaths:

@@ -5,7 +5,6 @@ The helpers behind them live in tests/support.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ from tests.support.backends import (
 )
 from tests.support.configs import merge, write_config
 from tests.support.net import free_port
-from tests.support.server import ServerProcess
-from tests.support.state_dirs import state_root
+from tests.support.server import ServerProcess, trust
 
 
 @pytest.fixture(scope="session")
@@ -116,23 +114,6 @@ async def client(make_app: Callable[..., App]) -> AsyncIterator[httpx.AsyncClien
             yield c
     finally:
         await app.shutdown()
-
-
-_BUNDLE: Path | None = None
-
-
-def trust(ca: Path) -> None:
-    """Have every HTTPS client of this test run (httpx, galerakv.client, the `galerakv` commands
-    the tests start) verify against ``ca`` too: ``SSL_CERT_FILE`` names a bundle of the clusters' CAs."""
-    global _BUNDLE
-    if _BUNDLE is None:
-        _BUNDLE = state_root("ca-bundle-") / "ca-bundle.pem"
-        os.environ["SSL_CERT_FILE"] = str(_BUNDLE)
-    bundle = _BUNDLE
-    text = ca.read_text()
-    if text not in (bundle.read_text() if bundle.exists() else ""):
-        with bundle.open("a") as f:
-            f.write(text)
 
 
 @pytest.fixture

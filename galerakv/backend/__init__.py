@@ -7,9 +7,19 @@ from pathlib import Path
 
 from galerakv.backend.base import Store
 from galerakv.config import Settings
-from galerakv.paths import SECRETS_CREDENTIAL, StatePaths
+from galerakv.paths import CA_CREDENTIAL, SECRETS_CREDENTIAL, StatePaths
 
-__all__ = ["Store", "create_store"]
+__all__ = ["Store", "create_store", "credential"]
+
+
+def credential(name: str, default: Path) -> Path:
+    """``default``, or systemd's copy of it when the server runs as ``galerakv.service``: the unit
+    hands root's files over as credentials (``LoadCredential=``) in ``$CREDENTIALS_DIRECTORY``, so
+    the unprivileged server never reads them in place."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if directory and (Path(directory) / name).is_file():
+        return Path(directory) / name
+    return default
 
 
 def create_store(settings: Settings) -> Store:
@@ -24,10 +34,7 @@ def create_store(settings: Settings) -> Store:
 
     # under systemd (`galerakv service install`) the secrets come as a credential: the server
     # runs as its own user and never reads root's file
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    path = StatePaths.of(settings).secrets
-    if credentials and (Path(credentials) / SECRETS_CREDENTIAL).is_file():
-        path = Path(credentials) / SECRETS_CREDENTIAL
+    path = credential(SECRETS_CREDENTIAL, StatePaths.of(settings).secrets)
     try:
         found = secrets.load(path)
     except ClusterError as exc:
@@ -42,7 +49,7 @@ def create_store(settings: Settings) -> Store:
         from galerakv.paths import TlsPaths
 
         try:
-            context = tls.client_context(TlsPaths.of(settings).ca_cert)
+            context = tls.client_context(credential(CA_CREDENTIAL, TlsPaths.of(settings).ca_cert))
         except tls.TlsError as exc:
             raise BackendUnavailable(f"{exc}: the cluster's CA is needed for TLS to MariaDB "
                                      "(cluster.tls = true); `galerakv cluster certs` makes it") from exc

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from galerakv import config, tls
-from galerakv.backend import create_store
+from galerakv.backend import create_store, credential
 from galerakv.config import Settings
 from galerakv.errors import GalerakvError
+from galerakv.paths import HTTPS_CERT_CREDENTIAL, HTTPS_KEY_CREDENTIAL
 from galerakv.server import metrics
 from galerakv.server.app import App
 from galerakv.server.dashboard import ClusterProbe
@@ -96,8 +97,8 @@ def https_files(settings: Settings, host: str) -> tuple[Path, Path] | None:
     not expired, for ``host``) before anything listens; None for plain HTTP."""
     if not settings.server.tls_cert:
         return None
-    cert = settings.base_dir / settings.server.tls_cert
-    key = settings.base_dir / settings.server.tls_key
+    cert = credential(HTTPS_CERT_CREDENTIAL, settings.base_dir / settings.server.tls_cert)
+    key = credential(HTTPS_KEY_CREDENTIAL, settings.base_dir / settings.server.tls_key)
     try:
         tls.load_pair(cert, key, host=host)
     except tls.TlsError as exc:

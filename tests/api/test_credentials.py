@@ -1,9 +1,10 @@
-"""The server reads the cluster's secrets from a systemd credential when it has one.
+"""The server reads the cluster's secrets, its CA and its HTTPS pair from systemd credentials.
 
 `galerakv service install` hands the secrets file to the unprivileged server as
-``LoadCredential=galerakv-secrets.toml:...``: systemd copies it into
-``$CREDENTIALS_DIRECTORY`` for that service only. Here the server's state_dir
-holds no secrets at all, so only the credential can let it in.
+``LoadCredential=galerakv-secrets.toml:...`` (and the cluster's CA, and the HTTPS
+certificate and key): systemd copies them into ``$CREDENTIALS_DIRECTORY`` for that
+service only. Here the server's state_dir holds no secrets and no certificate, and
+tls_cert/tls_key name files that do not exist, so only the credentials let it in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from tests.support.configs import merge, write_config
 from tests.support.net import free_port
-from tests.support.server import ServerProcess, wait_ready
+from tests.support.server import ServerProcess, trust, wait_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -35,20 +36,25 @@ def test_the_server_logs_in_with_the_credential_systemd_gives_it(galera_api_clus
     empty.mkdir()
     config = write_config(tmp_path / "server.toml", merge(data, {
         "cluster": {"state_dir": str(empty)},
-        "server": {"backend": "mariadb", "route": "nodes", "port": port, "host": "127.0.0.1"}}))
+        "server": {"backend": "mariadb", "route": "nodes", "port": port, "host": "127.0.0.1",
+                   "tls_cert": str(empty / "http.crt"), "tls_key": str(empty / "http.key")}}))
+    tls_dir = Path(data["cluster"]["state_dir"]) / "tls"
 
     without = subprocess.run([sys.executable, "-m", "galerakv.cli.main", "serve", "--config", str(config)],
                              capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
-    assert without.returncode != 0 and "secrets file" in without.stderr + without.stdout
+    assert without.returncode != 0 and "secrets file" in without.stderr + without.stdout, without
     assert "Traceback" not in without.stderr
 
     credentials = tmp_path / "credentials"
     credentials.mkdir(mode=0o700)
-    shutil.copy(secrets, credentials / "galerakv-secrets.toml")
-    os.chmod(credentials / "galerakv-secrets.toml", 0o400)
+    for source, name in ((secrets, "galerakv-secrets.toml"), (tls_dir / "ca.crt", "galerakv-ca.crt"),
+                         (tls_dir / "http.crt", "galerakv-https.crt"), (tls_dir / "http.key", "galerakv-https.key")):
+        shutil.copy(source, credentials / name)
+        os.chmod(credentials / name, 0o400)
+    trust(tls_dir / "ca.crt")
     os.environ["CREDENTIALS_DIRECTORY"] = str(credentials)
     try:
-        server = ServerProcess(config, port)
+        server = ServerProcess(config, port, scheme="https")
         server.start()
     finally:
         del os.environ["CREDENTIALS_DIRECTORY"]

@@ -6,11 +6,12 @@ tests/support/local_cluster.py for where the nodes live and how they are cleaned
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
 
-from galerakv import config
+from galerakv import config, tls
 from galerakv.cluster.render.node import detect_context
 from galerakv.cluster.transport.local import LocalTransport
 from tests.support.local_cluster import LocalCluster
@@ -114,3 +115,38 @@ def test_five_nodes_up_verify_down(make_cluster: MakeCluster) -> None:
     assert "stopped 5 nodes" in out
     code, _ = c.status()
     assert code == 1
+
+
+@pytest.mark.parametrize("fault", ["expired", "other-ca", "unreadable-key", "moved"])
+def test_a_bad_certificate_stops_up_before_anything_starts(make_cluster: MakeCluster, fault: str) -> None:
+    """One line naming the file and what is wrong; no node is initialised, nothing listens."""
+    c = make_cluster(3, "127.0.0.31")
+    made = c.ok("certs")
+    assert all(name in made for name in ("ca ", "db1 ", "db2 ", "db3 ", "http "))
+    t = c.state_dir / "tls"
+    ca_pem, ca_key = (t / "ca.crt").read_text(), (t / "ca.key").read_text()
+    if fault == "expired":
+        long_ago = tls.utcnow() - dt.timedelta(days=30)
+        cert, key = tls.issue_leaf(ca_pem, ca_key, "db2", ["127.0.0.32", "db2"], days=2, now=long_ago)
+        (t / "db2.crt").write_text(cert)
+        (t / "db2.key").write_text(key)
+        bad, what = t / "db2.crt", "expired on"
+    elif fault == "other-ca":
+        other, other_key = tls.issue_ca("elsewhere")
+        cert, key = tls.issue_leaf(other, other_key, "db3", ["127.0.0.33", "db3"])
+        (t / "db3.crt").write_text(cert)
+        (t / "db3.key").write_text(key)
+        bad, what = t / "db3.crt", "was not signed by the CA"
+    elif fault == "unreadable-key":
+        (t / "db1.key").write_text("not a key\n")
+        bad, what = t / "db1.key", "not a PEM private key"
+    else:  # db2 moved to another address since its certificate was made
+        c.config.write_text(c.config.read_text().replace('"127.0.0.32"', '"127.0.0.35"'))
+        bad, what = t / "db2.crt", "not for 127.0.0.35"
+    result = c.cli("up", "--no-install")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and what in lines[0], result.stderr
+    assert "galerakv cluster certs --renew" in lines[0]
+    assert not any((c.state_dir / n / "data").exists() for n in c.names), "a node was prepared"
+    assert "mariadbd" not in result.stdout

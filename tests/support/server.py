@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.state_dirs import state_root
+
 
 @dataclass
 class ServerProcess:
@@ -88,3 +90,20 @@ def writer_of(server: ServerProcess) -> str:
     writer = status["backend"]["writer"]
     assert writer, status
     return str(writer)
+
+
+_BUNDLE: Path | None = None
+
+
+def trust(ca: Path) -> None:
+    """Have every HTTPS client of this test run (httpx, galerakv.client, the `galerakv` commands
+    the tests start) verify against ``ca`` too: ``SSL_CERT_FILE`` names a bundle of the clusters' CAs."""
+    global _BUNDLE
+    if _BUNDLE is None:
+        _BUNDLE = state_root("ca-bundle-") / "ca-bundle.pem"
+        os.environ["SSL_CERT_FILE"] = str(_BUNDLE)
+    bundle = _BUNDLE
+    text = ca.read_text()
+    if text not in (bundle.read_text() if bundle.exists() else ""):
+        with bundle.open("a") as f:
+            f.write(text)

@@ -51,6 +51,14 @@ def test_local_nodes_get_a_cluster_unit_and_the_server_its_secrets_as_a_credenti
     assert "ExecStop=/opt/galerakv/bin/galerakv cluster down --config" in cluster
     server = units.files[systemd.SERVER_UNIT]
     assert f"LoadCredential=galerakv-secrets.toml:{tmp_path}/state/secrets.toml" in server
+    assert f"LoadCredential=galerakv-ca.crt:{tmp_path}/state/tls/ca.crt" in server  # TLS to MariaDB
+    assert "galerakv-https" not in server
+    pair = {"tls_cert": "state/tls/http.crt", "tls_key": "state/tls/http.key"}
+    https = _settings(tmp_path, {**CLUSTER, "server": {"backend": "mariadb", "route": "nodes", **pair}})
+    server = systemd.render(https, Path("/opt/galerakv/bin/galerakv"), tmp_path / "galerakv.toml").files[
+        systemd.SERVER_UNIT]
+    assert f"LoadCredential=galerakv-https.crt:{tmp_path}/state/tls/http.crt" in server
+    assert f"LoadCredential=galerakv-https.key:{tmp_path}/state/tls/http.key" in server
     assert f"After=network-online.target {systemd.CLUSTER_UNIT}" in server
     assert "ReadWritePaths" not in server and units.writable == ()
 

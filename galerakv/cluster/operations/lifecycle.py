@@ -146,9 +146,6 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                            + "; see `galerakv cluster status`")
 
     stopped = tuple(n for n in nodes if n.name not in running)
-    # certificates first: a missing one is made, a bad one (expired, other names, another CA)
-    # stops here, before anything starts
-    certs.ensure(settings, report)
     # the offline checks; raise on a critical finding (the bootstrap findings are left to
     # the decision below, which gives its own refusals with the evidence)
     doctor.check_before_start(settings, transport, stopped, tolerate=BOOTSTRAP_FINDINGS)
@@ -158,6 +155,9 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     if pre.errors or balancer_pre.errors:
         raise ClusterError("cannot start the cluster:\n"
                            + "\n".join(f"  - {e}" for e in (*pre.errors, *balancer_pre.errors)))
+    # certificates: a missing one is made, a bad one (expired, other names, another CA) stops
+    # here, before anything starts
+    certs.ensure(settings, report)
 
     plan = recovery.plan(settings, transport, report, force, running,
                          explain=recover or force is not None)

@@ -4,7 +4,8 @@
   (``galerakv``), with the filesystem read-only but for the SQLite directory,
   no new privileges, private /tmp. On the MariaDB backend the secrets file
   reaches it as a systemd credential (``LoadCredential=``): the file stays
-  root's (0600) and the server reads the copy systemd gives only to it.
+  root's (0600) and the server reads the copy systemd gives only to it; so do
+  the cluster's CA (TLS to MariaDB) and the HTTPS certificate and key.
 - ``galerakv-cluster.service`` (local nodes only): a oneshot unit whose start
   is ``galerakv cluster up`` and whose stop is ``galerakv cluster down``. A unit
   per node could only start every node as a joiner, and after a reboot nobody
@@ -23,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galerakv.config import Settings
-from galerakv.paths import SECRETS_CREDENTIAL, StatePaths
+from galerakv.paths import (
+    CA_CREDENTIAL,
+    HTTPS_CERT_CREDENTIAL,
+    HTTPS_KEY_CREDENTIAL,
+    SECRETS_CREDENTIAL,
+    StatePaths,
+    TlsPaths,
+)
 
 SERVER_UNIT = "galerakv.service"
 CLUSTER_UNIT = "galerakv-cluster.service"
@@ -103,6 +111,11 @@ def render(settings: Settings, executable: Path, config: Path, user: str = SERVI
         lines.append(f"ReadWritePaths={shlex.quote(str(directory))}")
     else:
         lines.append(f"LoadCredential={SECRETS_CREDENTIAL}:{StatePaths.of(settings).secrets}")
+        if settings.cluster.tls:  # the CA TLS to MariaDB checks against (the copy stays root's)
+            lines.append(f"LoadCredential={CA_CREDENTIAL}:{TlsPaths.of(settings).ca_cert}")
+    if settings.server.tls_cert:  # HTTPS: the key reaches the unprivileged server as a credential
+        lines.append(f"LoadCredential={HTTPS_CERT_CREDENTIAL}:{settings.base_dir / settings.server.tls_cert}")
+        lines.append(f"LoadCredential={HTTPS_KEY_CREDENTIAL}:{settings.base_dir / settings.server.tls_key}")
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     files[SERVER_UNIT] = "\n".join(lines)
     return Units(files, writable)
