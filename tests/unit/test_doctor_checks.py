@@ -10,11 +10,13 @@ the right node. ``test_every_code_has_a_recorded_case`` keeps the table whole.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from galerakv import tls
 from galerakv.cluster.balancer.clustercheck import Maintenance
 from galerakv.cluster.doctor import DoctorReport, diagnose
 from galerakv.cluster.doctor.catalogue import CATALOGUE
@@ -30,6 +32,7 @@ from galerakv.cluster.doctor.facts import (
     Option,
     PortFact,
     Table,
+    TlsFacts,
     parse_log,
 )
 from galerakv.galera.log import START_MARKER
@@ -39,6 +42,12 @@ from galerakv.galera.status import parse_status_rows
 UUID = "672b085e-e985-11f1-8a73-46d596c18f25"
 OTHER_UUID = "9171d88f-e985-11f1-a98d-73f2352e8f52"
 NAME = "doctor_test"
+NOW_2026_12_04 = 1796364000.0  # 2026-12-04 06:00 UTC: the recorded certificates' "now"
+_NOW = dt.datetime.fromtimestamp(NOW_2026_12_04, dt.UTC)
+CA, _CA_KEY = tls.issue_ca("galerakv_test", now=_NOW)
+OTHER_CA, _OTHER_KEY = tls.issue_ca("someone else", now=_NOW)
+OTHER_LEAF = tls.issue_leaf(OTHER_CA, _OTHER_KEY, "db1", ["127.0.0.11"], now=_NOW)[0]
+NODE_CERTS = {n: tls.issue_leaf(CA, _CA_KEY, n, [n], days=200, now=_NOW)[0] for n in ("db1", "db2", "db3")}
 ADDRESSES = {"db1": "127.0.0.91", "db2": "127.0.0.92", "db3": "127.0.0.93"}
 
 # SHOW GLOBAL STATUS of a Synced member of a healthy 3-node cluster (trimmed)
@@ -291,11 +300,35 @@ CASES: list[Case] = [
     ("anonymous-users", lambda: healthy_but("db1", live=dataclasses.replace(
         node("db1").live, accounts=(AccountFact("", "localhost", "mysql_native_password", True),))),
      "db1", "warning"),
+    ("tls-expiring", lambda: tls_cluster(db2={"status": {"ssl_server_not_after": "Dec 14 06:00:00 2026 GMT"}}),
+     "db2", "warning"),
+    ("tls-mismatch", lambda: tls_cluster(node_ca={"db3": OTHER_CA}), "db3", "critical"),
+    ("tls-off", lambda: tls_cluster(db1={"variables": {"have_ssl": "DISABLED"}}), "db1", "critical"),
+    ("account-without-ssl", lambda: tls_cluster(db1={"live_accounts": (
+        AccountFact("reports", "10.0.%", "mysql_native_password", False, ssl=False),)}), None, "warning"),
     ("backup-old", lambda: cluster(backups=BackupFacts("/b", 26, 1e9, 1, "/b/1", 1e9 - 30 * 3600, "/b/1",
                                                        "complete")), None, "warning"),
     ("backup-failed", lambda: cluster(backups=BackupFacts("/b", 26, 1e9, 2, "/b/1", 1e9 - 3600, "/b/2",
                                                           "failed", "No space left on device")), None, "warning"),
 ]
+
+
+def tls_cluster(node_ca: dict[str, str] | None = None, **per_node: dict[str, Any]) -> Facts:
+    """A healthy TLS cluster (certificates from its own CA, 200 days left), with the given differences."""
+    nodes = []
+    for n in ADDRESSES:
+        diff = per_node.get(n, {})
+        made = node(n, status={"ssl_server_not_after": "Jun 21 06:00:00 2027 GMT", **diff.get("status", {})},
+                    variables={"have_ssl": "YES", "require_secure_transport": "ON",
+                               "wsrep_provider_options": "base_port = 4567; socket.ssl = YES; ",
+                               **diff.get("variables", {})},
+                    config={"ssl_cert": f"/state/{n}/tls-server.crt", "ssl_key": f"/state/{n}/tls-server.key",
+                            "ssl_ca": f"/state/{n}/tls-ca.crt"})
+        if "live_accounts" in diff:
+            made = dataclasses.replace(made, live=dataclasses.replace(made.live, accounts=diff["live_accounts"]))
+        nodes.append(made)
+    node_cas = {n: CA for n in ADDRESSES} | (node_ca or {})
+    return cluster(*nodes, tls=TlsFacts(CA, node_cas, NODE_CERTS, NOW_2026_12_04))
 
 
 def _id(case: Case) -> str:
@@ -319,6 +352,25 @@ def test_code_found_on_the_right_node(case: Case) -> None:
 
 def test_a_healthy_cluster_has_no_finding() -> None:
     assert diagnose(cluster()).findings == ()
+    assert diagnose(tls_cluster()).findings == ()
+
+
+def test_tls_findings_say_what_and_when() -> None:
+    expiring = [f for f in diagnose(tls_cluster(db2={"status": {"ssl_server_not_after": "Dec 14 06:00:00 2026 GMT"}}))
+                .findings if f.code == "tls-expiring"]
+    assert expiring[0].summary == "db2's certificate expires in 10 days"
+    assert "Ssl_server_not_after" in expiring[0].evidence[0] and "--renew" in expiring[0].fix
+    # localhost accounts (socket logins) and MariaDB's own are not reported
+    quiet = tls_cluster(db1={"live_accounts": (AccountFact("root", "localhost", "", False, ssl=False),
+                                               AccountFact("mariadb.sys", "localhost", "", True, ssl=False))})
+    assert "account-without-ssl" not in diagnose(quiet).codes()
+    # a node certificate another CA signed, with the right CA file beside it
+    signed_elsewhere = tls_cluster()
+    certs_ = dict(signed_elsewhere.tls.node_cert)  # type: ignore[union-attr]
+    certs_["db1"] = OTHER_LEAF
+    report = diagnose(dataclasses.replace(signed_elsewhere, tls=dataclasses.replace(
+        signed_elsewhere.tls, node_cert=certs_)))  # type: ignore[arg-type]
+    assert [f.node for f in report.findings if f.code == "tls-mismatch"] == ["db1"]
 
 
 def test_peers_of_a_misnamed_node_are_not_blamed() -> None:

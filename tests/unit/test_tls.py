@@ -4,6 +4,7 @@ and the one-line errors for a bad certificate, before anything starts."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,37 @@ def test_serve_refuses_a_bad_certificate_before_listening(tmp_path: Path) -> Non
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{key}: this private key does not belong to the certificate" in lines[0], lines
+
+
+@pytest.mark.parametrize(("args", "cluster", "message"), [
+    (["--ca-cert", "ca.pem"], {}, "--ca-cert and --ca-key go together"),
+    ([], {"tls": False}, "cluster.tls is false"),
+    (["--days", "0"], {}, "Invalid value for '--days'"),
+    (["--ca-cert", "nope.pem", "--ca-key", "nope.key"], {}, "nope.pem: the CA certificate does not exist"),
+])
+def test_certs_bad_input_is_one_message_and_writes_nothing(tmp_path: Path, args: list[str],
+                                                           cluster: dict[str, object], message: str) -> None:
+    s = cluster_settings(tmp_path, **cluster)
+    toml = tmp_path / "galerakv.toml"
+    nodes = "".join(f'[[cluster.nodes]]\nname = "{n.name}"\naddress = "{n.address}"\n' for n in s.cluster.nodes)
+    toml.write_text(f'[cluster]\nstate_dir = "state"\ntls = {str(s.cluster.tls).lower()}\n{nodes}')
+    result = subprocess.run([sys.executable, "-m", "galerakv.cli.main", "cluster", "certs", "--config", str(toml),
+                             *args], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr
+    assert not (tmp_path / "state" / "tls").exists()
+
+
+def test_certs_shows_every_certificate_as_json(tmp_path: Path) -> None:
+    toml = tmp_path / "galerakv.toml"
+    toml.write_text('[cluster]\nstate_dir = "state"\n[[cluster.nodes]]\nname = "db1"\naddress = "127.0.0.11"\n'
+                    '[balancer]\nkind = "maxscale"\naddress = "127.0.0.10"\n')
+    result = subprocess.run([sys.executable, "-m", "galerakv.cli.main", "cluster", "certs", "--config", str(toml),
+                             "--json", "--http-name", "kv.example.org"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["issued"] == ["db1", "http", "balancer"]
+    by_name = {c["name"]: c for c in found["certificates"]}
+    assert by_name["balancer"]["names"] == ["127.0.0.10"]  # MaxScale ends TLS on its own address
+    assert "kv.example.org" in by_name["http"]["names"] and by_name["db1"]["days_left"] > 800
