@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "galerakv.backups": {"galerakv", "galerakv.errors"},  # backup manifests, for the backends, toolkit and cli
     "galerakv.backend": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
                          "galerakv.secrets", "galerakv.backups", "galerakv.tls"},
-    "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend", "galerakv.tls"},
+    "galerakv.server": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.backend", "galerakv.tls",
+                        "galerakv.paths"},
     "galerakv.cluster": {"galerakv.config", "galerakv.errors", "galerakv.galera", "galerakv.paths",
                          "galerakv.secrets", "galerakv.backups", "galerakv.files", "galerakv.tls"},
     "galerakv.cli": {"galerakv", "galerakv.config", "galerakv.errors", "galerakv.server",
