@@ -16,6 +16,7 @@ from galerakv import config as _config
 from galerakv.cli.common import EXIT_CONFIG, fail
 from galerakv.client import Client, ClientError, Event
 from galerakv.errors import ConfigError
+from galerakv.paths import TlsPaths
 
 
 class _Terminated(BaseException):
@@ -26,7 +27,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
-def server_url(host: str, port: int) -> str:
+def server_url(host: str, port: int, https: bool = False) -> str:
     """The URL a client on this machine reaches ``galerakv serve`` at, from its listen address."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
@@ -34,7 +35,7 @@ def server_url(host: str, port: int) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if https else 'http'}://{host}:{port}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -55,8 +56,11 @@ def _one_line(exc: BaseException) -> str:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Metadata file to take the server's address from when no --url is given "
                    "(default: $GALERAKV_CONFIG, else ./galerakv.toml).")
+@click.option("--ca", type=click.Path(dir_okay=False), default=None,
+              help="CA certificate to check an HTTPS server with (default: the system's; with the address "
+                   "from --config and server.tls_cert set, the cluster's state_dir/tls/ca.crt when it exists).")
 def watch(ns: str, prefix: str, since: str | None, keys_only: bool, urls: tuple[str, ...], token: str | None,
-          config_path: str | None) -> None:
+          config_path: str | None, ca: str | None) -> None:
     """Print the changes of namespace NS as they happen: one JSON object a line (the server's event
     data, with "type": "put" or "delete"), until Ctrl-C or SIGTERM (exit status 0).
 
@@ -72,10 +76,14 @@ def watch(ns: str, prefix: str, since: str | None, keys_only: bool, urls: tuple[
             settings = _config.load(config_path)
         except ConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
-        urls = (server_url(settings.server.host, settings.server.port),)
+        https = bool(settings.server.tls_cert)
+        urls = (server_url(settings.server.host, settings.server.port, https),)
+        cluster_ca = TlsPaths.of(settings).ca_cert
+        if https and ca is None and cluster_ca.is_file():
+            ca = str(cluster_ca)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with Client(urls, token=token) as kv:
+        with Client(urls, token=token, ca=ca) as kv:
             events = kv.watch(ns, prefix=prefix, since=int(since) if since is not None else None,
                               keys_only=keys_only)
             try:
