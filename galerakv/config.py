@@ -180,6 +180,36 @@ class BalancerSettings:
         "count a Donor/Desynced node as up (clustercheck `--donor-ok`, galeramon `available_when_donor`)"))
 
 
+_SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+_JUMP_RE = re.compile(r"^$|^([a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:\[\]-]+(:\d{1,5})?$")  # "": no jump host
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How the toolkit reaches the hosts with ``cluster.transport = "ssh"``. Nothing here is needed
+    when ~/.ssh/config already says it: ssh reads that file too, and these keys win over it."""
+
+    user: str = field(default="root", metadata=_key(
+        "the login on every host; anyone but root needs password-less `sudo` (`sudo = true`)",
+        check=_matches(_SSH_USER_RE, "user name"), hint="a login name such as root or deploy"))
+    port: int = field(default=22, metadata=_key("sshd's port on every host", check=_PORT))
+    identity_file: str = field(default="", metadata=_key(
+        "the private key to log in with (relative paths: from this file's folder)", shown="ssh's own choice"))
+    known_hosts_file: str = field(default="", metadata=_key(
+        "the hosts' public keys; with it, a host whose key is missing or different is refused "
+        "(StrictHostKeyChecking=yes)", shown="~/.ssh/known_hosts"))
+    jump_host: str = field(default="", metadata=_key(
+        "reach the hosts through this bastion (`ssh -J`): `[user@]host[:port]`",
+        check=_matches(_JUMP_RE, "jump host"), hint="for example deploy@bastion.example.org:22", shown="none"))
+    connect_timeout: float = field(default=10.0, metadata=_key(
+        "seconds to wait for a host to answer before it counts as unreachable", check=_range(1, 300)))
+    sudo: bool = field(default=False, metadata=_key(
+        "run every step through `sudo -n` (for a `user` other than root)"))
+    control_persist: float = field(default=60.0, metadata=_key(
+        "seconds one ssh connection per host stays open for the next steps (OpenSSH ControlMaster; "
+        "0: a new connection per step)", check=_range(0, 3600)))
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     name: str = field(default="galerakv", metadata=_key(
@@ -367,6 +397,7 @@ class Settings:
     source: Path | None = None  # not a key: the file these settings were read from
     cluster: ClusterSettings = field(default_factory=ClusterSettings, metadata=_key())
     balancer: BalancerSettings = field(default_factory=BalancerSettings, metadata=_key())
+    ssh: SshSettings = field(default_factory=SshSettings, metadata=_key())
     database: DatabaseSettings = field(default_factory=DatabaseSettings, metadata=_key())
     server: ServerSettings = field(default_factory=ServerSettings, metadata=_key())
     limits: LimitsSettings = field(default_factory=LimitsSettings, metadata=_key())
@@ -758,6 +789,10 @@ _TABLE_CHECKS: dict[type, _TableCheck] = {
 
 def _cross_checks(r: _Reader, s: Settings, data: Mapping[str, Any]) -> None:
     nodes = s.cluster.nodes
+    if s.cluster.transport == "ssh" and s.ssh.user != "root" and not s.ssh.sudo:
+        r.issue("ssh.user", s.ssh.user, "is not root, and ssh.sudo is false: the toolkit installs packages, "
+                "writes configuration and starts mariadbd as root on every host",
+                "log in as root, or set sudo = true in [ssh] (the user needs password-less sudo)")
     if bool(s.server.tls_cert) != bool(s.server.tls_key):
         given, missing = ("tls_cert", "tls_key") if s.server.tls_cert else ("tls_key", "tls_cert")
         r.issue(f"server.{missing}", MISSING, f"server.{given} is set but server.{missing} is not",

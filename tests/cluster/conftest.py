@@ -11,18 +11,33 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.local_cluster import LocalCluster, skip_reason
+from tests.support.ssh_hosts import SSH_HOST_ADDRESSES, SshHosts, ssh_hosts
+from tests.support.state_dirs import state_root
+
+
+@pytest.fixture(scope="session")
+def ssh_test_hosts() -> Iterator[SshHosts]:
+    """Three hosts that behave like separate machines (their own sshd, their own files), on
+    127.0.0.61-63; shared by the tests that run on the ssh transport, one cluster at a time."""
+    with ssh_hosts(SSH_HOST_ADDRESSES, state_root("ssh-state-") / "state") as hosts:
+        yield hosts
 
 
 @pytest.fixture
-def make_cluster() -> Iterator[Callable[[int, str], LocalCluster]]:
+def make_cluster(request: pytest.FixtureRequest) -> Iterator[Callable[..., LocalCluster]]:
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
     made: list[LocalCluster] = []
 
-    def make(count: int, first_address: str, balancer: str = "none") -> LocalCluster:
-        cluster = LocalCluster.create(count, first_address, cluster_name="galerakv_test", prefix="c-",
-                                      balancer=balancer)
+    def make(count: int, first_address: str, balancer: str = "none", transport: str = "local") -> LocalCluster:
+        if transport == "ssh":  # one node per test host; their addresses replace first_address
+            hosts: SshHosts = request.getfixturevalue("ssh_test_hosts")
+            assert count == len(hosts.addresses) and balancer == "none"
+            cluster = LocalCluster.create_ssh(hosts, cluster_name="galerakv_test", prefix="c-ssh-")
+        else:
+            cluster = LocalCluster.create(count, first_address, cluster_name="galerakv_test", prefix="c-",
+                                          balancer=balancer)
         made.append(cluster)
         return cluster
 

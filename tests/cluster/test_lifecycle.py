@@ -12,17 +12,18 @@ from collections.abc import Callable
 import pytest
 
 from galerakv import config, tls
-from galerakv.cluster.render.node import detect_context
-from galerakv.cluster.transport.local import LocalTransport
+from galerakv.cluster.transport import make_transport
 from tests.support.local_cluster import LocalCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-MakeCluster = Callable[[int, str], LocalCluster]
+MakeCluster = Callable[..., LocalCluster]
 
 
-def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
-    c = make_cluster(3, "127.0.0.11")
+@pytest.mark.parametrize("transport", ["local", "ssh"])
+def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster, transport: str) -> None:
+    """The lifecycle on local nodes, and on three ssh hosts (real sshd, files of their own)."""
+    c = make_cluster(3, "127.0.0.11", transport=transport)
 
     # first time: the root node is bootstrapped, the others join
     out = c.ok("up")
@@ -38,6 +39,14 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
     password = secrets.read_text().split('password = "')[1].split('"')[0]
     assert password not in out
 
+    if c.hosts is not None:  # each node's files are on its own host only
+        for i, name in enumerate(c.names):
+            assert (c.node_dir(name) / "data" / "grastate.dat").is_file()
+            assert not (c.state_dir / name).exists(), f"{name}'s folder is on the controller"
+            for other in c.hosts.addresses[:i] + c.hosts.addresses[i + 1:]:
+                seen = c.hosts.ssh(other, f"test -e {c.state_dir / name} && echo visible || echo absent")
+                assert seen.stdout.strip() == "absent", (name, other, seen)
+
     out = c.ok("verify")
     assert "verify: ok" in out and "db1 -> db3" in out
     assert "galerakv_verify" not in c.sql("db2", "SHOW DATABASES")
@@ -52,8 +61,8 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
 
     # one node leaves: degraded; `up` lets it rejoin the running Primary, no bootstrap
     settings = config.load(c.config)
-    transport = LocalTransport(settings, detect_context())
-    transport.stop(settings.cluster.node("db3"), 60)
+    nodes = make_transport(settings)
+    nodes.stop(settings.cluster.node("db3"), 60)
     code, st = c.status()
     assert code == 1 and st["verdict"] == "degraded"
     assert any(r.startswith("db3: not reachable") for r in st["reasons"])
@@ -61,12 +70,13 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
     assert "joining the Primary component of db1" in out and "bootstrapping" not in out
     assert c.status()[0] == 0
 
-    # another cluster on the same addresses is refused before anything is created
-    other = make_cluster(3, "127.0.0.11")
-    refused = other.cli("up", "--no-install")
-    assert refused.returncode == 1 and "already in use" in refused.stderr
-    assert "Traceback" not in refused.stderr
-    assert not other.state_dir.exists()
+    if transport == "local":
+        # another cluster on the same addresses is refused before anything is created
+        other = make_cluster(3, "127.0.0.11")
+        refused = other.cli("up", "--no-install")
+        assert refused.returncode == 1 and "already in use" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not other.state_dir.exists()
 
     # clean stop in reverse order: the root node stops last and is safe to bootstrap
     out = c.ok("down")
@@ -81,7 +91,7 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
     assert "hello galera" in c.sql("db2", "SELECT v FROM galerakv.kv_check")
 
     # stop the root node first: now db2 stops last, and `up` must start from it
-    transport.stop(settings.cluster.node("db1"), 60)
+    nodes.stop(settings.cluster.node("db1"), 60)
     c.ok("down")
     assert "safe_to_bootstrap: 1" in c.grastate("db2")
     assert "safe_to_bootstrap: 0" in c.grastate("db1")
@@ -95,7 +105,7 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster) -> None:
 
     # a bootstrap node that cannot start fails `up` with its log tail; nothing else starts
     assert "safe_to_bootstrap: 1" in c.grastate("db1")
-    (c.state_dir / "db1" / "data" / "ibdata1").write_bytes(b"not an InnoDB system tablespace")
+    (c.node_dir("db1") / "data" / "ibdata1").write_bytes(b"not an InnoDB system tablespace")
     failed = c.cli("up")
     assert failed.returncode == 1, failed.stdout
     assert "db1: mariadbd exited while starting" in failed.stderr

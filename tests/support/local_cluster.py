@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 
 from galerakv import config
 from galerakv.cluster import balancer as cluster_balancer
 from galerakv.cluster import starter
 from galerakv.cluster.transport.local import runs_mariadbd
+from tests.support.ssh_hosts import SshHosts
 from tests.support.state_dirs import state_root
 
 COMMAND_TIMEOUT = 400
@@ -53,6 +55,9 @@ class LocalCluster:
     config: Path
     state_dir: Path
     names: list[str]
+    # with the ssh transport: the test hosts (tests/support/ssh_hosts.py); each node's files are then
+    # in its host's private state_dir, which the controller reads at ``hosts.private(...)``
+    hosts: SshHosts | None = None
 
     @classmethod
     def create(cls, count: int, first_address: str, *, cluster_name: str, prefix: str,
@@ -63,6 +68,27 @@ class LocalCluster:
         path.write_text(starter.starter_toml(count, first_address, cluster_name=cluster_name, state_dir="state",
                                              balancer_kind=balancer))
         return cls(path, root / "state", [f"db{i}" for i in range(1, count + 1)])
+
+    @classmethod
+    def create_ssh(cls, hosts: SshHosts, *, cluster_name: str, prefix: str) -> LocalCluster:
+        """A galerakv.toml with ``transport = "ssh"`` for one node per test host (root, key login,
+        the hosts' keys checked); ``state_dir`` is the one every host keeps private."""
+        root = state_root(prefix)
+        path = root / "galerakv.toml"
+        names = [f"db{i}" for i in range(1, len(hosts.addresses) + 1)]
+        data = {"cluster": {"name": cluster_name, "transport": "ssh", "state_dir": str(hosts.state_dir),
+                            "nodes": [{"name": n, "address": a} for n, a in zip(names, hosts.addresses,
+                                                                                strict=True)]},
+                "ssh": hosts.ssh_table(), "balancer": {"kind": "none"}}
+        path.write_text(tomli_w.dumps(data))
+        return cls(path, hosts.state_dir, names, hosts)
+
+    def node_dir(self, node: str) -> Path:
+        """Where ``node``'s folder (state_dir/<node>) is, as this machine sees it."""
+        if self.hosts is None:
+            return self.state_dir / node
+        address = self.hosts.addresses[self.names.index(node)]
+        return self.hosts.hosts[address].private(self.state_dir) / node
 
     def cli(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "galerakv.cli.main", "cluster", *args, "--config",
@@ -89,14 +115,14 @@ class LocalCluster:
 
     def pid(self, node: str) -> int:
         """The PID galerakv recorded for ``node``'s mariadbd (checked: it runs that node's my.cnf)."""
-        node_dir = self.state_dir / node
+        node_dir = self.node_dir(node)
         pid = int((node_dir / "galerakv.pid").read_text())
         assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
         return pid
 
     def kill9(self, node: str) -> None:
         """kill -9 ``node``'s mariadbd (by the PID galerakv recorded) and wait until it is gone."""
-        node_dir = self.state_dir / node
+        node_dir = self.node_dir(node)
         pid = self.pid(node)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
@@ -105,7 +131,7 @@ class LocalCluster:
             time.sleep(0.05)
 
     def grastate(self, node: str) -> str:
-        return (self.state_dir / node / "data" / "grastate.dat").read_text()
+        return (self.node_dir(node) / "data" / "grastate.dat").read_text()
 
     def data(self) -> dict[str, Any]:
         """The parsed galerakv.toml, with ``cluster.state_dir`` made absolute (for a server's config)."""
@@ -118,7 +144,7 @@ class LocalCluster:
         with contextlib.suppress(Exception):
             cluster_balancer.stop(config.load(self.config), lambda _line: None)
         for name in self.names:
-            node_dir = self.state_dir / name
+            node_dir = self.node_dir(name)
             try:
                 pid = int((node_dir / "galerakv.pid").read_text())
             except (FileNotFoundError, ValueError):
@@ -137,6 +163,8 @@ class LocalCluster:
             self.kill_leftovers()
             if not os.environ.get("GALERAKV_KEEP_TEST_STATE"):
                 shutil.rmtree(self.config.parent, ignore_errors=True)
+                if self.hosts is not None:  # the hosts outlive this cluster: empty their state_dirs
+                    self.hosts.empty_state()
 
 
 @contextlib.contextmanager

@@ -61,7 +61,7 @@ def _row(name: str, key: config._Declared) -> str:
 
 
 def test_the_key_list_comes_from_the_declaration() -> None:
-    assert [path for path, _, _ in TABLES] == ["cluster", "cluster.nodes", "balancer", "database", "server",
+    assert [path for path, _, _ in TABLES] == ["cluster", "cluster.nodes", "balancer", "ssh", "database", "server",
                                                "limits", "watch", "backup", "ui", "auth", "auth.tokens"]
     assert {name for path, _, name in KEYS if path == "server"} >= {"host", "port", "backend", "sqlite_path"}
     assert ("cluster.nodes", True, "address") in KEYS

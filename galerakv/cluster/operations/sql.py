@@ -42,8 +42,8 @@ def target(settings: Settings, node_name: str | None) -> NodeSettings:
 
 def node_argv(settings: Settings, transport: Transport, node_name: str | None,
               statement: str | None) -> list[str]:
-    argv = transport.client_argv(target(settings, node_name), batch=statement is not None)
-    return [*argv, "-e", statement] if statement is not None else argv
+    extra = ("-e", statement) if statement is not None else ()
+    return transport.client_argv(target(settings, node_name), batch=statement is not None, extra=extra)
 
 
 def on_node(settings: Settings, transport: Transport, node_name: str | None, statement: str | None) -> int:

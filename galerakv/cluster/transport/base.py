@@ -160,8 +160,9 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
-        """The command that opens the mariadb client as admin on ``node``."""
+    def client_argv(self, node: NodeSettings, batch: bool, extra: tuple[str, ...] = ()) -> list[str]:
+        """The command that opens the mariadb client as admin on ``node``, with ``extra`` arguments
+        (``-e STATEMENT``) given to the client as they are."""
 
     def status(self, node: NodeSettings, timeout: float = 10.0) -> NodeStatus:
         """The node's wsrep status; an unreachable :class:`NodeStatus` when it does not answer."""

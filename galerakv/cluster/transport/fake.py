@@ -115,7 +115,7 @@ class FakeTransport(Transport):
                 "wsrep_cluster_conf_id": "7"}.items()) + "\n"
         return ""
 
-    def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
+    def client_argv(self, node: NodeSettings, batch: bool, extra: tuple[str, ...] = ()) -> list[str]:
         if not self.running.get(node.name):  # as the mariadb client fails on a stopped node
             return ["sh", "-c", "echo \"ERROR 2002 (HY000): Can't connect to local server\" >&2; exit 1"]
         return ["true"]

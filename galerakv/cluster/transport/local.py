@@ -300,12 +300,12 @@ class LocalTransport(Transport):
 
     # ------------------------------------------------------------------ SQL
 
-    def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
+    def client_argv(self, node: NodeSettings, batch: bool, extra: tuple[str, ...] = ()) -> list[str]:
         if not self.admin_cnf.is_file():
             raise ClusterError(f"no admin credentials at {self.admin_cnf}; "
                                "run `galerakv cluster up` first")
         argv = [CLIENT, f"--defaults-file={self.admin_cnf}", f"--socket={self.paths(node).socket}"]
-        return [*argv, "--batch"] if batch else argv
+        return [*argv, "--batch", *extra] if batch else [*argv, *extra]
 
     def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:
         if not self.admin_cnf.is_file():

@@ -14,6 +14,7 @@ ssh; the test suite uses it to exercise this transport against real nodes.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 import time
@@ -39,8 +40,9 @@ from galerakv.galera.position import Position
 from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import Secrets, client_option_file
 
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15")
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3")
 MARIADBD = "/usr/sbin/mariadbd"
+SSH_FAILED = 255  # ssh's own exit status: the connection or the login failed, no command ran
 
 
 class Runner(Protocol):
@@ -54,20 +56,110 @@ class Runner(Protocol):
     def argv(self, host: str, script: str) -> list[str]: ...
 
 
+def control_dir() -> Path:
+    """Where the shared connections' sockets live: a folder of this user's alone (0700)."""
+    folder = Path.home() / ".ssh" / "galerakv-control"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.parent.chmod(folder.parent.stat().st_mode & 0o700 | 0o700)
+    folder.chmod(0o700)
+    return folder
+
+
 @dataclass(frozen=True)
 class SshRunner:
+    """``ssh`` with the options of ``[ssh]`` in galerakv.toml (~/.ssh/config still applies for the
+    rest), one shared connection per host (ControlMaster) kept ``control_persist`` seconds."""
+
     user: str = "root"
+    port: int = 22
+    identity_file: str = ""
+    known_hosts_file: str = ""
+    jump_host: str = ""
+    connect_timeout: float = 10.0
+    sudo: bool = False
+    control_persist: float = 0.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> SshRunner:
+        s = settings.ssh
+        base = settings.base_dir
+        return cls(s.user, s.port, str(base / s.identity_file) if s.identity_file else "",
+                   str(base / s.known_hosts_file) if s.known_hosts_file else "", s.jump_host,
+                   s.connect_timeout, s.sudo, s.control_persist)
+
+    def options(self) -> list[str]:
+        opts = [*SSH_OPTIONS, "-o", f"ConnectTimeout={max(1, round(self.connect_timeout))}", "-p", str(self.port)]
+        if self.identity_file:
+            opts += ["-i", self.identity_file, "-o", "IdentitiesOnly=yes"]
+        if self.known_hosts_file:  # the hosts' keys are known: anything else is refused, never learnt
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts_file}", "-o", "StrictHostKeyChecking=yes"]
+        if self.jump_host:
+            opts += ["-J", self.jump_host]
+        if self.control_persist > 0:
+            # one shared connection per host and per way of logging in: a changed key, known_hosts
+            # or user opens a new one (and is checked) instead of riding an old one
+            opts += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir()}/{self.login_tag()}-%C",
+                     "-o", f"ControlPersist={max(1, round(self.control_persist))}"]
+        return opts
+
+    def login_tag(self) -> str:
+        """A short digest of how this runner logs in."""
+        what = "\0".join([self.user, str(self.port), self.identity_file, self.known_hosts_file, self.jump_host,
+                          str(self.sudo)])
+        return hashlib.sha256(what.encode()).hexdigest()[:12]
+
+    def _command(self, script: str) -> str:
+        command = "sh -c " + shlex.quote(script)
+        return f"sudo -n {command}" if self.sudo else command
 
     def run(self, host: str, script: str, stdin: str | None,
             timeout: float) -> subprocess.CompletedProcess[str]:
-        argv = ["ssh", *SSH_OPTIONS, f"{self.user}@{host}", "sh -c " + shlex.quote(script)]
-        return _run(argv, stdin, timeout)
+        return _run(self.argv(host, script), stdin, timeout)
 
     def interactive_argv(self, host: str, command: list[str]) -> list[str]:
-        return ["ssh", "-t", *SSH_OPTIONS, f"{self.user}@{host}", shlex.join(command)]
+        remote = ("sudo -n " if self.sudo else "") + shlex.join(command)
+        return ["ssh", "-t", *self.options(), f"{self.user}@{host}", remote]
 
     def argv(self, host: str, script: str) -> list[str]:
-        return ["ssh", *SSH_OPTIONS, f"{self.user}@{host}", "sh -c " + shlex.quote(script)]
+        return ["ssh", *self.options(), f"{self.user}@{host}", self._command(script)]
+
+    def failure(self, host: str, result: subprocess.CompletedProcess[str]) -> str | None:
+        """What went wrong reaching ``host``, in one line with what to do; None when the command
+        itself ran (whatever its exit status)."""
+        err = (result.stderr or "").strip()
+        where = f"{self.user}@{host}" + (f" port {self.port}" if self.port != 22 else "")
+        if "sudo:" in err and ("password is required" in err or "not found" in err
+                               or "not in the sudoers" in err or "may not run sudo" in err):
+            return (f"{where}: `sudo -n` refused ({_last(err)}): give {self.user} password-less sudo "
+                    "(a NOPASSWD rule), or log in as root (ssh.user = \"root\", ssh.sudo = false)")
+        if result.returncode != SSH_FAILED:
+            return None
+        known = self.known_hosts_file or "~/.ssh/known_hosts"
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in err:
+            return (f"{where}: the host's ssh key is not the one in {known} (changed: reinstalled, or "
+                    f"someone in between): check the new key with the host's owner, then `ssh-keygen -R "
+                    f"{host} -f {known}` and add the new one; galerakv never skips this check")
+        if "Host key verification failed" in err or "No ED25519 host key is known" in err \
+                or "host key is known" in err:
+            return (f"{where}: the host's ssh key is not in {known}: add it once you have checked it "
+                    f"(for example `ssh-keyscan -p {self.port} {host} >> {known}`, then compare the "
+                    "fingerprint with the host's own)")
+        if "Permission denied" in err:
+            key = self.identity_file or "ssh's default keys"
+            return (f"{where}: the login was refused ({_last(err)}): check ssh.user and ssh.identity_file "
+                    f"({key}), and that its public key is in {self.user}'s ~/.ssh/authorized_keys on {host}")
+        if any(word in err for word in ("Connection refused", "timed out", "No route to host",
+                                        "Could not resolve", "Network is unreachable", "Connection closed",
+                                        "Connection reset")):
+            via = f" through {self.jump_host}" if self.jump_host else ""
+            return (f"{where}: cannot be reached over ssh{via} ({_last(err)}): check that the host is up, "
+                    f"that sshd listens on port {self.port}, and ssh.port / ssh.jump_host")
+        return f"{where}: ssh failed ({_last(err) or 'exit 255'})"
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("@")]
+    return lines[-1][:200] if lines else ""
 
 
 @dataclass(frozen=True)
@@ -100,13 +192,21 @@ def ssh_context() -> RenderContext:
     return RenderContext(run_as="mysql", local_small_memory=False)
 
 
+class HostUnreachable(NodeError):
+    """ssh could not run anything on the node's host (down, refused login, changed key, no sudo)."""
+
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(node, message)
+        self.detail = message
+
+
 class SshTransport(Transport):
     """Every node on its own host, reached over ssh."""
 
     def __init__(self, settings: Settings, ctx: RenderContext,
                  runner: Runner | None = None) -> None:
         super().__init__(settings, ctx)
-        self.runner: Runner = runner or SshRunner()
+        self.runner: Runner = runner or SshRunner.of(settings)
 
     def paths(self, node: NodeSettings) -> NodePaths:
         return NodePaths.of(self.settings, node)
@@ -120,7 +220,14 @@ class SshTransport(Transport):
 
     def _sh(self, node: NodeSettings, script: str, stdin: str | None = None,
             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return self.runner.run(node.address, script, stdin, timeout)
+        """Run ``script`` on the node's host; :class:`HostUnreachable` when ssh itself failed
+        (no command ran), with one line saying why and what to do."""
+        result = self.runner.run(node.address, script, stdin, timeout)
+        failure = getattr(self.runner, "failure", None)
+        problem = failure(node.address, result) if failure is not None else None
+        if problem is not None:
+            raise HostUnreachable(node.name, problem)
+        return result
 
     def _ok(self, node: NodeSettings, what: str, script: str, stdin: str | None = None,
             timeout: float = 60.0) -> str:
@@ -344,14 +451,18 @@ exit 0
         return ["mariadb", f"--defaults-file={self.admin_cnf}",
                 f"--socket={self.paths(node).socket}"]
 
-    def client_argv(self, node: NodeSettings, batch: bool) -> list[str]:
-        command = [*self._client(node), "--batch"] if batch else self._client(node)
-        return self.runner.interactive_argv(node.address, command)
+    def client_argv(self, node: NodeSettings, batch: bool, extra: tuple[str, ...] = ()) -> list[str]:
+        if batch:  # no terminal: the statement's output comes back as it is
+            return self.runner.argv(node.address, shlex.join([*self._client(node), "--batch", *extra]))
+        return self.runner.interactive_argv(node.address, [*self._client(node), *extra])
 
     def query(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> str:
         command = shlex.join([*self._client(node), "--batch", "--skip-column-names",
                               "--connect-timeout=5"])
-        result = self._sh(node, command, stdin=sql, timeout=timeout)
+        try:
+            result = self._sh(node, command, stdin=sql, timeout=timeout)
+        except HostUnreachable as exc:  # status and the doctor show the node as unreachable, and why
+            raise QueryFailed(node.name, exc.detail, unreachable=True) from exc
         if result.returncode != 0:
             err = result.stderr.strip().splitlines()
             message = err[-1] if err else f"exit {result.returncode}"
