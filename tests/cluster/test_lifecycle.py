@@ -7,6 +7,7 @@ tests/support/local_cluster.py for where the nodes live and how they are cleaned
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 
 import pytest
@@ -46,6 +47,19 @@ def test_three_nodes_up_verify_down_up(make_cluster: MakeCluster, transport: str
             for other in c.hosts.addresses[:i] + c.hosts.addresses[i + 1:]:
                 seen = c.hosts.ssh(other, f"test -e {c.state_dir / name} && echo visible || echo absent")
                 assert seen.stdout.strip() == "absent", (name, other, seen)
+        # the doctor reads each node's files on its own host: a file root left in db2's datadir
+        planted = c.node_dir("db2") / "data" / "left-by-root"
+        planted.write_text("x")
+        try:
+            report = json.loads(c.cli("doctor", "--json").stdout)
+        finally:
+            planted.unlink()
+        owners = [f for f in report["findings"] if f["code"] == "datadir-permissions"]
+        assert [f["node"] for f in owners] == ["db2"], report
+        on_host = c.state_dir / "db2" / "data" / "left-by-root"  # the path as db2's host has it
+        assert any(str(on_host) in e and "owner root:root" in e for e in owners[0]["evidence"]), owners
+        others = [f for f in report["findings"] if f["severity"] == "critical" and f["code"] != "datadir-permissions"]
+        assert others == [], others  # the configuration and TLS files read on the hosts are right
 
     out = c.ok("verify")
     assert "verify: ok" in out and "db1 -> db3" in out

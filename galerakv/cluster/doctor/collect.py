@@ -21,7 +21,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,12 +39,14 @@ from galerakv.cluster.doctor.facts import (
     PortFact,
     Table,
     TlsFacts,
+    parse_file_report,
     parse_log,
     parse_option_files,
 )
 from galerakv.cluster.render.node import GCOMM_PORT, IST_PORT, SST_PORT
 from galerakv.cluster.transport.base import QueryFailed, Transport
 from galerakv.cluster.transport.local import port_problem, untraversable
+from galerakv.cluster.transport.ssh import OWNER_IGNORED_NAMES, SST_LEFTOVER_NAMES
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import GalerakvError
 from galerakv.galera.log import START_MARKER
@@ -52,9 +54,10 @@ from galerakv.galera.position import GraState
 from galerakv.galera.status import parse_status_rows
 from galerakv.paths import NodePaths, TlsPaths
 
-# files mariadbd only reads, which installers commonly leave owned by root
-OWNER_IGNORED = ("mysql_upgrade_info", "lost+found")
-SST_LEFTOVERS = ("sst_in_progress", "wsrep_sst.pid", "rsync_sst.pid", "rsync_sst.conf", ".sst")
+# files mariadbd only reads, which installers commonly leave owned by root; and what an unfinished
+# state transfer leaves (one list for both transports: the ssh one looks on the host with a script)
+OWNER_IGNORED = OWNER_IGNORED_NAMES
+SST_LEFTOVERS = SST_LEFTOVER_NAMES
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 MAX_ENTRIES = 5000  # datadir entries looked at for ownership
 LOG_LINES = 4000
@@ -103,24 +106,26 @@ def collect(settings: Settings, transport: Transport, *, offline: bool,
         if c.sst_method == "mariabackup":
             tools = tuple(t for t in ("socat", "mariabackup") if shutil.which(t) is None)
     return Facts(c.name, c.transport, c.sst_method, nodes, offline, providers, tools, tuple(notes),
-                 backup_facts(settings), tls_facts(settings) if c.tls else None)
+                 backup_facts(settings), tls_facts(settings, transport, offline) if c.tls else None)
 
 
-def tls_facts(settings: Settings) -> TlsFacts:
-    """The cluster's CA, and each local node's CA and certificate files as the node reads them."""
-
-    def read(path: Path) -> str | None:
-        try:
-            return path.read_text()
-        except (OSError, UnicodeDecodeError):
-            return None
-
-    local = settings.cluster.transport == "local"
-    nodes = settings.cluster.nodes
-    return TlsFacts(read(TlsPaths.of(settings).ca_cert),
-                    {n.name: read(NodePaths.of(settings, n).tls_ca) for n in nodes} if local else {},
-                    {n.name: read(NodePaths.of(settings, n).tls_cert) for n in nodes} if local else {},
-                    time.time())
+def tls_facts(settings: Settings, transport: Transport, offline: bool) -> TlsFacts:
+    """The cluster's CA, and each node's CA and certificate files as its host has them."""
+    try:
+        ca: str | None = TlsPaths.of(settings).ca_cert.read_text()
+    except (OSError, UnicodeDecodeError):
+        ca = None
+    node_ca: dict[str, str | None] = {}
+    node_cert: dict[str, str | None] = {}
+    if settings.cluster.transport == "local" or not offline:  # offline never contacts an ssh host
+        for n in settings.cluster.nodes:
+            p = NodePaths.of(settings, n)
+            try:
+                found = transport.read_node_files(n, (str(p.tls_ca), str(p.tls_cert)))
+            except (GalerakvError, OSError):
+                continue
+            node_ca[n.name], node_cert[n.name] = found[str(p.tls_ca)], found[str(p.tls_cert)]
+    return TlsFacts(ca, node_ca, node_cert, time.time())
 
 
 def backup_facts(settings: Settings) -> BackupFacts:
@@ -141,10 +146,25 @@ def backup_facts(settings: Settings) -> BackupFacts:
 def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *, offline: bool,
                 local: bool, planned: Mapping[str, str] | None, notes: list[str]) -> NodeFacts:
     paths = NodePaths.of(settings, node)
-    config = _config_facts(paths, planned) if local or planned else None
+    files: FileFacts | None = None
+    if local:
+        config = _config_facts(paths, planned, None)
+        files = file_facts(paths, transport.ctx.run_as)
+    elif planned is not None:
+        config = _config_facts(paths, planned, None)
+    elif offline:  # offline never contacts an ssh host
+        config = None
+    else:  # the host's own files, read there
+        try:
+            config = _config_facts(paths, None, lambda wanted: transport.read_node_files(node, wanted))
+            report = transport.file_report(node)
+            files = parse_file_report(str(paths.root), str(paths.datadir), transport.ctx.run_as,
+                                      report) if report is not None else None
+        except (GalerakvError, OSError) as exc:
+            config = None
+            notes.append(f"{node.name}: cannot read its files: {exc}")
     if config is None and local:
         notes.append(f"{node.name}: no rendered configuration under {paths.root} yet")
-    files = file_facts(paths, transport.ctx.run_as) if local else None
     running: bool | None = None
     grastate: GraState | None = None
     log_text = ""
@@ -178,23 +198,30 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
 # --------------------------------------------------------------------------- configuration
 
 
-def _config_facts(paths: NodePaths, planned: Mapping[str, str] | None) -> ConfigFacts | None:
-    texts: dict[str, str] = {}
+def _config_facts(paths: NodePaths, planned: Mapping[str, str] | None,
+                  remote: Callable[[tuple[str, ...]], Mapping[str, str | None]] | None) -> ConfigFacts | None:
+    """The node's configuration: ``planned`` (what `up` is about to write), else its files, read
+    here or (``remote``) on its host, in one call for the files galerakv writes."""
+    texts: dict[str, str | None] = {}
     if planned is not None:
         texts = {str(paths.root / name): text for name, text in planned.items()}
         # written by `up` together with the configuration; its content is a secret
         texts[str(paths.sst_auth_cnf)] = "[mysqld]\nwsrep_sst_auth = (written by up)\n"
+    elif remote is not None:
+        texts = dict(remote((str(paths.my_cnf), str(paths.cluster_cnf), str(paths.sst_auth_cnf))))
 
     def read(path: str) -> str | None:
         if path in texts:
             return texts[path]
+        if remote is not None:
+            return remote((path,)).get(path)
         try:
             return Path(path).read_text()
         except (OSError, UnicodeDecodeError):
             return None
 
     for start in (paths.my_cnf, paths.cluster_cnf):
-        if str(start) in texts or start.is_file():
+        if texts.get(str(start)) is not None or (remote is None and start.is_file()):
             return parse_option_files(str(start), read)
     return None
 

@@ -62,6 +62,29 @@ class FileFacts:
     gra_logs: tuple[str, ...] = ()
 
 
+def parse_file_report(node_dir: str, datadir: str, run_as: str, text: str) -> FileFacts:
+    """FileFacts from the lines the ssh transport's script prints on the node's host
+    (``datadir 0|1``, ``blocked DIR``, ``owner PATH (...)``, ``leftover PATH``, ``gra PATH``)."""
+    exists, blocked = False, None
+    wrong: list[str] = []
+    leftovers: list[str] = []
+    gra: list[str] = []
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "datadir":
+            exists = rest.strip() == "1"
+        elif kind == "blocked" and blocked is None:
+            blocked = rest
+        elif kind == "owner":
+            wrong.append(rest)
+        elif kind == "leftover":
+            leftovers.append(rest)
+        elif kind == "gra":
+            gra.append(rest)
+    return FileFacts(node_dir, datadir, exists, run_as, tuple(wrong), blocked, tuple(sorted(leftovers)),
+                     tuple(sorted(gra)))
+
+
 @dataclass(frozen=True)
 class LogFacts:
     """Interesting lines of a node's error log since its last start, and the last

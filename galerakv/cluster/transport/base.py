@@ -25,6 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from galerakv.cluster.render.node import RenderContext
 from galerakv.config import NodeSettings, Settings
@@ -144,6 +145,21 @@ class Transport(ABC):
     def wsrep_recover(self, node: NodeSettings, timeout: float) -> Position | None:
         """The position InnoDB holds (``mariadbd --wsrep-recover``), None when it printed none."""
         return parse_recovered(self._wsrep_recover_log(node, timeout))
+
+    def read_node_files(self, node: NodeSettings, paths: tuple[str, ...]) -> dict[str, str | None]:
+        """The text of each file (None: missing or unreadable), as the node's host has it."""
+        found: dict[str, str | None] = {}
+        for path in paths:
+            try:
+                found[path] = Path(path).read_text()
+            except (OSError, UnicodeDecodeError):
+                found[path] = None
+        return found
+
+    def file_report(self, node: NodeSettings) -> str | None:
+        """The node's folder as :func:`~galerakv.cluster.doctor.facts.parse_file_report` reads it, from
+        a script run on its host; None when this transport reads the files directly."""
+        return None
 
     @abstractmethod
     def script_argv(self, node: NodeSettings, script: str) -> list[str]:

@@ -14,6 +14,7 @@ ssh; the test suite uses it to exercise this transport against real nodes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shlex
 import subprocess
@@ -42,6 +43,9 @@ from galerakv.secrets import Secrets, client_option_file
 
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3")
 MARIADBD = "/usr/sbin/mariadbd"
+# what the doctor looks for in a datadir (the same names as doctor/collect.py's, which imports this module)
+SST_LEFTOVER_NAMES = ("sst_in_progress", "wsrep_sst.pid", "rsync_sst.pid", "rsync_sst.conf", ".sst")
+OWNER_IGNORED_NAMES = ("mysql_upgrade_info", "lost+found")
 SSH_FAILED = 255  # ssh's own exit status: the connection or the login failed, no command ran
 
 
@@ -440,6 +444,46 @@ exit 0
                  f"echo {path} 'is not a plain file (a symlink?): remove it' >&2; exit 1; fi; "
                  + self._replace(str(self.paths(node).grastate), f"ref:{self.paths(node).grastate}", ""),
                  stdin=text)
+
+    def read_node_files(self, node: NodeSettings, paths: tuple[str, ...]) -> dict[str, str | None]:
+        """Every file in one ssh call: a line with the path, then its base64 (or ``-``)."""
+        script = ('for f in "$@"; do printf "%s\\n" "$f"; if [ -f "$f" ] && [ -r "$f" ]; then base64 -w0 "$f"; '
+                  'else printf -; fi; printf "\\n"; done')
+        out = self._sh(node, f"set -- {shlex.join(paths)}; {script}", timeout=30).stdout.splitlines()
+        found: dict[str, str | None] = dict.fromkeys(paths)
+        for path, body in zip(out[::2], out[1::2], strict=False):
+            if path in found and body != "-":
+                try:
+                    found[path] = base64.b64decode(body).decode()
+                except (ValueError, UnicodeDecodeError):
+                    found[path] = None
+        return found
+
+    def file_report(self, node: NodeSettings) -> str | None:
+        p = self.paths(node)
+        user = shlex.quote(self.ctx.run_as)
+        root, datadir = shlex.quote(str(p.root)), shlex.quote(str(p.datadir))
+        leftovers = " ".join(shlex.quote(name) for name in SST_LEFTOVER_NAMES)
+        ignored = " ".join(f"! -name {shlex.quote(name)}" for name in OWNER_IGNORED_NAMES)
+        script = f"""
+r={root}; d={datadir}; u={user}
+[ -d "$d" ] && echo "datadir 1" || echo "datadir 0"
+t="$d"; [ -e "$t" ] || t="$r"
+if [ -e "$t" ]; then
+  p=""; for part in $(echo "$t" | tr / ' '); do p="$p/$part"
+    runuser -u "$u" -- test -x "$p" 2>/dev/null || {{ echo "blocked $p"; break; }}; done
+fi
+for f in "$r" "$d"; do
+  [ -e "$f" ] && [ "$(stat -c %U "$f")" != "$u" ] && stat -c 'owner %n (owner %U:%G, mode %04a)' "$f"
+done
+if [ -d "$d" ]; then
+  find "$d" -mindepth 1 -maxdepth 1 {ignored} ! -user "$u" -printf 'owner %p (owner %u:%g, mode %04m)\n' | head -n 5000
+  for n in {leftovers}; do [ -e "$d/$n" ] && echo "leftover $d/$n"; done
+  find "$d" -mindepth 1 -maxdepth 1 -name 'GRA_*.log' -printf 'gra %p\n' | head -n 100
+fi
+exit 0
+"""
+        return self._ok(node, "reading the node's files", script, timeout=60)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         log = shlex.quote(str(self.paths(node).log))
