@@ -97,12 +97,12 @@ class FaultCluster:
             time.sleep(1)
 
     def running(self, node: str) -> bool:
-        node_dir = self.cluster.state_dir / node
+        node_dir = self.cluster.node_dir(node)
         try:
             pid = int((node_dir / "galerakv.pid").read_text())
         except (FileNotFoundError, ValueError):
             return False
-        return runs_mariadbd(pid, node_dir / "my.cnf")
+        return runs_mariadbd(pid, self.cluster.my_cnf(node))
 
     def restore(self) -> None:
         """Make every node Synced again before the next scenario.
@@ -136,9 +136,11 @@ class FaultCluster:
         found = secrets.load(StatePaths(self.cluster.state_dir).secrets)
         assert found is not None
 
+        database = self.data.get("database", {}).get("name", "galerakv")
+
         async def fetch() -> dict[str, tuple[str, bytes]]:
             conn = await asyncmy.connect(host=self.address(node), port=3306, user=found.app.user,
-                                         password=found.app.password, db=self.data["database"]["name"],
+                                         password=found.app.password, db=database,
                                          connect_timeout=5, ssl=self.tls())
             try:
                 async with conn.cursor() as cur:

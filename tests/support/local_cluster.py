@@ -90,6 +90,10 @@ class LocalCluster:
         address = self.hosts.addresses[self.names.index(node)]
         return self.hosts.hosts[address].private(self.state_dir) / node
 
+    def my_cnf(self, node: str) -> Path:
+        """The node's my.cnf as its mariadbd was given it (``--defaults-file``): the path on its host."""
+        return self.state_dir / node / "my.cnf"
+
     def cli(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "galerakv.cli.main", "cluster", *args, "--config",
                 str(self.config)]
@@ -117,16 +121,15 @@ class LocalCluster:
         """The PID galerakv recorded for ``node``'s mariadbd (checked: it runs that node's my.cnf)."""
         node_dir = self.node_dir(node)
         pid = int((node_dir / "galerakv.pid").read_text())
-        assert runs_mariadbd(pid, node_dir / "my.cnf"), f"{node}: PID {pid} does not run its mariadbd"
+        assert runs_mariadbd(pid, self.my_cnf(node)), f"{node}: PID {pid} does not run its mariadbd"
         return pid
 
     def kill9(self, node: str) -> None:
         """kill -9 ``node``'s mariadbd (by the PID galerakv recorded) and wait until it is gone."""
-        node_dir = self.node_dir(node)
         pid = self.pid(node)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while runs_mariadbd(pid, node_dir / "my.cnf"):
+        while runs_mariadbd(pid, self.my_cnf(node)):
             assert time.monotonic() < deadline, f"{node} (PID {pid}) still runs 30 s after SIGKILL"
             time.sleep(0.05)
 
@@ -149,10 +152,10 @@ class LocalCluster:
                 pid = int((node_dir / "galerakv.pid").read_text())
             except (FileNotFoundError, ValueError):
                 continue
-            if runs_mariadbd(pid, node_dir / "my.cnf"):
+            if runs_mariadbd(pid, self.my_cnf(name)):
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 30
-                while runs_mariadbd(pid, node_dir / "my.cnf") and time.monotonic() < deadline:
+                while runs_mariadbd(pid, self.my_cnf(name)) and time.monotonic() < deadline:
                     time.sleep(0.1)
 
     def destroy(self) -> None:
