@@ -56,13 +56,36 @@ class GaleraCluster:
         self.serve_configs: list[Path] = []
 
     @classmethod
-    def fresh(cls, nodes: int, first_address: str) -> GaleraCluster:
+    def fresh(
+        cls, nodes: int, first_address: str, balancer: str | None = None, tls: bool | None = None
+    ) -> GaleraCluster:
+        """A new cluster's directory and galerakv.toml (not started). balancer: `cluster init
+        --balancer` (haproxy, maxscale, none; default init's); tls: `cluster.tls` (default init's)."""
         BASE.mkdir(parents=True, exist_ok=True)
         BASE.chmod(0o755)
         root = Path(tempfile.mkdtemp(prefix="galera-", dir=BASE))
         root.chmod(0o755)
         config = root / "galerakv.toml"
-        cls._cli(config, "init", "--local", str(nodes), "--first-address", first_address)
+        try:
+            cls._cli(
+                config,
+                "init",
+                "--local",
+                str(nodes),
+                "--first-address",
+                first_address,
+                *(("--balancer", balancer) if balancer else ()),
+            )
+            if tls is not None:
+                text, n = re.subn(
+                    r"(?m)^tls = (true|false)\b", f"tls = {'true' if tls else 'false'}", config.read_text(), count=1
+                )
+                if n != 1 or tomllib.loads(text).get("cluster", {}).get("tls") is not tls:
+                    raise RuntimeError(f"{config}: no `tls = ...` line in [cluster] to set")
+                config.write_text(text)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
         return cls(config, owned=True)
 
     @classmethod
@@ -143,9 +166,12 @@ class GaleraCluster:
         finally:
             shutil.rmtree(self.config.parent, ignore_errors=True)
 
-    def _kill_leftovers(self) -> None:
+    def mariadbd_pids(self) -> dict[str, int]:
+        """Each node's running mariadbd: the PID in state_dir/<node>/galerakv.pid, checked to be
+        mariadbd started with that node's my.cnf (nodes not running are left out)."""
         from galerakv.cluster.transport.local import runs_mariadbd
 
+        pids = {}
         for name in self.nodes:
             node_dir = self.state_dir / name
             try:
@@ -153,11 +179,23 @@ class GaleraCluster:
             except (OSError, ValueError):
                 continue
             if runs_mariadbd(pid, node_dir / "my.cnf"):
-                _log(f"{name}: mariadbd pid {pid} still runs after down; SIGKILL")
-                os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 30
-                while runs_mariadbd(pid, node_dir / "my.cnf") and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                pids[name] = pid
+        return pids
+
+    def sql(self, statement: str) -> str:
+        """`galerakv cluster sql -e statement` (the root node, admin user): the client's output."""
+        return self._cli(self.config, "sql", "-e", statement, timeout=60).stdout
+
+    def _kill_leftovers(self) -> None:
+        from galerakv.cluster.transport.local import runs_mariadbd
+
+        for name, pid in self.mariadbd_pids().items():
+            my_cnf = self.state_dir / name / "my.cnf"
+            _log(f"{name}: mariadbd pid {pid} still runs after down; SIGKILL")
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while runs_mariadbd(pid, my_cnf) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
     def mariadb_version(self) -> str:
         try:

@@ -32,6 +32,7 @@ import platform
 import shlex
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -278,8 +279,22 @@ def etcd_scripts(keys: int, size: int, serializable: bool) -> tuple[str, str]:
     return get.lua(), put.lua()
 
 
-def http_call(port: int, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def connect(port: int, context: ssl.SSLContext | None = None) -> http.client.HTTPConnection:
+    """A connection to 127.0.0.1:port: plain HTTP, or HTTPS verified with ``context``."""
+    if context is not None:
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+
+def http_call(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, bytes]:
+    conn = connect(port, context)
     try:
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
@@ -288,9 +303,17 @@ def http_call(port: int, method: str, path: str, body: bytes | None, headers: di
         conn.close()
 
 
-def preload_galerakv(port: int, keys: int, size: int, name: str = "galerakv", etag: bool = True) -> None:
-    """PUT the keys through galerakv's API (or the Flask peer's: name="flask", etag=False)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def preload_galerakv(
+    port: int,
+    keys: int,
+    size: int,
+    name: str = "galerakv",
+    etag: bool = True,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """PUT the keys through galerakv's API (or the Flask peer's: name="flask", etag=False); HTTPS
+    verified with ``context`` when given."""
+    conn = connect(port, context)
     try:
         for i in range(keys):
             path = f"/v1/ns/{NS}/kv/{key_name(i)}"
@@ -308,7 +331,7 @@ def preload_galerakv(port: int, keys: int, size: int, name: str = "galerakv", et
                 raise RuntimeError(f"{name} PUT {path}: no ETag in response")
     finally:
         conn.close()
-    status, data = http_call(port, "GET", f"/v1/ns/{NS}/kv/{key_name(7)}", None, {})
+    status, data = http_call(port, "GET", f"/v1/ns/{NS}/kv/{key_name(7)}", None, {}, context)
     if status != 200 or data != value_for(7, size):
         raise RuntimeError(f"{name} GET check failed: {status} {data[:200]!r}")
 
@@ -422,8 +445,16 @@ def start_galerakv(
     galera: GaleraCluster | None = None,
     engine: str | None = None,
     route: str = "nodes",
+    https: tuple[Path, Path] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[Owned, int]:
-    """`galerakv serve` on SQLite in work/, or with galera: on that cluster (backend mariadb, route given)."""
+    """`galerakv serve` on SQLite in work/, or with galera: on that cluster (backend mariadb, route given).
+
+    https: (certificate, key) for `[server] tls_cert` / `tls_key` (the server speaks HTTPS); the
+    readiness check then goes through ``context`` (which must trust the certificate).
+    """
+    if https is not None and context is None:
+        raise ValueError("start_galerakv: https needs a context to check readiness with")
     port = free_port()
     if galera is not None:
         config = galera.serve_config(port, workers, engine, route)  # next to the cluster's toml: same state_dir
@@ -435,6 +466,8 @@ def start_galerakv(
         config.write_text(
             f'[server]\nport = {port}\nhost = "127.0.0.1"\nsqlite_path = "{db}"\nworkers = {workers}\n{sync}'
         )
+    if https is not None:  # both configs above end with their [server] section
+        config.write_text(config.read_text() + f'tls_cert = "{https[0]}"\ntls_key = "{https[1]}"\n')
     env = dict(os.environ)
     env.pop("GALERAKV_CONFIG", None)
     argv = galerakv_argv(config)
@@ -443,7 +476,7 @@ def start_galerakv(
         argv = granian_argv(config, workers, port)
     proc = Owned("galerakv", argv, work / "galerakv.log", cwd=str(work), env=env)
     try:
-        wait_http(port, "/readyz" if galera is not None else "/healthz", 60.0, proc.proc)
+        wait_http(port, "/readyz" if galera is not None else "/healthz", 60.0, proc.proc, context)
     except Exception:
         log(f"galerakv did not start; log:\n{proc.tail()}")
         proc.stop()

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import tempfile
@@ -72,8 +73,10 @@ def free_port() -> int:
         return port
 
 
-def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    """Wait until GET path on 127.0.0.1:port answers 2xx, or fail."""
+def wait_http(
+    port: int, path: str, timeout: float, proc: subprocess.Popen[bytes], context: ssl.SSLContext | None = None
+) -> None:
+    """Wait until GET path on 127.0.0.1:port answers 2xx, or fail; over TLS with ``context``."""
     deadline = time.monotonic() + timeout
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     last = ""
@@ -81,7 +84,10 @@ def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes
         if proc.poll() is not None:
             raise RuntimeError(f"process {proc.pid} exited with {proc.returncode} while starting")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=1.0) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") if context else contextlib.nullcontext(raw) as s,
+            ):
                 s.sendall(request)
                 head = s.recv(64).decode("latin-1")
                 if head.startswith("HTTP/1.1 2") or head.startswith("HTTP/1.0 2"):
