@@ -55,13 +55,13 @@ class ClusterReport:
 
 
 def status(settings: Settings, transport: Transport) -> ClusterReport:
-    nodes = tuple(transport.status(n) for n in settings.cluster.nodes)
+    nodes = tuple(transport.each(settings.cluster.nodes, transport.status))
     return ClusterReport(settings.cluster.name, nodes,
                          cluster_verdict(nodes, len(settings.cluster.nodes)))
 
 
 def grastates(transport: Transport, nodes: tuple[NodeSettings, ...]) -> dict[str, GraState | None]:
-    return {node.name: transport.grastate(node) for node in nodes}
+    return dict(zip((n.name for n in nodes), transport.each(nodes, transport.grastate), strict=True))
 
 
 # --------------------------------------------------------------------------- checks
@@ -129,7 +129,10 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     for warning in balancer_pre.warnings:
         report(f"warning: {warning}")
 
-    running = {n.name: transport.status(n) for n in nodes if transport.is_running(n)}
+    alive = transport.each(nodes, transport.is_running)
+    running = dict(zip((n.name for n, up in zip(nodes, alive, strict=True) if up),
+                       transport.each([n for n, up in zip(nodes, alive, strict=True) if up], transport.status),
+                       strict=True))
     if len(running) == len(nodes):
         current = ClusterReport(settings.cluster.name, tuple(running[n.name] for n in nodes),
                                 cluster_verdict(list(running.values()), len(nodes)))
@@ -173,8 +176,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         report(f"generated credentials in {StatePaths.of(settings).secrets} (mode 0600)")
 
     rendered = render_all(settings, transport.ctx)
-    for node in stopped:
-        transport.write_config(node, rendered[node.name], secrets)
+    transport.each(stopped, lambda node: transport.write_config(node, rendered[node.name], secrets))
     report(f"plan: {plan.reason}")
 
     def start(node: NodeSettings, bootstrap: bool) -> None:

@@ -23,9 +23,11 @@ for unit tests of the operations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from galerakv.cluster.render.node import RenderContext
 from galerakv.config import NodeSettings, Settings
@@ -37,6 +39,9 @@ from galerakv.secrets import Secrets
 
 # client errors that mean "could not reach the server", not "the server said no"
 UNREACHABLE_CODES = ("ERROR 2002", "ERROR 2003", "ERROR 2006", "ERROR 2013")
+
+T = TypeVar("T")
+MAX_PARALLEL_HOSTS = 16
 
 Report = Callable[[str], None]
 """Where progress lines go (click.echo in the CLI)."""
@@ -62,9 +67,20 @@ class Preflight:
 class Transport(ABC):
     """Runs, stops, configures and queries the nodes of one cluster."""
 
+    concurrent = False  # whether per-node steps run at once (nodes on hosts of their own)
+
     def __init__(self, settings: Settings, ctx: RenderContext) -> None:
         self.settings = settings
         self.ctx = ctx
+
+    def each(self, nodes: Iterable[NodeSettings], step: Callable[[NodeSettings], T]) -> list[T]:
+        """``step`` of every node, results in the nodes' order; at the same time on every host when
+        the transport is ``concurrent`` (the first failure, in the nodes' order, is raised)."""
+        todo = list(nodes)
+        if not self.concurrent or len(todo) < 2:
+            return [step(n) for n in todo]
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(todo))) as pool:
+            return list(pool.map(step, todo))
 
     # -- checks and set-up
     @abstractmethod

@@ -207,6 +207,8 @@ class HostUnreachable(NodeError):
 class SshTransport(Transport):
     """Every node on its own host, reached over ssh."""
 
+    concurrent = True  # the hosts work at the same time: checks, file pushes, status
+
     def __init__(self, settings: Settings, ctx: RenderContext,
                  runner: Runner | None = None) -> None:
         super().__init__(settings, ctx)
@@ -245,18 +247,21 @@ class SshTransport(Transport):
     # ------------------------------------------------------------------ checks
 
     def preflight(self, nodes: tuple[NodeSettings, ...]) -> Preflight:
+        found = self.each(nodes, self._preflight_one)
+        return Preflight(tuple(e for errors in found for e in errors))
+
+    def _preflight_one(self, node: NodeSettings) -> list[str]:
         errors: list[str] = []
         state_dir = shlex.quote(str(self.settings.state_dir))
-        for node in nodes:
-            sock = str(self.paths(node).socket)
-            if len(sock) > MAX_SOCKET_PATH:
-                errors.append(f"{node.name}: socket path {sock} is longer than "
-                              f"{MAX_SOCKET_PATH} bytes; choose a shorter cluster.state_dir")
-            ports = " ".join(str(p) for p in (node.port, *GALERA_PORTS))
-            addr = node.address.replace(".", "\\.")
-            user = self.ctx.run_as
-            listening = f"({addr}|0\\.0\\.0\\.0|\\*|\\[::\\]):$port"
-            script = f"""
+        sock = str(self.paths(node).socket)
+        if len(sock) > MAX_SOCKET_PATH:
+            errors.append(f"{node.name}: socket path {sock} is longer than "
+                          f"{MAX_SOCKET_PATH} bytes; choose a shorter cluster.state_dir")
+        ports = " ".join(str(p) for p in (node.port, *GALERA_PORTS))
+        addr = node.address.replace(".", "\\.")
+        user = self.ctx.run_as
+        listening = f"({addr}|0\\.0\\.0\\.0|\\*|\\[::\\]):$port"
+        script = f"""
 [ -f {shlex.quote(self.ctx.provider)} ] \\
   || echo "the Galera library {self.ctx.provider} is missing; run galerakv cluster install"
 [ -x {MARIADBD} ] || echo "mariadbd is not installed; run galerakv cluster install"
@@ -273,23 +278,23 @@ runuser -u {user} -- sh -c 'cd "$1"' sh "$d" 2>/dev/null \\
   || echo "the {user} user cannot enter $d (datadir-permissions); chmod o+x every parent"
 exit 0
 """
-            result = self._sh(node, script, timeout=30)
-            if result.returncode != 0:
-                errors.append(f"{node.name}: cannot run commands on {node.address}: "
-                              f"{result.stderr.strip()[-200:]}")
-                continue
-            errors += [f"{node.name}: {line}" for line in result.stdout.splitlines() if line.strip()]
-        return Preflight(tuple(errors))
+        result = self._sh(node, script, timeout=30)
+        if result.returncode != 0:
+            return [*errors, f"{node.name}: cannot run commands on {node.address}: {result.stderr.strip()[-200:]}"]
+        return errors + [f"{node.name}: {line}" for line in result.stdout.splitlines() if line.strip()]
 
     def missing_packages(self) -> list[str]:
         wanted = _install.required_packages(self.settings.cluster.sst_method)
         fmt = shlex.quote("${Package} ${Status}\\n")
-        missing: list[str] = []
-        for node in self.settings.cluster.nodes:
+
+        def installed(node: NodeSettings) -> set[str]:
             out = self._sh(node, f"dpkg-query -W -f={fmt} {' '.join(wanted)} 2>/dev/null; exit 0",
                            timeout=60).stdout
-            ok = {line.split(" ", 1)[0].split(":")[0] for line in out.splitlines()
-                  if line.endswith("ok installed")}
+            return {line.split(" ", 1)[0].split(":")[0] for line in out.splitlines()
+                    if line.endswith("ok installed")}
+
+        missing: list[str] = []
+        for ok in self.each(self.settings.cluster.nodes, installed):
             missing += [p for p in wanted if p not in ok and p not in missing]
         return missing
 
