@@ -25,7 +25,7 @@ import pytest
 
 from galerakv.client import Client, OutcomeUnknown, RetryPolicy
 from tests.support.faults import FaultCluster
-from tests.support.server import writer_of
+from tests.support.server import ServerProcess, writer_of
 
 pytestmark = pytest.mark.cluster
 
@@ -54,6 +54,13 @@ def check_nodes(fc: FaultCluster, label: str, nodes: list[str], written: dict[st
         assert not corrupt, f"{node}: unknown-outcome puts with a wrong value: {corrupt[:5]}"
         assert not extra, f"{node}: keys nobody wrote: {extra[:5]}"
     assert len({frozenset(p) for p in presence.values()}) == 1, f"nodes disagree on unknown puts: {presence}"
+
+
+def server_log_tail(server: ServerProcess, lines: int = 80) -> str:
+    """The end of the server's log: a 500 there carries the traceback the answer does not."""
+    if server.log_path is None or not server.log_path.exists():
+        return ""
+    return "\n".join(server.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def test_client_through_kill9_of_the_writer(fault_cluster: FaultCluster) -> None:
@@ -126,7 +133,7 @@ def test_client_through_kill9_of_the_writer(fault_cluster: FaultCluster) -> None
               f"bad reads={len(bad_reads)} ({seconds:.1f} s)")
         for why in unknown_why[:5]:
             print(f"  outcome unknown: {why}")
-        assert not escaped, escaped[:5]
+        assert not escaped, (escaped[:5], server_log_tail(server))
         assert not bad_reads, bad_reads[:5]
         assert written, "no put was acknowledged"
         assert reads["after"] > 0, "no read succeeded after the kill"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -49,6 +50,8 @@ def test_wrong_password_is_a_clear_startup_error(fault_cluster: FaultCluster, tm
     wrong = secrets.Secrets(admin=real.admin, app=secrets.Account(real.app.user, "not-the-password"),
                             monitor=real.monitor, sst=real.sst)
     secrets.write_private(state / "secrets.toml", secrets.dumps(wrong))
+    (state / "tls").mkdir()  # the cluster's CA: the TLS handshake succeeds, the login is what fails
+    shutil.copy(fault_cluster.cluster.state_dir / "tls" / "ca.crt", state / "tls" / "ca.crt")
     result, path = serve_once(fault_cluster, tmp_path, state)
     print(f"\n[wrong password] exit={result.returncode}: {result.stderr.strip()}")
     assert result.returncode != 0
@@ -87,3 +90,15 @@ def test_cluster_down_at_start_then_recovers_by_itself(fault_cluster: FaultClust
     got = httpx.get(server.url + "/v1/ns/down/kv/k", timeout=30)
     assert got.status_code == 200 and got.content == b"back"
     print(f"[cluster down] ready again {time.monotonic() - began:.1f} s after `cluster up` returned")
+
+
+def test_missing_ca_is_a_clear_startup_error(fault_cluster: FaultCluster, tmp_path: Path) -> None:
+    """TLS to MariaDB needs the cluster's CA: without it the server says which file, before serving."""
+    state = tmp_path / "no-ca-state"
+    state.mkdir()
+    shutil.copy(fault_cluster.cluster.state_dir / "secrets.toml", state / "secrets.toml")
+    result, _ = serve_once(fault_cluster, tmp_path, state)
+    assert result.returncode != 0 and "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{state / 'tls' / 'ca.crt'}: the CA certificate does not exist" in lines[0], lines
+    assert "galerakv cluster certs" in lines[0]
