@@ -88,7 +88,9 @@ def main() -> None:
     hosts: SshHosts | None = None
     try:
         if "ssh" in transports:
-            hosts = SshHosts(SSH_ADDRESSES, Path(tempfile.mkdtemp(prefix="ssh-state-", dir=BASE)) / "state")
+            state_root = Path(tempfile.mkdtemp(prefix="ssh-state-", dir=BASE))
+            state_root.chmod(0o755)  # mariadbd (mysql) must enter it
+            hosts = SshHosts(SSH_ADDRESSES, state_root / "state")
             hosts.start()
         for run in range(1, args.runs + 1):
             order = transports if run % 2 else list(reversed(transports))

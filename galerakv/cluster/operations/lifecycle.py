@@ -256,10 +256,10 @@ def wait_synced(transport: Transport, node: NodeSettings, report: Report, timeou
     shown = ""
     while True:
         elapsed = time.monotonic() - began
-        if not transport.is_running(node):
+        st = transport.running_status(node, 5)
+        if st is None:
             raise NodeError(node.name, f"mariadbd exited while starting (after {elapsed:.1f} s)",
                             transport.log_tail(node))
-        st = transport.status(node, 5)
         if st.reachable and st.synced and st.primary and st.ready:
             report(f"  {node.name}: Synced, Primary, cluster size {st.cluster_size} "
                    f"({elapsed:.1f} s)")

@@ -204,6 +204,10 @@ class Transport(ABC):
             return unreachable(node.name, exc.detail)
         return node_status(node.name, parse_status_rows(out))
 
+    def running_status(self, node: NodeSettings, timeout: float = 10.0) -> NodeStatus | None:
+        """None when the node's mariadbd does not run, else its status (one step on a remote host)."""
+        return self.status(node, timeout) if self.is_running(node) else None
+
     def rows(self, node: NodeSettings, sql: str, timeout: float = 30.0) -> list[tuple[str, ...]]:
         """The result rows of ``sql``, each a tuple of column texts."""
         return [tuple(line.split("\t")) for line in self.query(node, sql, timeout).splitlines()]

@@ -27,6 +27,7 @@ from galerakv.cluster import certs
 from galerakv.cluster import install as _install
 from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext
 from galerakv.cluster.transport.base import (
+    STATUS_SQL,
     UNREACHABLE_CODES,
     Preflight,
     QueryFailed,
@@ -38,6 +39,7 @@ from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
 from galerakv.galera.log import RECOVER_MARKER, START_MARKER
 from galerakv.galera.position import Position
+from galerakv.galera.status import NodeStatus, node_status, parse_status_rows, unreachable
 from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import Secrets, client_option_file
 
@@ -213,6 +215,7 @@ class SshTransport(Transport):
                  runner: Runner | None = None) -> None:
         super().__init__(settings, ctx)
         self.runner: Runner = runner or SshRunner.of(settings)
+        self._tails: dict[str, tuple[float, str]] = {}  # node -> (when, log tail read with a failed status)
 
     def paths(self, node: NodeSettings) -> NodePaths:
         return NodePaths.of(self.settings, node)
@@ -331,28 +334,44 @@ exit 0
         return shlex.quote(str(self.settings.state_dir))
 
     def _put(self, node: NodeSettings, path: str, text: str, mode: str, owner: str) -> None:
-        self._ok(node, f"writing {path}", self._replace(path, mode, owner), stdin=text)
+        self._put_many(node, ":", [(path, text, mode, owner)])
+
+    def _put_many(self, node: NodeSettings, prelude: str, files: list[tuple[str, str, str, str]]) -> None:
+        """After ``prelude`` (a script), write every (path, text, mode, owner) in one ssh call, each as
+        :meth:`_replace` does (made in state_dir, renamed over the target, a folder that is a symlink
+        refused). Paths and contents travel on standard input (base64, a line each), never on a
+        command line: they hold passwords and keys."""
+        lines = [" ".join([base64.b64encode(path.encode()).decode(), mode, owner,
+                           base64.b64encode(text.encode()).decode() or "-"]) for path, text, mode, owner in files]
+        script = (f"set -e; umask 077; {prelude}; mkdir -p -m 0755 {self._state}; t=''; "
+                  "trap 'rm -f \"$t\"' EXIT; "
+                  "while read -r p mode owner data; do "
+                  "target=$(printf %s \"$p\" | base64 -d); folder=$(dirname \"$target\"); "
+                  "if [ -L \"$folder\" ]; then echo \"$folder is a symlink: remove it\" >&2; exit 1; fi; "
+                  f"t=$(mktemp -p {self._state} .galerakv.XXXXXX); "
+                  "if [ \"$data\" != - ]; then printf %s \"$data\" | base64 -d > \"$t\"; fi; "
+                  "chmod \"$mode\" \"$t\"; chown \"$owner\" \"$t\"; mv -fT \"$t\" \"$target\"; t=''; "
+                  "done")
+        self._ok(node, "writing the configuration", script, stdin="\n".join(lines) + "\n")
 
     def write_config(self, node: NodeSettings, files: dict[str, str], secrets: Secrets) -> None:
         p = self.paths(node)
         user = self.ctx.run_as
-        self._ok(node, "creating the node directory",
-                 f"set -e; mkdir -p -m 0755 {shlex.quote(str(self.settings.state_dir))}; "
-                 f"mkdir -p {shlex.quote(str(p.root))}; chmod 0750 {shlex.quote(str(p.root))}; "
-                 f"chown {user}:{user} {shlex.quote(str(p.root))}")
-        for name, text in files.items():
-            self._put(node, str(p.root / name), text, "0644", "root:root")
+        root = shlex.quote(str(p.root))
+        writes = [(str(p.root / name), text, "0644", "root:root") for name, text in files.items()]
         if self.settings.cluster.sst_method == "mariabackup":
             sst = secrets.sst
-            self._put(node, str(p.sst_auth_cnf),
-                      f"[mysqld]\nwsrep_sst_auth = {sst.user}:{sst.password}\n", "0600",
-                      f"{user}:{user}")
-        self._put(node, self.admin_cnf, client_option_file(secrets.admin), "0600", "root:root")
+            writes.append((str(p.sst_auth_cnf), f"[mysqld]\nwsrep_sst_auth = {sst.user}:{sst.password}\n",
+                           "0600", f"{user}:{user}"))
+        writes.append((self.admin_cnf, client_option_file(secrets.admin), "0600", "root:root"))
         node_tls = certs.node_tls(self.settings, node)
         if node_tls is not None:
-            self._put(node, str(p.tls_ca), node_tls.ca, "0644", "root:root")
-            self._put(node, str(p.tls_cert), node_tls.cert, "0644", "root:root")
-            self._put(node, str(p.tls_key), node_tls.key, "0600", f"{user}:{user}")
+            writes += [(str(p.tls_ca), node_tls.ca, "0644", "root:root"),
+                       (str(p.tls_cert), node_tls.cert, "0644", "root:root"),
+                       (str(p.tls_key), node_tls.key, "0600", f"{user}:{user}")]
+        # one ssh call per node: the node's folder, then every file
+        self._put_many(node, f"mkdir -p -m 0755 {self._state}; mkdir -p {root}; chmod 0750 {root}; "
+                             f"chown {user}:{user} {root}", writes)
 
     def is_initialized(self, node: NodeSettings) -> bool:
         datadir = shlex.quote(str(self.paths(node).datadir / "mysql"))
@@ -408,6 +427,33 @@ exit 0
 
     def is_running(self, node: NodeSettings) -> bool:
         return self._sh(node, self._running_script(node), timeout=30).returncode == 0
+
+    def running_status(self, node: NodeSettings, timeout: float = 10.0) -> NodeStatus | None:
+        """Both in one ssh call: whether mariadbd runs, then (if it does) its wsrep status."""
+        client = shlex.join([*self._client(node), "--batch", "--skip-column-names", "--connect-timeout=5"])
+        log = shlex.quote(str(self.paths(node).log))
+        # a node that does not answer yet: its log's tail comes along (what it is doing: lifecycle's
+        # progress line reads it next), so a start costs one ssh call per poll
+        script = (f"if ! ({self._running_script(node)}); then echo {_NOT_RUNNING}; exit 0; fi; "
+                  f"out=$({client} 2>&1); rc=$?; "
+                  f"if [ $rc -ne 0 ]; then tail -n {TAIL_WITH_STATUS} {log} 2>/dev/null; echo {_LOG_END}; fi; "
+                  f"printf '%s\\n' \"$out\"; echo \"{_STATUS_RC}$rc\"")
+        try:
+            result = self._sh(node, script, stdin=STATUS_SQL, timeout=timeout + 5)
+        except HostUnreachable as exc:
+            return unreachable(node.name, exc.detail)
+        lines = result.stdout.rstrip("\n").splitlines()
+        if lines[:1] == [_NOT_RUNNING]:
+            return None
+        rc = lines[-1][len(_STATUS_RC):] if lines and lines[-1].startswith(_STATUS_RC) else "?"
+        if _LOG_END in lines:
+            end = lines.index(_LOG_END)
+            self._tails[node.name] = (time.monotonic(), "\n".join(lines[:end]))
+            lines = lines[end + 1:]
+        body = "\n".join(lines[:-1])
+        if rc != "0":
+            return unreachable(node.name, body.strip().splitlines()[-1] if body.strip() else f"exit {rc}")
+        return node_status(node.name, parse_status_rows(body))
 
     def stop(self, node: NodeSettings, timeout: float) -> None:
         p = self.paths(node)
@@ -491,6 +537,9 @@ exit 0
         return self._ok(node, "reading the node's files", script, timeout=60)
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
+        seen, text = self._tails.pop(node.name, (0.0, ""))
+        if lines <= TAIL_WITH_STATUS and time.monotonic() - seen < TAIL_FRESH:  # read with the last status
+            return "\n".join(text.splitlines()[-lines:])
         log = shlex.quote(str(self.paths(node).log))
         return self._sh(node, f"tail -n {int(lines)} {log} 2>/dev/null", timeout=30).stdout.rstrip()
 
@@ -519,6 +568,13 @@ exit 0
                 UNREACHABLE_CODES) or "Could not open required defaults file" in message
             raise QueryFailed(node.name, message, unreachable=unreachable)
         return result.stdout
+
+
+_NOT_RUNNING = "galerakv: not running"
+_LOG_END = "galerakv: end of log"
+TAIL_WITH_STATUS = 200
+TAIL_FRESH = 1.0  # seconds a log tail read along with a status is reused
+_STATUS_RC = "galerakv: client exit "
 
 
 def _plain_log(log: str) -> str:
