@@ -73,3 +73,76 @@ def test_a_user_other_than_root_needs_sudo(tmp_path: Path) -> None:
         settings(tmp_path, user="deploy")
     with pytest.raises(ConfigError, match=r"ssh\.jump_host"):
         settings(tmp_path, jump_host="bad host!")
+
+
+class Canned:
+    """A runner that answers every script with one recorded output (the host's shell, recorded)."""
+
+    def __init__(self, code: int, stdout: str, stderr: str = "") -> None:
+        self.result = subprocess.CompletedProcess([], code, stdout, stderr)
+        self.scripts: list[tuple[str, str | None]] = []
+
+    def run(self, host: str, script: str, stdin: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+        self.scripts.append((script, stdin))
+        return self.result
+
+    def interactive_argv(self, host: str, command: list[str]) -> list[str]:
+        return command
+
+    def argv(self, host: str, script: str) -> list[str]:
+        return ["sh", "-c", script]
+
+
+def test_a_start_poll_is_one_call_with_the_log_when_the_node_does_not_answer(tmp_path: Path) -> None:
+    s = settings(tmp_path, control_persist=0)
+    node = s.cluster.node("db1")
+    stopped = SshTransport(s, ssh_context(), runner=Canned(0, "galerakv: not running\n"))
+    assert stopped.running_status(node) is None
+    starting = Canned(0, "2026-12-04 0 [Note] WSREP: Shifting OPEN -> PRIMARY\ngalerakv: end of log\n"
+                         "ERROR 2002 (HY000): Can't connect to local server\ngalerakv: client exit 1\n")
+    t = SshTransport(s, ssh_context(), runner=starting)
+    st = t.running_status(node)
+    assert st is not None and not st.reachable and "ERROR 2002" in st.error
+    assert "Shifting OPEN -> PRIMARY" in t.log_tail(node, 200)
+    assert len(starting.scripts) == 1, "the log tail came with the status"
+    assert starting.scripts[0][1] is not None and "wsrep" in starting.scripts[0][1]  # the SQL is on stdin
+    synced = Canned(0, "wsrep_local_state\t4\nwsrep_local_state_comment\tSynced\nwsrep_cluster_status\tPrimary\n"
+                       "wsrep_ready\tON\nwsrep_cluster_size\t3\ngalerakv: client exit 0\n")
+    st = SshTransport(s, ssh_context(), runner=synced).running_status(node)
+    assert st is not None and st.reachable and st.synced and st.primary and st.cluster_size == 3
+
+
+def test_the_configuration_push_is_one_call_with_every_file_on_stdin(tmp_path: Path) -> None:
+    import base64
+
+    from galerakv import secrets
+    from galerakv.cluster.render.node import render_all
+
+    s = config.parse({"cluster": {"transport": "ssh", "state_dir": str(tmp_path / "state"),
+                                  "nodes": [{"name": "db1", "address": "10.0.0.5"}]}},
+                     source=tmp_path / "galerakv.toml")
+    runner = Canned(0, "")
+    t = SshTransport(s, ssh_context(), runner=runner)
+    found = secrets.generate(s)
+    t.write_config(s.cluster.node("db1"), render_all(s, t.ctx)["db1"], found)
+    assert len(runner.scripts) == 1
+    script, stdin = runner.scripts[0]
+    assert stdin is not None and found.admin.password not in script  # secrets never on a command line
+    paths = {base64.b64decode(line.split()[0]).decode().rsplit("/", 1)[1]: line.split()[1:3]
+             for line in stdin.splitlines()}
+    assert paths["tls-server.key"] == ["0600", "mysql:mysql"] and paths["admin.cnf"] == ["0600", "root:root"]
+    assert {"my.cnf", "cluster.cnf", "tls-ca.crt", "tls-server.crt"} <= paths.keys()
+
+
+def test_the_hosts_file_report_becomes_the_doctors_file_facts() -> None:
+    from galerakv.cluster.doctor.facts import parse_file_report
+
+    report = ("datadir 1\nblocked /srv\nowner /srv/g/db1/data/ibdata1 (owner root:root, mode 0644)\n"
+              "leftover /srv/g/db1/data/sst_in_progress\ngra /srv/g/db1/data/GRA_1_2.log\n")
+    facts = parse_file_report("/srv/g/db1", "/srv/g/db1/data", "mysql", report)
+    assert facts.datadir_exists and facts.blocked_dir == "/srv"
+    assert facts.wrong_owner == ("/srv/g/db1/data/ibdata1 (owner root:root, mode 0644)",)
+    assert facts.sst_leftovers == ("/srv/g/db1/data/sst_in_progress",)
+    assert facts.gra_logs == ("/srv/g/db1/data/GRA_1_2.log",)
+    empty = parse_file_report("/srv/g/db1", "/srv/g/db1/data", "mysql", "datadir 0\n")
+    assert not empty.datadir_exists and empty.wrong_owner == () and empty.blocked_dir is None
