@@ -35,16 +35,6 @@ PRIVATE_DIRS = (Path("/etc/mysql"), Path("/var/lib/mysql"), Path("/run/mysqld"))
 START_TIMEOUT = 15.0
 
 
-def missing() -> str | None:
-    """Why ssh hosts cannot be made here, or None."""
-    if os.geteuid() != 0:
-        return "ssh test hosts need root (mount namespaces, sshd)"
-    for tool in (SSHD, "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/unshare"):
-        if not Path(tool).exists():
-            return f"{tool} is missing: scripts/test installs openssh-server, openssh-client, util-linux"
-    return None
-
-
 @dataclass
 class Host:
     address: str
