@@ -536,7 +536,7 @@ class MariaDBStore(Store):
             if not committing:
                 raise _Uncommitted() from exc
             assert plan is not None
-            committed = await self._committed(plan, ep)
+            committed = await self._committed(plan, ep, conn.thread_id())
             if committed is None:
                 raise OutcomeUnknown(
                     f"{ep.name} failed during COMMIT and no other node could tell whether the write "
@@ -594,20 +594,24 @@ class MariaDBStore(Store):
         await cur.nextset()
         return statements.rows(await cur.fetchall())
 
-    async def _committed(self, plan: GroupPlan, failed: routing.Endpoint) -> int | None:
-        """After a lost COMMIT on ``failed``: the revision of the group's last change if it
-        committed, 0 if it did not, None if that cannot be known.
+    async def _committed(self, plan: GroupPlan, failed: routing.Endpoint, thread: int) -> int | None:
+        """After a lost COMMIT on ``failed`` (by its connection ``thread``): the revision of the
+        group's last change if it committed, 0 if it did not, None if that cannot be known.
 
-        Asked of another node, in this order: is ``failed`` out of that node's
-        Primary component (``wsrep_incoming_addresses``)? then, causally, is the
+        An absent version is an answer only once the COMMIT can no longer land,
+        which is known two ways. Another node's Primary component no longer
+        holds ``failed`` (``wsrep_incoming_addresses``): Galera delivers a write
+        set in a view to every member that survives into the next view or to
+        none. Or ``failed`` answers again and the thread that ran the COMMIT is
+        gone from its ``SHOW PROCESSLIST``: the COMMIT has ended, so if it
+        committed, its write set was ordered before the causal read that
+        follows. (The second way matters when a frozen writer is evicted and
+        back before the first is seen.) Then, causally, on another node: is the
         group's witness change there (a new version, or a deleted row gone)?
-        Galera delivers a write set in a view to every member that survives
-        into the next view or to none, so once ``failed`` is out, an absent
-        version will never appear. While ``failed`` is still a member (frozen,
-        or only slow) its COMMIT may yet land, so only a present version is an
-        answer; the question is asked again until OUTCOME_TIMEOUT. Behind a
-        balancer the members cannot be matched to the endpoint, so only a
-        present version is an answer there.
+        Until one of the two holds, only a present version is an answer; the
+        question is asked again until OUTCOME_TIMEOUT. Behind a balancer the
+        members and threads cannot be matched to the endpoint, so only a present
+        version is an answer there.
         """
         witness = plan.witness()
         if witness is None:
@@ -616,6 +620,17 @@ class MariaDBStore(Store):
         is_node = self.settings.server.route == "nodes"
         address = f"{failed.host}:{failed.port}"
         deadline = time.monotonic() + OUTCOME_TIMEOUT
+        ended = False  # the COMMIT's thread is gone from the failed node
+
+        async def thread_ended() -> bool:
+            conn = await asyncio.wait_for(self._connect(failed), CONNECT_TIMEOUT + 0.5)
+            try:
+                async with conn.cursor() as cur:
+                    async with asyncio.timeout(READ_TIMEOUT):
+                        await cur.execute("SHOW PROCESSLIST")  # allowed outside a Primary component too
+                        return all(int(row[0]) != thread for row in await cur.fetchall())
+            finally:
+                conn.close()
 
         async def ask(ep: routing.Endpoint) -> int | None:
             conn = await asyncio.wait_for(self._connect(ep), CONNECT_TIMEOUT + 0.5)
@@ -628,7 +643,7 @@ class MariaDBStore(Store):
                     if status.get("wsrep_cluster_status") != "Primary":
                         return None
                     members = status.get("wsrep_incoming_addresses", "").split(",")
-                    settled = is_node and address not in members
+                    settled = is_node and (ended or address not in members)
                     async with asyncio.timeout(max(1.0, deadline - time.monotonic())):
                         await cur.execute(
                             "SET STATEMENT wsrep_sync_wait=1 FOR SELECT ver FROM kv WHERE ns = %s AND k = %s",
@@ -647,6 +662,13 @@ class MariaDBStore(Store):
             return 0 if settled else None
 
         while time.monotonic() < deadline:
+            if is_node and not ended:
+                try:
+                    ended = await asyncio.wait_for(thread_ended(), max(0.1, deadline - time.monotonic()))
+                    if ended:
+                        log.info("outcome check: the COMMIT's thread %d on %s has ended", thread, failed.name)
+                except (MySQLError, OSError, TimeoutError) as exc:
+                    log.info("outcome check on %s: %s", failed.name, self._describe(exc))
             # the healthy endpoints first, then the others: a view change (the failed node
             # evicted, then back) can briefly fail them all, and the window in which the failed
             # node is out of the component is the one that settles the question. Every ask is
