@@ -182,6 +182,7 @@ class BalancerSettings:
 
 _SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _JUMP_RE = re.compile(r"^$|^([a-z_][a-z0-9_.-]*@)?[A-Za-z0-9.:\[\]-]+(:\d{1,5})?$")  # "": no jump host
+_COMMAND_RE = re.compile(r"^[A-Za-z0-9_./+-]+$")  # a command name or an absolute path, no shell syntax
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,10 @@ class SshSettings:
     control_persist: float = field(default=60.0, metadata=_key(
         "seconds one ssh connection per host stays open for the next steps (OpenSSH ControlMaster; "
         "0: a new connection per step)", check=_range(0, 3600)))
+    galerakv: str = field(default="galerakv", metadata=_key(
+        "the galerakv command on the balancer's host, which runs the health checks beside HAProxy "
+        "(install galerakv there as on this machine)", check=_matches(_COMMAND_RE, "command"),
+        hint="a command or an absolute path such as /opt/galerakv/.venv/bin/galerakv"))
 
 
 @dataclass(frozen=True)
@@ -817,3 +822,12 @@ def _cross_checks(r: _Reader, s: Settings, data: Mapping[str, Any]) -> None:
                 r.issue("balancer.check_port", s.balancer.check_port,
                         f"collides with a port cluster.nodes[{i}] ({node.name}) uses at {node.address}",
                         "the health check listens on each node's address; leave it at 9200")
+        if s.cluster.transport == "ssh" and s.balancer.kind == "haproxy":
+            # the checks run beside HAProxy on its host: check_port + each node's index
+            taken = range(s.balancer.check_port, s.balancer.check_port + len(nodes))
+            for port_key, port in (("rw_port", s.balancer.rw_port), ("ro_port", s.balancer.ro_port)):
+                if port in taken:
+                    r.issue(f"balancer.{port_key}", port,
+                            f"collides with the health checks on the balancer's host (ports "
+                            f"{taken.start}-{taken.stop - 1}: check_port + each node's index)",
+                            "move balancer.check_port, for example to 9200")

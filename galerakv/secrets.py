@@ -29,6 +29,7 @@ The file (readers such as the MariaDB backend use :func:`load`)::
 
 from __future__ import annotations
 
+import configparser
 import secrets as _random
 import tomllib
 from dataclasses import dataclass, replace
@@ -141,6 +142,20 @@ def client_option_file(account: Account, extra: dict[str, str] | None = None) ->
     for key, value in (extra or {}).items():
         lines.append(f"{key} = {value}")
     return "\n".join(lines) + "\n"
+
+
+def read_client_option_file(path: Path) -> Account:
+    """The account in a ``[client]`` option file as :func:`client_option_file` writes it."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(path.read_text())
+        user, password = parser.get("client", "user"), parser.get("client", "password")
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ClusterError(f"cannot read the account in {path}: {exc}; it must be a [client] option "
+                           "file with user and password (`galerakv cluster up` writes it)") from exc
+    if len(password) >= 2 and password[0] == password[-1] == '"':
+        password = password[1:-1]
+    return Account(user.strip(), password)
 
 
 def _toml_str(value: str) -> str:

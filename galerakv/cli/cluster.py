@@ -27,7 +27,6 @@ from galerakv.cluster.render import node as render
 from galerakv.cluster.transport import make_transport
 from galerakv.config import DEFAULT_FILE, ENV_VAR, Settings
 from galerakv.galera.status import ClusterVerdict, NodeStatus
-from galerakv.paths import CheckPaths
 from galerakv.secrets import Account, write_private
 
 
@@ -373,7 +372,21 @@ def sql(settings: Settings, node_name: str | None, via: str | None, statement: s
               help="Install everything galerakv can run here: both SST methods (mariadb-backup, socat) and haproxy.")
 @handle_errors
 def install_cmd(settings: Settings, everything: bool) -> None:
-    """Install MariaDB, Galera and the state-transfer tools (Debian/Ubuntu, as root)."""
+    """Install MariaDB, Galera and the state-transfer tools (Debian/Ubuntu, as root).
+
+    With nodes on ssh hosts, each host gets what it needs over ssh (apt-get on the
+    host), and the balancer's host HAProxy.
+    """
+    if settings.cluster.transport == "ssh":
+        transport = make_transport(settings)
+        missing = transport.missing_packages()
+        if missing:
+            _echo("installing on the nodes' hosts: " + " ".join(missing))
+            transport.install_packages(missing, _echo)
+        else:
+            _echo("every node's host has MariaDB, Galera and the state-transfer tools")
+        balancer.install(settings, _echo)
+        return
     packages = _install.required_packages(None if everything else settings.cluster.sst_method)
     packages += balancer.required_packages(settings)
     if everything and "haproxy" not in packages:
@@ -399,14 +412,16 @@ def maintenance(settings: Settings, node_name: str, switch: str) -> None:
     except KeyError as exc:
         fail(str(exc.args[0]))
         return
-    path = CheckPaths.of(settings, node).maintenance
+    if not balancer.managed(settings) or settings.balancer.kind != "haproxy":
+        fail("maintenance drains a node from the HAProxy galerakv runs (balancer.kind = \"haproxy\"); "
+             "with another balancer, drain the node in that balancer")
+        return
     if switch == "on":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("drained by `galerakv cluster maintenance`\n")
-        click.echo(f"{node.name}: maintenance on ({path}); its health check answers 503; "
+        where = balancer.set_maintenance(settings, node, "drained by `galerakv cluster maintenance`\n")
+        click.echo(f"{node.name}: maintenance on ({where}); its health check answers 503; "
                    f"`galerakv cluster maintenance --node {node.name} off` ends it")
     else:
-        path.unlink(missing_ok=True)
+        balancer.set_maintenance(settings, node, None)
         click.echo(f"{node.name}: maintenance off; back in rotation once its check passes")
 
 

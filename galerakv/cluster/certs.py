@@ -3,8 +3,9 @@
 One certificate per node (its names: the node's address and name, and the
 HAProxy address, since HAProxy passes TLS through and a client checks the
 node's certificate against the address it dialled), one for the HTTPS API
-(``http``) and one for MaxScale's listeners (``balancer``; MaxScale ends TLS
-itself). ``galerakv cluster up`` makes whatever is missing; ``galerakv cluster
+(``http``) and one for the balancer's host (``balancer``): MaxScale's listeners
+(MaxScale ends TLS itself), or, with nodes on ssh hosts, the health checks that
+run beside HAProxy. ``galerakv cluster up`` makes whatever is missing; ``galerakv cluster
 certs`` shows them, ``--renew`` issues new leaves (a rolling restart loads them),
 ``--ca-cert/--ca-key`` bring your own CA.
 
@@ -21,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galerakv import tls
+from galerakv.cluster.render.balancer import BALANCER_LEAF, checks_on_balancer_host
 from galerakv.config import NodeSettings, Settings
 from galerakv.files import write_file
 from galerakv.paths import TlsPaths
 from galerakv.tls import CertInfo, TlsError
 
 HTTP = "http"
-BALANCER = "balancer"
+BALANCER = BALANCER_LEAF
 RENEW = "run `galerakv cluster certs --renew`, then `galerakv cluster restart --rolling`"
 
 
@@ -57,7 +59,7 @@ def leaf_names(settings: Settings, extra_http: tuple[str, ...] = ()) -> dict[str
     host = settings.server.host
     http = [n for n in (host, "127.0.0.1", "localhost", *extra_http) if n not in ("0.0.0.0", "::")]
     leaves[HTTP] = list(dict.fromkeys(http))
-    if b.kind == "maxscale":
+    if b.kind == "maxscale" or (b.kind == "haproxy" and checks_on_balancer_host(settings)):
         leaves[BALANCER] = [b.address]
     return leaves
 

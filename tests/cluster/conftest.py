@@ -11,15 +11,23 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.local_cluster import LocalCluster, skip_reason
-from tests.support.ssh_hosts import SSH_HOST_ADDRESSES, SshHosts, ssh_hosts
+from tests.support.ssh_hosts import (
+    SSH_BALANCER_ADDRESS,
+    SSH_HOST_ADDRESSES,
+    SSH_SPARE_ADDRESS,
+    SshHosts,
+    ssh_hosts,
+)
 from tests.support.state_dirs import state_root
 
 
 @pytest.fixture(scope="session")
 def ssh_test_hosts() -> Iterator[SshHosts]:
-    """Three hosts that behave like separate machines (their own sshd, their own files), on
-    127.0.0.61-63; shared by the tests that run on the ssh transport, one cluster at a time."""
-    with ssh_hosts(SSH_HOST_ADDRESSES, state_root("ssh-state-") / "state") as hosts:
+    """Hosts that behave like separate machines (their own sshd, their own files): three for
+    the nodes on 127.0.0.61-63, one for the balancer (.65) and a spare (.66); shared by the tests
+    that run on the ssh transport, one cluster at a time."""
+    with ssh_hosts(SSH_HOST_ADDRESSES, state_root("ssh-state-") / "state",
+                   [SSH_BALANCER_ADDRESS, SSH_SPARE_ADDRESS]) as hosts:
         yield hosts
 
 
@@ -33,8 +41,9 @@ def make_cluster(request: pytest.FixtureRequest) -> Iterator[Callable[..., Local
     def make(count: int, first_address: str, balancer: str = "none", transport: str = "local") -> LocalCluster:
         if transport == "ssh":  # one node per test host; their addresses replace first_address
             hosts: SshHosts = request.getfixturevalue("ssh_test_hosts")
-            assert count == len(hosts.addresses) and balancer == "none"
-            cluster = LocalCluster.create_ssh(hosts, cluster_name="galerakv_test", prefix="c-ssh-")
+            assert count == len(hosts.addresses)
+            cluster = LocalCluster.create_ssh(hosts, cluster_name="galerakv_test", prefix="c-ssh-",
+                                              balancer=balancer)
         else:
             cluster = LocalCluster.create(count, first_address, cluster_name="galerakv_test", prefix="c-",
                                           balancer=balancer)

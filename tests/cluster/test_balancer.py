@@ -1,14 +1,19 @@
-"""Real HAProxy in front of a real 3-node cluster (nodes 127.0.0.81-83, balancer 127.0.0.80).
+"""Real HAProxy in front of a real 3-node cluster, on both transports.
 
-One cluster for the module (``kind = "haproxy"``, checks every 1 s, 2 failures
-to leave, 2 passes to return); each test leaves it healthy. HAProxy's own view
-(its stats socket) says when a node leaves or re-enters rotation; the times
-are printed (run with ``-s``) and bounded.
+``local``: nodes 127.0.0.81-83, HAProxy and a health check per node beside them
+(balancer 127.0.0.80). ``ssh``: the nodes on three test hosts (127.0.0.61-63,
+tests/support/ssh_hosts.py) and HAProxy with every health check on a host of its
+own (127.0.0.65), all started over ssh. One cluster per transport for the module
+(``kind = "haproxy"``, checks every 1 s, 2 failures to leave, 2 passes to
+return); each test leaves it healthy. HAProxy's own view (its stats socket)
+says when a node leaves or re-enters rotation; the times are printed (run with
+``-s``) and bounded.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from galerakv.cluster import balancer
+from galerakv.cluster.balancer import remote
 from galerakv.cluster.render.balancer import FALL, RISE
-from galerakv.cluster.render.node import detect_context
-from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
+from galerakv.cluster.supervise import Program, cmdline
+from galerakv.cluster.transport import make_transport
 from galerakv.paths import BalancerPaths
 from tests.support.balanced import ThroughBalancer
 from tests.support.local_cluster import LocalCluster, make_local_cluster
@@ -36,10 +42,13 @@ class Bench(ThroughBalancer):
 
     def __init__(self, cluster: LocalCluster) -> None:
         super().__init__(cluster)
-        self.transport = LocalTransport(self.settings, detect_context())
+        self.transport = make_transport(self.settings)
+        self.remote = cluster.hosts is not None  # HAProxy on the balancer's own host
 
     def states(self) -> dict[tuple[str, str], str]:
-        return {(s.listener, s.server): s.status for s in balancer.server_states(self.settings)}
+        st = balancer.status(self.settings)
+        assert st is not None
+        return {(s.listener, s.server): s.status for s in st.servers}
 
     def wait(self, what: str, predicate: Callable[[dict[tuple[str, str], str]], bool],
              timeout: float) -> float:
@@ -67,20 +76,52 @@ class Bench(ThroughBalancer):
         self.wait("every server UP", lambda s: bool(s) and all(v == "UP" for v in s.values()), timeout)
 
     def mariadbd_pid(self, node: str) -> int:
-        node_dir = self.c.state_dir / node
-        pid = int((node_dir / "galerakv.pid").read_text())
-        assert runs_mariadbd(pid, node_dir / "my.cnf")
-        return pid
+        return self.c.pid(node)
+
+    def on_balancer_host(self, path: Path) -> Path:
+        """Where ``path`` on the balancer's host is, as this machine sees it."""
+        if self.c.hosts is None:
+            return path
+        return self.c.hosts.hosts[self.settings.balancer.address].private(path)
+
+    def programs(self) -> list[Program]:
+        """HAProxy, then every health check, wherever they run."""
+        if self.remote:
+            return remote.programs(self.settings)
+        return [balancer.haproxy_program(self.settings),
+                *(balancer.clustercheck_program(self.settings, n) for n in self.settings.cluster.nodes)]
+
+    def pid(self, program: Program) -> int | None:
+        """The PID galerakv recorded for ``program``, if it runs that program (read on its host)."""
+        try:
+            pid = int(self.on_balancer_host(program.pid_file).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        argv = cmdline(pid)
+        return pid if argv and all(m in argv for m in program.marks) else None
 
 
-@pytest.fixture(scope="module")
-def bench() -> Iterator[Bench]:
-    with make_local_cluster(3, "127.0.0.81", "galerakv_bal", balancer="haproxy") as cluster:
+@pytest.fixture(scope="module", params=["local", "ssh"])
+def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
+    if request.param == "local":
+        with make_local_cluster(3, "127.0.0.81", "galerakv_bal", balancer="haproxy") as cluster:
+            out = cluster.ok("up")
+            assert "haproxy on 127.0.0.80: writes :3306, reads :3307" in out
+            b = Bench(cluster)
+            b.all_up()
+            yield b
+        return
+    cluster = LocalCluster.create_ssh(request.getfixturevalue("ssh_test_hosts"), cluster_name="galerakv_bal",
+                                      prefix="bal-ssh-", balancer="haproxy")
+    try:
         out = cluster.ok("up")
-        assert "haproxy on 127.0.0.80: writes :3306, reads :3307" in out
+        assert "haproxy on 127.0.0.65: writes :3306, reads :3307" in out
+        assert "clustercheck for db3 on 127.0.0.65" in out
         b = Bench(cluster)
         b.all_up()
         yield b
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture
@@ -121,22 +162,29 @@ def _ids(pid: int) -> tuple[list[str], list[str], str]:
 
 def test_haproxy_and_health_checks_run_unprivileged(healthy: Bench) -> None:
     """HAProxy binds as root, then runs as the haproxy user, confined to an empty directory;
-    the health check responders run as the user mariadbd runs as, with no extra groups."""
-    import pwd
-
-    pid = balancer.haproxy_program(healthy.settings).running_pid()
+    the health check responders run as the user mariadbd runs as (beside local nodes) or as
+    HAProxy's (on the balancer's own host), with no extra groups. On ssh hosts the balancer's
+    host holds the monitor account's password only, not the secrets file."""
+    haproxy_program, *checks = healthy.programs()
+    pid = healthy.pid(haproxy_program)
     assert pid is not None
     haproxy = pwd.getpwnam("haproxy")
     uids, gids, _ = _ids(pid)
     assert uids == [str(haproxy.pw_uid)] * 4 and gids == [str(haproxy.pw_gid)] * 4, (uids, gids)
-    chroot = BalancerPaths.of(healthy.settings).haproxy_chroot
-    assert os.readlink(f"/proc/{pid}/root") == str(chroot)
+    chroot = healthy.on_balancer_host(BalancerPaths.of(healthy.settings).haproxy_chroot)
+    assert os.readlink(f"/proc/{pid}/root").endswith("/balancer/haproxy-chroot")
     assert list(chroot.iterdir()) == [] and chroot.stat().st_uid == 0
-    mysql = pwd.getpwnam("mysql")
-    for node in healthy.settings.cluster.nodes:
-        check = balancer.clustercheck_program(healthy.settings, node).running_pid()
-        assert check is not None
-        assert _ids(check) == ([str(mysql.pw_uid)] * 4, [str(mysql.pw_gid)] * 4, ""), node.name
+    user = pwd.getpwnam("haproxy" if healthy.remote else "mysql")
+    for program in checks:
+        check = healthy.pid(program)
+        assert check is not None, program.label
+        assert _ids(check) == ([str(user.pw_uid)] * 4, [str(user.pw_gid)] * 4, ""), program.label
+    if healthy.remote:
+        state = healthy.on_balancer_host(healthy.settings.state_dir)
+        assert not (state / "secrets.toml").exists()
+        monitor = state / "balancer" / "monitor.cnf"
+        assert monitor.stat().st_mode & 0o777 == 0o600 and "galerakv_monitor" in monitor.read_text()
+        assert not (state / "tls" / "ca.key").exists() and not (state / "tls" / "db1.key").exists()
     healthy.all_up()  # its health checks and stats socket still work from there
 
 
@@ -213,12 +261,11 @@ def test_writes_continue_through_a_backup_when_the_writer_dies(healthy: Bench) -
 
 def test_down_stops_haproxy_and_checks(bench: Bench, tmp_path: Path) -> None:
     """Last in the module: down stops everything galerakv started for the balancer, by PID."""
-    programs = [balancer.haproxy_program(bench.settings),
-                *(balancer.clustercheck_program(bench.settings, n) for n in bench.settings.cluster.nodes)]
-    pids = [p.running_pid() for p in programs]
+    programs = bench.programs()
+    pids = [bench.pid(p) for p in programs]
     assert all(pids)
     out = bench.c.ok("down")
     assert "haproxy: stopped" in out and "clustercheck for db3: stopped" in out
-    assert all(p.running_pid() is None for p in programs)
+    assert all(bench.pid(p) is None for p in programs)
     code, st = bench.c.status()
     assert code == 1 and not st["balancer"]["running"]

@@ -35,7 +35,7 @@ from galerakv import config
 from galerakv.cluster import balancer as cluster_balancer
 from galerakv.cluster import starter
 from galerakv.cluster.transport.local import runs_mariadbd
-from tests.support.ssh_hosts import SshHosts
+from tests.support.ssh_hosts import SSH_BALANCER_ADDRESS, SshHosts
 from tests.support.state_dirs import state_root
 
 COMMAND_TIMEOUT = 400
@@ -70,16 +70,22 @@ class LocalCluster:
         return cls(path, root / "state", [f"db{i}" for i in range(1, count + 1)])
 
     @classmethod
-    def create_ssh(cls, hosts: SshHosts, *, cluster_name: str, prefix: str) -> LocalCluster:
+    def create_ssh(cls, hosts: SshHosts, *, cluster_name: str, prefix: str,
+                   balancer: str = "none") -> LocalCluster:
         """A galerakv.toml with ``transport = "ssh"`` for one node per test host (root, key login,
-        the hosts' keys checked); ``state_dir`` is the one every host keeps private."""
+        the hosts' keys checked); ``state_dir`` is the one every host keeps private. With
+        ``balancer = "haproxy"``, HAProxy and its checks run on the balancer's host, with this
+        run's galerakv (the hosts share this machine's /usr and the test's virtualenv)."""
         root = state_root(prefix)
         path = root / "galerakv.toml"
         names = [f"db{i}" for i in range(1, len(hosts.addresses) + 1)]
         data = {"cluster": {"name": cluster_name, "transport": "ssh", "state_dir": str(hosts.state_dir),
                             "nodes": [{"name": n, "address": a} for n, a in zip(names, hosts.addresses,
                                                                                 strict=True)]},
-                "ssh": hosts.ssh_table(), "balancer": {"kind": "none"}}
+                "ssh": {**hosts.ssh_table(), "galerakv": str(Path(sys.executable).parent / "galerakv")},
+                "balancer": {"kind": "none"}}
+        if balancer != "none":
+            data["balancer"] = {"kind": balancer, "address": SSH_BALANCER_ADDRESS}
         path.write_text(tomli_w.dumps(data))
         return cls(path, hosts.state_dir, names, hosts)
 

@@ -30,7 +30,9 @@ from pathlib import Path
 from tests.support.state_dirs import state_root
 
 SSHD = "/usr/sbin/sshd"
-SSH_HOST_ADDRESSES = [f"127.0.0.{i}" for i in (61, 62, 63)]
+SSH_HOST_ADDRESSES = [f"127.0.0.{i}" for i in (61, 62, 63)]  # one node each
+SSH_BALANCER_ADDRESS = "127.0.0.65"  # HAProxy and its health checks, on a host of their own
+SSH_SPARE_ADDRESS = "127.0.0.66"  # a fourth node's host, for add-node
 PRIVATE_DIRS = (Path("/etc/mysql"), Path("/var/lib/mysql"), Path("/run/mysqld"))
 START_TIMEOUT = 15.0
 
@@ -48,10 +50,12 @@ class Host:
 
 @dataclass
 class SshHosts:
-    """Hosts on ``addresses``; ``state_dir`` is private to each (bind-mounted in its namespace)."""
+    """Hosts on ``addresses`` (the nodes') and ``extra`` (the balancer's, a spare); ``state_dir`` is
+    private to each (bind-mounted in its namespace)."""
 
     addresses: list[str]
     state_dir: Path
+    extra: list[str] = field(default_factory=list)
     root: Path = field(default_factory=lambda: state_root("ssh-hosts-"))
     hosts: dict[str, Host] = field(default_factory=dict)
     auth_dir: Path | None = None
@@ -85,7 +89,7 @@ class SshHosts:
         for path in PRIVATE_DIRS:
             path.mkdir(parents=True, exist_ok=True)
         known: list[str] = []
-        for i, address in enumerate(self.addresses, start=1):
+        for i, address in enumerate([*self.addresses, *self.extra], start=1):
             host = Host(address, self.root / f"host{i}")
             self.hosts[address] = host
             (host.root / "etc").mkdir(parents=True)
@@ -153,13 +157,18 @@ class SshHosts:
                     child.unlink(missing_ok=True)
 
     def kill_leftovers(self) -> None:
-        """Kill, by the PIDs galerakv recorded in each host's folders, what a test left running there."""
+        """Kill, by the PIDs galerakv recorded in each host's folders, what a test left running there:
+        mariadbd, HAProxy and the health checks."""
         for host in self.hosts.values():
-            for pid_file in host.private(self.state_dir).glob("*/galerakv.pid"):
+            state = host.private(self.state_dir)
+            for pid_file in [*state.glob("*/galerakv.pid"), *state.glob("*/clustercheck.pid"),
+                             *state.glob("balancer/haproxy.pid")]:
                 with contextlib.suppress(ValueError, OSError):
                     pid = int(pid_file.read_text())
-                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                    if cmdline and os.path.basename(cmdline[0].decode()) in ("mariadbd", "mysqld"):
+                    cmdline = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+                    ours = cmdline and (os.path.basename(cmdline[0]) in ("mariadbd", "mysqld", "haproxy")
+                                        or "clustercheck" in cmdline)
+                    if ours:
                         os.kill(pid, signal.SIGKILL)
 
     @staticmethod
@@ -196,8 +205,8 @@ class SshHosts:
 
 
 @contextlib.contextmanager
-def ssh_hosts(addresses: list[str], state_dir: Path) -> Iterator[SshHosts]:
-    hosts = SshHosts(addresses, state_dir)
+def ssh_hosts(addresses: list[str], state_dir: Path, extra: list[str] | None = None) -> Iterator[SshHosts]:
+    hosts = SshHosts(addresses, state_dir, extra or [])
     try:
         hosts.start()
         yield hosts

@@ -25,8 +25,10 @@ from galerakv.cli.main import main
 from galerakv.cluster import balancer, starter
 from galerakv.cluster.balancer.clustercheck import Checker, judge, serve
 from galerakv.cluster.balancer.haproxy import server_problems
+from galerakv.cluster.balancer.remote import BalancerHost
 from galerakv.cluster.render import node as render_node
 from galerakv.cluster.transport.fake import FakeTransport
+from galerakv.cluster.transport.ssh import ShellRunner
 from galerakv.errors import ClusterError, ConfigError
 from galerakv.galera.status import ClusterVerdict
 from tests.support.machine import fake_executable, galera_provider
@@ -292,13 +294,15 @@ def test_maintenance_switch(tmp_path: Path) -> None:
 def test_status_of_a_node_in_maintenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Healthy nodes, one drained on purpose: healthy, exit 0, and the row says so and how to end it.
 
-    The nodes are the in-memory ones; ssh hosts, so no balancer process is asked about here
-    (tests/cluster/test_balancer.py drains a node behind a real HAProxy).
+    The nodes are the in-memory ones on ssh hosts, and the balancer's host a small fake that
+    keeps its maintenance files here (tests/cluster/test_balancer.py drains a node behind a real
+    HAProxy).
     """
     path = tmp_path / "galerakv.toml"
     path.write_text(starter.starter_toml(3, "127.0.0.201", state_dir="state")
                     .replace('transport = "local"', 'transport = "ssh"'))
     monkeypatch.setattr("galerakv.cli.cluster.make_transport", FakeTransport)
+    monkeypatch.setattr(balancer, "BalancerHost", FakeBalancerHost)
     runner = CliRunner()
     assert runner.invoke(main, ["cluster", "maintenance", "--node", "db2", "on", "--config", str(path)]).exit_code == 0
     result = runner.invoke(main, ["cluster", "status", "--config", str(path)])
@@ -339,9 +343,79 @@ def test_install_and_preflight_by_kind(tmp_path: Path) -> None:
     assert balancer.required_packages(_settings(tmp_path, "maxscale")) == []
     assert balancer.required_packages(_settings(tmp_path, "none")) == []
     data = {"cluster": {"transport": "ssh", "nodes": [{"name": "db1", "address": "10.0.0.1"}]},
-            "balancer": {"kind": "haproxy", "address": "10.0.0.9"}}
+            "balancer": {"kind": "maxscale", "address": "10.0.0.9"}}
     pre = balancer.preflight(config.parse(data, source=tmp_path / "galerakv.toml"))
-    assert pre.errors == () and "only for local nodes" in pre.warnings[0]
+    assert pre.errors == () and "only beside local nodes" in pre.warnings[0]
+    data["balancer"]["kind"] = "haproxy"
+    settings = config.parse(data, source=tmp_path / "galerakv.toml")
+    assert balancer.on_own_host(settings) and balancer.required_packages(settings) == []
+
+
+def test_the_balancer_host_needs_galerakv_for_its_checks(tmp_path: Path) -> None:
+    """The preflight runs on the balancer's host (here: this machine, through the shell runner)."""
+    data = {"cluster": {"transport": "ssh", "nodes": [{"name": "db1", "address": "10.0.0.1"}]},
+            "balancer": {"kind": "haproxy", "address": "10.0.0.9"}, "ssh": {"galerakv": "no-such-galerakv"}}
+    settings = config.parse(data, source=tmp_path / "galerakv.toml")
+    (error,) = BalancerHost(settings, ShellRunner()).preflight()
+    assert error.startswith("balancer host 10.0.0.9: `no-such-galerakv` is not there")
+    assert "set ssh.galerakv" in error
+    data["ssh"]["galerakv"] = "/bin/sh"
+    assert BalancerHost(config.parse(data, source=tmp_path / "galerakv.toml"), ShellRunner()).preflight() == []
+
+
+def test_checks_beside_haproxy_on_its_own_host(tmp_path: Path) -> None:
+    """ssh hosts: one check port per node on the balancer's address, asked through `addr`; the
+    health checks' own galerakv.toml reads back to the same nodes, endpoints and state_dir."""
+    from galerakv.cluster.balancer.remote import clustercheck_program, remote_config
+    from galerakv.cluster.render.balancer import check_endpoint, render_haproxy_cfg
+
+    data = {"cluster": {"transport": "ssh", "state_dir": "st", "nodes": [
+                {"name": f"db{i}", "address": f"10.0.0.{i}"} for i in (1, 2, 3)]},
+            "balancer": {"kind": "haproxy", "address": "10.0.0.9", "check_port": 9300}}
+    settings = config.parse(data, source=tmp_path / "galerakv.toml")
+    cfg = render_haproxy_cfg(settings)
+    assert "server db1 10.0.0.1:3306 check port 9300 addr 10.0.0.9 " in cfg
+    assert "server db3 10.0.0.3:3306 check port 9302 addr 10.0.0.9 " in cfg
+    copy = config.parse(tomllib.loads(remote_config(settings)), source=Path("/elsewhere/galerakv.toml"))
+    assert copy.state_dir == tmp_path / "st"
+    assert copy.cluster.nodes == settings.cluster.nodes
+    assert [check_endpoint(copy, n) for n in copy.cluster.nodes] == [
+        check_endpoint(settings, n) for n in settings.cluster.nodes]
+    assert [(e.address, e.port, e.leaf) for e in map(lambda n: check_endpoint(settings, n),
+                                                      settings.cluster.nodes)][1] == ("10.0.0.9", 9301, "balancer")
+    argv = clustercheck_program(settings, settings.cluster.nodes[1]).argv
+    assert argv[:2] == ("galerakv", "clustercheck") and "--credentials" in argv and "haproxy" in argv
+    local = config.parse({**data, "cluster": {**data["cluster"], "transport": "local",
+                                              "nodes": [{"name": "db1", "address": "127.0.0.31"}]}},
+                         source=tmp_path / "galerakv.toml")
+    assert check_endpoint(local, local.cluster.nodes[0]).address == "127.0.0.31"
+    assert " addr " not in render_haproxy_cfg(local)
+
+
+class FakeBalancerHost:
+    """The balancer's host, in memory: every process runs, every server not drained is UP; the
+    maintenance files are kept on this machine, where the fake nodes look for them."""
+
+    def __init__(self, settings: config.Settings, runner: object = None) -> None:
+        self.settings = settings
+
+    def state(self) -> Any:
+        from galerakv.cluster.balancer.haproxy import ServerState, haproxy_program
+        from galerakv.cluster.balancer.remote import RemoteState, programs
+
+        drained = self.maintenance()
+        servers = tuple(ServerState(listener, n.name, False, "MAINT" if n.name in drained else "UP", "L7OK",
+                                    "200", 0) for listener in ("rw", "ro") for n in self.settings.cluster.nodes)
+        assert programs(self.settings)[0].label == haproxy_program(self.settings).label
+        return RemoteState({p.label: 4242 for p in programs(self.settings)}, servers, None)
+
+    def maintenance(self) -> dict[str, Any]:
+        return balancer.maintenance(dataclasses.replace(
+            self.settings, cluster=dataclasses.replace(self.settings.cluster, transport="local")))
+
+    def set_maintenance(self, node: config.NodeSettings, note: str | None) -> None:
+        local = dataclasses.replace(self.settings.cluster, transport="local")
+        balancer.set_maintenance(dataclasses.replace(self.settings, cluster=local), node, note)
 
 
 def test_haproxy_chroot_is_made_empty_and_root_owned(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ asks about each node. Every process is a supervised
 :class:`~galerakv.cluster.supervise.Program` (its own session, its PID
 recorded under ``state_dir``, stopped only by that PID). Everything that can be
 checked before starting (binaries, ports, socket path) is checked in
-:func:`preflight`, before any node starts.
+:func:`preflight`, before any node starts. With nodes on ssh hosts, HAProxy and
+its health checks run on the balancer's own host
+(:mod:`~galerakv.cluster.balancer.remote`); every function here picks the place.
 """
 
 from __future__ import annotations
@@ -24,20 +26,25 @@ from galerakv.cluster.balancer.haproxy import (
     clustercheck_program,
     haproxy_program,
     parse_show_stat,
+    server_problems,
     server_states,
 )
 from galerakv.cluster.balancer.maxscale import MaxScale, ensure_maxscale_accounts, maxscale_program
+from galerakv.cluster.balancer.remote import BalancerHost
+from galerakv.cluster.balancer.remote import clustercheck_program as remote_clustercheck
 from galerakv.cluster.supervise import Program
 from galerakv.cluster.transport.base import Preflight, Report, Transport
 from galerakv.cluster.transport.local import port_problem
-from galerakv.config import Settings
+from galerakv.config import NodeSettings, Settings
+from galerakv.errors import ClusterError
+from galerakv.files import write_file
 from galerakv.galera.status import ClusterVerdict
 from galerakv.paths import BalancerPaths, CheckPaths
 
 __all__ = ["BalancerStatus", "Kind", "Maintenance", "ServerState", "clustercheck_program",
-           "ensure_maxscale_accounts", "haproxy_program", "maintenance", "managed", "maxscale_program",
-           "parse_show_stat", "preflight", "required_packages", "server_states", "start", "status",
-           "stop", "with_balancer"]
+           "ensure_maxscale_accounts", "haproxy_program", "install", "maintenance", "managed",
+           "maxscale_program", "on_own_host", "parse_show_stat", "preflight", "reload", "required_packages",
+           "server_states", "set_maintenance", "start", "status", "stop", "stop_check", "with_balancer"]
 
 STOP_TIMEOUT = 10.0
 
@@ -69,14 +76,38 @@ def kind(settings: Settings) -> Kind | None:
 
 
 def required_packages(settings: Settings) -> list[str]:
-    """Debian packages the balancer needs on this machine."""
+    """Debian packages the balancer needs on this machine (none when it runs on a host of its own)."""
     k = kind(settings)
-    return list(k.packages) if k is not None else []
+    return list(k.packages) if k is not None and not on_own_host(settings) else []
 
 
 def managed(settings: Settings) -> bool:
-    """Whether galerakv runs the balancer itself (local nodes and a balancer kind)."""
-    return settings.balancer.kind != "none" and settings.cluster.transport == "local"
+    """Whether galerakv runs the balancer itself: any kind beside local nodes; HAProxy on a host of
+    its own beside ssh hosts."""
+    b = settings.balancer
+    return b.kind != "none" and (settings.cluster.transport == "local" or b.kind == "haproxy")
+
+
+def on_own_host(settings: Settings) -> bool:
+    """Whether galerakv runs the balancer on its own host over ssh (nodes on ssh hosts)."""
+    return managed(settings) and settings.cluster.transport == "ssh"
+
+
+def install(settings: Settings, report: Report) -> None:
+    """Install what the balancer needs where it runs: its host over ssh, or this machine."""
+    if on_own_host(settings):
+        host = BalancerHost(settings)
+        missing = host.missing_packages()
+        if missing:
+            report("installing missing packages on the balancer's host: " + " ".join(missing))
+            host.install_packages(missing, report)
+        return
+    from galerakv.cluster import install as _install
+
+    extra = _install.missing_packages(required_packages(settings))
+    if extra:
+        report("installing missing packages: " + " ".join(extra))
+        _install.install(extra, report)
 
 
 def preflight(settings: Settings) -> Preflight:
@@ -85,11 +116,13 @@ def preflight(settings: Settings) -> Preflight:
     k = kind(settings)
     if k is None:
         return Preflight()
-    if settings.cluster.transport != "local":
+    if not managed(settings):
         return Preflight(warnings=(
-            f"galerakv runs the {b.kind} balancer only for local nodes so far; render its "
-            "configuration with `galerakv cluster render`, run it yourself, and run "
-            "`galerakv clustercheck --node NAME` on each host",))
+            f"galerakv runs {b.kind} only beside local nodes; render its configuration with "
+            "`galerakv cluster render` and run it yourself (balancer.kind = \"haproxy\" runs on a host "
+            "of its own)",))
+    if on_own_host(settings):
+        return Preflight(tuple(BalancerHost(settings).preflight()))
     errors = k.preflight(settings)
     if k.program(settings).running_pid() is None:
         for port in (b.rw_port, b.ro_port):
@@ -104,14 +137,69 @@ def start(settings: Settings, transport: Transport, report: Report) -> None:
     k = kind(settings)
     if not managed(settings) or k is None:
         return
+    if on_own_host(settings):
+        BalancerHost(settings).start(report)
+        return
     BalancerPaths.of(settings).root.mkdir(parents=True, exist_ok=True, mode=0o750)
     k.start(settings, transport, report)
 
 
+def reload(settings: Settings, transport: Transport, report: Report) -> None:
+    """HAProxy reads its server list at start: stop it and start it on the current list (its
+    clients reconnect once; the nodes notice nothing)."""
+    if not managed(settings):
+        return
+    if on_own_host(settings):
+        host = BalancerHost(settings)
+        if host.stop([haproxy_program(settings)]):
+            report("haproxy: stopped to load the new server list")
+        host.start(report)
+        return
+    if haproxy_program(settings).stop():
+        report("haproxy: stopped to load the new server list")
+    start(settings, transport, report)
+
+
+def stop_check(settings: Settings, node: NodeSettings) -> None:
+    """Stop ``node``'s health check and end its maintenance (the node leaves the cluster)."""
+    if not managed(settings) or not isinstance(kind(settings), HAProxy):
+        return
+    if on_own_host(settings):
+        host = BalancerHost(settings)
+        host.stop([remote_clustercheck(settings, node)])
+        host.set_maintenance(node, None)
+        return
+    clustercheck_program(settings, node).stop()
+    CheckPaths.of(settings, node).maintenance.unlink(missing_ok=True)
+
+
+def set_maintenance(settings: Settings, node: NodeSettings, note: str | None) -> str | None:
+    """Drain ``node`` from HAProxy (its health check answers 503 while the file holds ``note``), or
+    bring it back (``note`` None); the file's path (on the balancer's host over ssh), None
+    without a managed HAProxy."""
+    if not managed(settings) or not isinstance(kind(settings), HAProxy):
+        return None
+    path = CheckPaths.of(settings, node).maintenance
+    if on_own_host(settings):
+        BalancerHost(settings).set_maintenance(node, note)
+        return f"{settings.balancer.address}:{path}"
+    if note is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(path, note, 0o644)  # the node's folder: mysql's, so no symlink followed
+    return str(path)
+
+
 def stop(settings: Settings, report: Report) -> list[str]:
     """Stop the balancer, then the health checks; returns what was stopped."""
-    if settings.balancer.kind == "none" or settings.cluster.transport != "local":
+    if not managed(settings):
         return []
+    if on_own_host(settings):
+        there = BalancerHost(settings).stop()
+        for label in there:
+            report(f"{label}: stopped on {settings.balancer.address}")
+        return there
     stopped: list[str] = []
     # every kind's processes: a kind changed in the file must not leave the old one running
     programs = [p for k in KINDS.values() for p in k.programs(settings)]
@@ -128,8 +216,10 @@ def maintenance(settings: Settings) -> dict[str, Maintenance]:
     Only HAProxy's health checks (``galerakv clustercheck``) read the maintenance file, so
     with another balancer kind, or none, no node is drained by it.
     """
-    if not isinstance(kind(settings), HAProxy):
+    if not managed(settings) or not isinstance(kind(settings), HAProxy):
         return {}
+    if on_own_host(settings):
+        return BalancerHost(settings).maintenance()
     found = {}
     for node in settings.cluster.nodes:
         m = read_maintenance(node.name, CheckPaths.of(settings, node).maintenance)
@@ -174,6 +264,8 @@ def status(settings: Settings) -> BalancerStatus | None:
     k = kind(settings)
     if not managed(settings) or k is None:
         return None
+    if on_own_host(settings):
+        return _remote_status(settings)
     pid = k.program(settings).running_pid()
     problems: list[str] = []
     servers: list[ServerState] = []
@@ -186,6 +278,32 @@ def status(settings: Settings) -> BalancerStatus | None:
         problems += more
     return BalancerStatus(b.kind, b.address, b.rw_port, b.ro_port, pid is not None, pid,
                           tuple(servers), checks, tuple(problems), drained)
+
+
+def _remote_status(settings: Settings) -> BalancerStatus:
+    """:func:`status` of HAProxy on its own host: one ssh call for the processes and servers, one
+    for the maintenance files."""
+    b = settings.balancer
+    host = BalancerHost(settings)
+    try:
+        found = host.state()
+    except ClusterError as exc:
+        return BalancerStatus(b.kind, b.address, b.rw_port, b.ro_port, False, None,
+                              problems=(f"the balancer's host does not answer: {exc}",))
+    pid = found.pids.get(haproxy_program(settings).label)
+    problems: list[str] = []
+    if pid is None:
+        problems.append(f"haproxy is not running on {b.address} (`galerakv cluster up` starts it)")
+    checks = {n.name: found.pids.get(remote_clustercheck(settings, n).label) is not None
+              for n in settings.cluster.nodes}
+    problems += [f"{name}: its health check (galerakv clustercheck on {b.address}) is not running"
+                 for name, ok in checks.items() if not ok]
+    drained = tuple(host.maintenance())
+    if found.stat_error is not None:
+        problems.append(f"haproxy's stats socket does not answer: {found.stat_error}")
+    problems += server_problems(list(found.servers), drained)
+    return BalancerStatus(b.kind, b.address, b.rw_port, b.ro_port, pid is not None, pid,
+                          found.servers, checks, tuple(problems), drained)
 
 
 def with_balancer(verdict: ClusterVerdict, lb: BalancerStatus | None) -> ClusterVerdict:

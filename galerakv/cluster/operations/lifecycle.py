@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from galerakv.cluster import balancer, certs, doctor
-from galerakv.cluster import install as _install
 from galerakv.cluster.operations import recovery
 from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import Report, Transport
@@ -120,11 +119,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         if missing:
             report("installing missing packages: " + " ".join(missing))
             transport.install_packages(missing, report)
-        # the balancer runs on this machine, whatever the transport
-        extra = _install.missing_packages(balancer.required_packages(settings))
-        if extra:
-            report("installing missing packages: " + " ".join(extra))
-            _install.install(extra, report)
+        balancer.install(settings, report)  # on this machine, or on the balancer's own host
     balancer_pre = balancer.preflight(settings)
     for warning in balancer_pre.warnings:
         report(f"warning: {warning}")

@@ -30,7 +30,7 @@ from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Report, Transport
 from galerakv.config import NodeSettings, Settings, parse
 from galerakv.errors import ClusterError, ConfigError, NodeError
-from galerakv.paths import CheckPaths, NodePaths, StatePaths
+from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import load
 
 _HEADER_RE = re.compile(r"^\s*\[")
@@ -161,13 +161,7 @@ def _refresh(settings: Settings, transport: Transport, report: Report) -> None:
         transport.write_config(node, rendered[node.name], secrets)
     report("rendered every node's configuration (gcomm:// lists "
            + ", ".join(n.address for n in settings.cluster.nodes) + ")")
-    if balancer.managed(settings):
-        # HAProxy reads its server list at start: a restart costs the balancer's
-        # clients one reconnect, the nodes nothing
-        haproxy = balancer.haproxy_program(settings)
-        if haproxy.stop():
-            report("haproxy: stopped to load the new server list")
-        balancer.start(settings, transport, report)
+    balancer.reload(settings, transport, report)
 
 
 # --------------------------------------------------------------------------- verbs
@@ -255,9 +249,7 @@ def remove_node(settings: Settings, transport: Transport, report: Report, name: 
             rolling.undrain(settings, transport, node)  # back in service, file untouched
             raise
         lifecycle.wait_for_leave(transport, others_running, report)
-        if balancer.managed(settings):
-            balancer.clustercheck_program(settings, node).stop()
-            CheckPaths.of(settings, node).maintenance.unlink(missing_ok=True)
+        balancer.stop_check(settings, node)
     else:
         report(f"{name}: not running")
     _write(settings.source, new_text)

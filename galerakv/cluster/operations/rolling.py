@@ -26,8 +26,7 @@ from galerakv.cluster.render.node import render_all
 from galerakv.cluster.transport.base import QueryFailed, Report, Transport
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
-from galerakv.files import write_file
-from galerakv.paths import CheckPaths, StatePaths
+from galerakv.paths import StatePaths
 from galerakv.secrets import load
 
 SERVER_PROBE_INTERVAL = 1.0  # galerakv.backend.mariadb probes every node this often
@@ -52,10 +51,7 @@ def settle_seconds(settings: Settings) -> float:
 def drain(settings: Settings, transport: Transport, node: NodeSettings, report: Report,
           by: str = "galerakv cluster restart --rolling") -> None:
     """Take ``node`` out of every client's rotation; it keeps running."""
-    if balancer.managed(settings):
-        path = CheckPaths.of(settings, node).maintenance
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_file(path, f"drained by `{by}`\n", 0o644)  # the node's folder: mysql's, so no symlink followed
+    balancer.set_maintenance(settings, node, f"drained by `{by}`\n")
     transport.query(node, "SET GLOBAL wsrep_desync = ON;", timeout=30)
     report(f"{node.name}: drained (wsrep_desync = ON"
            + (", balancer maintenance on)" if balancer.managed(settings) else ")"))
@@ -63,8 +59,7 @@ def drain(settings: Settings, transport: Transport, node: NodeSettings, report: 
 
 def undrain(settings: Settings, transport: Transport, node: NodeSettings) -> None:
     """Undo :func:`drain` (the desync flag is gone anyway after a restart)."""
-    if balancer.managed(settings):
-        CheckPaths.of(settings, node).maintenance.unlink(missing_ok=True)
+    balancer.set_maintenance(settings, node, None)
     if transport.is_running(node):
         # it may have stopped meanwhile; a restarted node is not desynced anyway
         with contextlib.suppress(QueryFailed):

@@ -13,6 +13,10 @@ HAProxy (``kind = "haproxy"``, run by galerakv):
   (``option httpchk``): 200 only when the node is Synced, Primary and ready.
   ``option mysql-check`` is not used: it only proves that the server accepts
   connections, and a Donor or non-Primary node does.
+- With ``cluster.transport = "ssh"`` HAProxy and the health checks run on
+  a host of their own (the balancer's address): one responder per node there,
+  on ``check_port`` + the node's index, each asking its node over the network
+  (``check ... addr``), so the database hosts need nothing but MariaDB.
 - A stats socket under ``state_dir/balancer/`` (``galerakv cluster status``
   reads each server's state from it).
 
@@ -36,10 +40,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from galerakv.config import Settings
+from galerakv.config import NodeSettings, Settings
 from galerakv.paths import BalancerPaths, TlsPaths
 from galerakv.secrets import Account
 
+BALANCER_LEAF = "balancer"  # the balancer's certificate (state_dir/tls/balancer.crt)
 HAPROXY_USER = "haproxy"  # Debian's haproxy package creates it; `up` creates it when missing
 FALL = 2
 RISE = 2
@@ -59,19 +64,52 @@ def duration(seconds: float) -> str:
 # --------------------------------------------------------------------------- HAProxy
 
 
+@dataclass(frozen=True)
+class CheckEndpoint:
+    """Where the health check of one node answers, and the certificate it answers with."""
+
+    address: str
+    port: int
+    leaf: str  # the certificate's name under state_dir/tls: the node's, or "balancer"
+
+
+def checks_on_balancer_host(settings: Settings) -> bool:
+    """Whether the health checks run beside HAProxy on the balancer's host (nodes on ssh hosts)
+    rather than one on each node's address (local nodes)."""
+    return settings.cluster.transport == "ssh"
+
+
+def check_endpoint(settings: Settings, node: NodeSettings) -> CheckEndpoint:
+    """The one rule for where ``galerakv clustercheck`` answers for ``node``: on the node's address
+    at ``check_port`` (local nodes), or on the balancer's host at ``check_port`` + the node's index
+    in the metadata file (ssh hosts: the checks run beside HAProxy, one port per node)."""
+    b = settings.balancer
+    if not checks_on_balancer_host(settings):
+        return CheckEndpoint(node.address, b.check_port, node.name)
+    index = [n.name for n in settings.cluster.nodes].index(node.name)
+    return CheckEndpoint(b.address, b.check_port + index, BALANCER_LEAF)
+
+
 def render_haproxy_cfg(settings: Settings) -> str:
     """The whole haproxy.cfg for ``settings``."""
     b = settings.balancer
     paths = BalancerPaths.of(settings)
     inter = duration(b.check_interval)
-    check = (f"check port {b.check_port} inter {inter} fall {FALL} rise {RISE} "
-             "on-marked-down shutdown-sessions")
-    if settings.cluster.tls:  # the health checks over HTTPS, the responder's certificate checked
-        check += f" check-ssl verify required ca-file {TlsPaths.of(settings).ca_cert}"
+    ssl = (f" check-ssl verify required ca-file {TlsPaths.of(settings).ca_cert}"
+           if settings.cluster.tls else "")  # the health checks over HTTPS, the responder's certificate checked
+
+    def check(node: NodeSettings) -> str:
+        where = check_endpoint(settings, node)
+        addr = f" addr {where.address}" if where.address != node.address else ""
+        return (f"check port {where.port}{addr} inter {inter} fall {FALL} rise {RISE} "
+                f"on-marked-down shutdown-sessions{ssl}")
+
     lines = [
         f"# galerakv: HAProxy for cluster {settings.cluster.name}; generated, do not edit.",
         "# Regenerate with `galerakv cluster render`. Health checks ask `galerakv clustercheck`",
-        f"# on each node's address, port {b.check_port}: 200 only when the node is Synced,",
+        (f"# beside HAProxy, port {b.check_port} + the node's index: 200 only when the node is Synced,"
+         if checks_on_balancer_host(settings) else
+         f"# on each node's address, port {b.check_port}: 200 only when the node is Synced,"),
         "# Primary and ready. (option mysql-check cannot see a Donor or non-Primary node.)",
         *(["# TLS: the client's TLS to MariaDB passes through (mode tcp); the checks use HTTPS."]
           if settings.cluster.tls else []),
@@ -92,6 +130,9 @@ def render_haproxy_cfg(settings: Settings) -> str:
         f"    timeout check {inter}",
         "    retries 2",
         "    option redispatch",
+        *(["    # to the nodes from the balancer's address: the accounts that may log in only through",
+           "    # the balancer (galerakv_admin) are bound to it",
+           f"    source {b.address}"] if checks_on_balancer_host(settings) else []),
         "",
         f"listen {RW_PROXY}",
         "    # writes: one node at a time, root first; the others wait as backups",
@@ -100,7 +141,7 @@ def render_haproxy_cfg(settings: Settings) -> str:
         "    http-check expect status 200",
     ]
     for i, node in enumerate(settings.cluster.nodes):
-        role = f"{check} on-marked-up shutdown-backup-sessions" if i == 0 else f"{check} backup"
+        role = f"{check(node)} on-marked-up shutdown-backup-sessions" if i == 0 else f"{check(node)} backup"
         lines.append(f"    server {node.name} {node.address}:{node.port} {role}")
     lines += [
         "",
@@ -112,7 +153,7 @@ def render_haproxy_cfg(settings: Settings) -> str:
         "    http-check expect status 200",
     ]
     for node in settings.cluster.nodes:
-        lines.append(f"    server {node.name} {node.address}:{node.port} {check}")
+        lines.append(f"    server {node.name} {node.address}:{node.port} {check(node)}")
     return "\n".join(lines) + "\n"
 
 
