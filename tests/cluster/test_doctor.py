@@ -1,4 +1,6 @@
-"""``galerakv cluster doctor`` on a real 3-node cluster (127.0.0.91-93): one fault at a time.
+"""``galerakv cluster doctor`` on a real 3-node cluster: one fault at a time, on both transports
+(``local``: nodes on 127.0.0.91-93; ``ssh``: one node per test host, 127.0.0.61-63, whose files
+the doctor reads on the host).
 
 One cluster serves the whole module, in order: healthy; faults that need no
 restart (schema, accounts, desync, wsrep_on at runtime, config files edited
@@ -25,18 +27,33 @@ import pytest
 
 from galerakv import config
 from galerakv.cluster.operations import lifecycle
-from galerakv.cluster.render.node import detect_context
-from galerakv.cluster.transport.local import LocalTransport, runs_mariadbd
+from galerakv.cluster.transport import make_transport
+from galerakv.cluster.transport.base import Transport
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def c() -> Iterator[LocalCluster]:
-    with make_local_cluster(3, "127.0.0.91", "doctor") as cluster:
+@pytest.fixture(scope="module", params=["local", "ssh"])
+def c(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    if request.param == "local":
+        with make_local_cluster(3, "127.0.0.91", "doctor") as cluster:
+            cluster.ok("up")
+            yield cluster
+        return
+    cluster = LocalCluster.create_ssh(request.getfixturevalue("ssh_test_hosts"), cluster_name="doctor",
+                                      prefix="doctor-ssh-")
+    try:
         cluster.ok("up")
         yield cluster
+    finally:
+        cluster.destroy()
+
+
+def offline(c: LocalCluster) -> tuple[str, ...]:
+    """The doctor's flag for reading files only: ``--offline`` never contacts an ssh host, so on
+    ssh hosts the files are read there, by the online doctor."""
+    return ("--offline",) if c.hosts is None else ()
 
 
 def doctor(c: LocalCluster, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -54,20 +71,13 @@ def nodes_with(report: dict[str, Any], code: str) -> set[str | None]:
     return {f["node"] for f in found(report, code)}
 
 
-def transport(c: LocalCluster) -> LocalTransport:
-    return LocalTransport(config.load(c.config), detect_context())
+def transport(c: LocalCluster) -> Transport:
+    return make_transport(config.load(c.config))
 
 
 def kill9(c: LocalCluster, name: str) -> None:
     """kill -9 by the PID galerakv recorded, only if it still runs this node's mariadbd."""
-    node_dir = c.state_dir / name
-    pid = int((node_dir / "galerakv.pid").read_text())
-    assert runs_mariadbd(pid, node_dir / "my.cnf")
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while runs_mariadbd(pid, node_dir / "my.cnf"):
-        assert time.monotonic() < deadline, f"{name} (PID {pid}) survived SIGKILL"
-        time.sleep(0.05)
+    c.kill9(name)
 
 
 def test_healthy_cluster_has_no_critical_finding(c: LocalCluster) -> None:
@@ -132,34 +142,39 @@ def test_wsrep_off_at_runtime(c: LocalCluster) -> None:
         c.sql("db3", "SET GLOBAL wsrep_on = ON")
 
 
-CONFIG_FAULTS = [
-    # (pattern in db2's cluster.cnf, replacement, code)
-    (r"wsrep_cluster_name = .*", "wsrep_cluster_name = not_doctor", "cluster-name-mismatch"),
-    (r"wsrep_cluster_address = .*", "wsrep_cluster_address = gcomm://127.0.0.91:4567,127.0.0.92:4567",
-     "cluster-address-incomplete"),
-    (r"wsrep_on = ON", "wsrep_on = OFF", "wsrep-off"),
-    (r"bind-address = .*", "bind-address = 0.0.0.0", "bind-all"),
-    (r"\[mysqld\]", "[mysqld]\nwsrep-new-cluster", "bootstrap-in-config"),
-]
+def config_faults(c: LocalCluster) -> list[tuple[str, str, str]]:
+    """(pattern in db2's cluster.cnf, replacement, code)."""
+    nodes = config.load(c.config).cluster.nodes
+    return [
+        (r"wsrep_cluster_name = .*", "wsrep_cluster_name = not_doctor", "cluster-name-mismatch"),
+        (r"wsrep_cluster_address = .*",
+         "wsrep_cluster_address = gcomm://" + ",".join(f"{n.address}:4567" for n in nodes[:2]),
+         "cluster-address-incomplete"),
+        (r"wsrep_on = ON", "wsrep_on = OFF", "wsrep-off"),
+        (r"bind-address = .*", "bind-address = 0.0.0.0", "bind-all"),
+        (r"\[mysqld\]", "[mysqld]\nwsrep-new-cluster", "bootstrap-in-config"),
+    ]
 
 
 def test_config_files_of_a_running_node(c: LocalCluster) -> None:
-    """Edits not yet applied by a restart: --offline reads the files, nothing else."""
-    cnf = c.state_dir / "db2" / "cluster.cnf"
+    """Edits not yet applied by a restart: --offline reads the files, nothing else (on ssh hosts
+    the online doctor reads them on the host)."""
+    cnf = c.node_dir("db2") / "cluster.cnf"
     original = cnf.read_text()
+    faults = config_faults(c)
     try:
         text = original
-        for pattern, replacement, _ in CONFIG_FAULTS:
+        for pattern, replacement, _ in faults:
             text, n = re.subn(pattern, replacement, text, count=1, flags=re.M)
             assert n == 1, pattern
         cnf.write_text(text)
-        code, report = doctor(c, "--offline")
+        code, report = doctor(c, *offline(c))
         assert code == 1
-        for _, _, fault in CONFIG_FAULTS:
+        for _, _, fault in faults:
             assert nodes_with(report, fault) == {"db2"}, fault
     finally:
         cnf.write_text(original)
-    assert doctor(c, "--offline")[1]["findings"] == []
+    assert doctor(c, *offline(c))[1]["findings"] == []
 
 
 def test_skip_name_resolve_off_after_a_restart(c: LocalCluster) -> None:
@@ -167,7 +182,7 @@ def test_skip_name_resolve_off_after_a_restart(c: LocalCluster) -> None:
     settings = config.load(c.config)
     t = transport(c)
     node = settings.cluster.node("db3")
-    cnf = c.state_dir / "db3" / "cluster.cnf"
+    cnf = c.node_dir("db3") / "cluster.cnf"
     original = cnf.read_text()
     t.stop(node, 60)
     try:
@@ -189,10 +204,9 @@ def test_quorum_lost_non_primary(c: LocalCluster) -> None:
     settings = config.load(c.config)
     t = transport(c)
     db1 = settings.cluster.node("db1")
-    pids = [int((c.state_dir / n / "galerakv.pid").read_text()) for n in ("db2", "db3")]
+    pids = [c.pid(n) for n in ("db2", "db3")]  # checked: each runs its node's mariadbd
     with ExitStack() as undo:
         for pid in pids:
-            assert runs_mariadbd(pid, c.state_dir / ("db2" if pid == pids[0] else "db3") / "my.cnf")
             os.kill(pid, signal.SIGSTOP)
             undo.callback(os.kill, pid, signal.SIGCONT)
         deadline = time.monotonic() + 60
@@ -218,7 +232,8 @@ def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
     status = c.cli("status")
     assert status.returncode == 1 and "galerakv cluster doctor" in status.stdout
 
-    datadir = c.state_dir / "db3" / "data"
+    datadir = c.node_dir("db3") / "data"
+    db3 = config.load(c.config).cluster.node("db3")
     owner = datadir.stat()
     leftover = datadir / "sst_in_progress"
     with ExitStack() as undo:
@@ -232,16 +247,18 @@ def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
         squatter = socket.socket()
         undo.callback(squatter.close)
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.93", 4444))
+        squatter.bind((db3.address, 4444))
         squatter.listen()
 
-        code, report = doctor(c, "--offline")
+        code, report = doctor(c, *offline(c))
         assert code == 1
         for fault in ("datadir-permissions", "sst-leftovers", "port-in-use"):
             assert nodes_with(report, fault) == {"db3"}, fault
-        assert "node-down" not in {f["code"] for f in report["findings"]}  # offline: not asked
+        if offline(c):
+            assert "node-down" not in {f["code"] for f in report["findings"]}  # offline: not asked
         (perm,) = found(report, "datadir-permissions")
-        assert f"chown -R mysql:mysql {datadir.parent}" == perm["fix"]  # the node's folder
+        # the node's folder, as its host names it
+        assert f"chown -R mysql:mysql {c.state_dir / 'db3'}" == perm["fix"]
 
         refused = c.cli("up", "--no-install")
         assert refused.returncode == 1
@@ -257,7 +274,7 @@ def test_killed_node_then_faults_up_refuses(c: LocalCluster) -> None:
 def test_every_node_killed_nobody_safe_to_bootstrap(c: LocalCluster) -> None:
     for name in ("db3", "db2", "db1"):
         kill9(c, name)
-    code, report = doctor(c, "--offline")
+    code, report = doctor(c, *offline(c))
     assert code == 1
     (f,) = found(report, "not-bootstrapped")
     assert f["node"] is None and len(f["evidence"]) == 3
@@ -271,7 +288,13 @@ def test_every_node_killed_nobody_safe_to_bootstrap(c: LocalCluster) -> None:
 
 
 def test_doctor_never_writes_into_state_dir(c: LocalCluster) -> None:
-    before = sorted(str(p) for p in Path(c.state_dir).rglob("*"))
+    """Neither on this machine nor in a node's folder (on its host)."""
+    folders = [Path(c.state_dir), *(c.node_dir(n) for n in c.names)]
+
+    def listing() -> list[str]:
+        return sorted(str(p) for folder in folders for p in folder.rglob("*"))
+
+    before = listing()
     doctor(c)
     doctor(c, "--offline")
-    assert sorted(str(p) for p in Path(c.state_dir).rglob("*")) == before
+    assert listing() == before

@@ -146,3 +146,18 @@ def test_the_hosts_file_report_becomes_the_doctors_file_facts() -> None:
     assert facts.gra_logs == ("/srv/g/db1/data/GRA_1_2.log",)
     empty = parse_file_report("/srv/g/db1", "/srv/g/db1/data", "mysql", "datadir 0\n")
     assert not empty.datadir_exists and empty.wrong_owner == () and empty.blocked_dir is None
+
+
+def test_the_hosts_listening_sockets_become_the_port_facts_of_a_stopped_node() -> None:
+    """/proc/net/tcp words are little-endian: 127.0.0.63:4444 is 3F00007F:115C. A socket on the
+    node's address or on every address takes the port; one on another address does not."""
+    from galerakv.cluster.doctor.facts import parse_listening
+
+    ports = ((3306, "client"), (4567, "gcomm"), (4568, "IST"), (4444, "SST"))
+    report = ("datadir 1\nlisten 3F00007F:115C\nlisten 0100007F:0CEA\nlisten 00000000:11D7\n"
+              "listen 00000000000000000000000000000000:11D8\nlisten 3E00007F:0CEA\n")
+    facts = {f.port: f.state for f in parse_listening("127.0.0.63", ports, report)}
+    assert facts == {3306: "free", 4567: "in-use", 4568: "in-use", 4444: "in-use"}
+    (sst,) = [f for f in parse_listening("127.0.0.63", ports, report) if f.port == 4444]
+    assert sst.detail == "127.0.0.63:4444 is already in use by another program"
+    assert all(f.state == "free" for f in parse_listening("127.0.0.63", ports, "datadir 1\n"))

@@ -40,6 +40,7 @@ from galerakv.cluster.doctor.facts import (
     Table,
     TlsFacts,
     parse_file_report,
+    parse_listening,
     parse_log,
     parse_option_files,
 )
@@ -147,28 +148,28 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
                 local: bool, planned: Mapping[str, str] | None, notes: list[str]) -> NodeFacts:
     paths = NodePaths.of(settings, node)
     files: FileFacts | None = None
+    report: str | None = None  # an ssh host's file report: owners, leftovers, listening sockets
     if local:
         config = _config_facts(paths, planned, None)
         files = file_facts(paths, transport.ctx.run_as)
-    elif planned is not None:
-        config = _config_facts(paths, planned, None)
-    elif offline:  # offline never contacts an ssh host
+    elif offline and planned is None:  # offline never contacts an ssh host
         config = None
-    else:  # the host's own files, read there
+    else:  # the host's own files, read there (before `up`: the files it is about to write instead)
+        config = _config_facts(paths, planned, None) if planned is not None else None
         try:
-            config = _config_facts(paths, None, lambda wanted: transport.read_node_files(node, wanted))
+            if planned is None:
+                config = _config_facts(paths, None, lambda wanted: transport.read_node_files(node, wanted))
             report = transport.file_report(node)
             files = parse_file_report(str(paths.root), str(paths.datadir), transport.ctx.run_as,
                                       report) if report is not None else None
         except (GalerakvError, OSError) as exc:
-            config = None
             notes.append(f"{node.name}: cannot read its files: {exc}")
     if config is None and local:
         notes.append(f"{node.name}: no rendered configuration under {paths.root} yet")
     running: bool | None = None
     grastate: GraState | None = None
     log_text = ""
-    if local or not offline:  # offline never contacts an ssh host
+    if local or not offline or planned is not None:  # offline never contacts an ssh host (but `up` does)
         try:
             running = transport.is_running(node)
             grastate = transport.grastate(node)
@@ -186,6 +187,8 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
         live_error = "not running"
         if local:
             ports = bind_probe(node)
+        elif report is not None:  # the sockets listening on the node's host
+            ports = parse_listening(node.address, node_ports(node), report)
     elif not offline:
         live, live_error = live_facts(transport, node)
         if live is not None:  # a starting node listens only once it has its data
@@ -356,11 +359,15 @@ def connect_probe(node: NodeSettings, source: str | None) -> tuple[PortFact, ...
     return tuple(found)
 
 
+def node_ports(node: NodeSettings) -> tuple[tuple[int, str], ...]:
+    """Every port a node listens on, and what for."""
+    return ((node.port, "client"), (GCOMM_PORT, "gcomm"), (IST_PORT, "IST"), (SST_PORT, "SST"))
+
+
 def bind_probe(node: NodeSettings) -> tuple[PortFact, ...]:
     """Whether a stopped local node could listen on each of its ports."""
     found = []
-    for port, purpose in ((node.port, "client"), (GCOMM_PORT, "gcomm"), (IST_PORT, "IST"),
-                          (SST_PORT, "SST")):
+    for port, purpose in node_ports(node):
         problem = port_problem(node.address, port)
         if problem is None:
             found.append(PortFact(port, purpose, "free"))

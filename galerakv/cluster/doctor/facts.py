@@ -9,7 +9,9 @@ the checks treat as "no evidence", never as a fault.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,25 @@ def parse_file_report(node_dir: str, datadir: str, run_as: str, text: str) -> Fi
             gra.append(rest)
     return FileFacts(node_dir, datadir, exists, run_as, tuple(wrong), blocked, tuple(sorted(leftovers)),
                      tuple(sorted(gra)))
+
+
+def parse_listening(node_address: str, ports: tuple[tuple[int, str], ...], text: str) -> tuple[PortFact, ...]:
+    """The bind test of a stopped node on an ssh host, from the ``listen HEXADDR:HEXPORT`` lines of
+    the host's /proc/net/tcp and tcp6 (``file_report``): ``in-use`` when a socket listens on the
+    node's address or on every address (0.0.0.0, ::) at that port, else ``free``."""
+    mine = socket.inet_aton(node_address)[::-1].hex().upper()  # /proc/net/tcp: little-endian words
+    wildcards = {"0" * 8, "0" * 32}
+    taken: set[int] = set()
+    for line in text.splitlines():
+        kind, _, rest = line.partition(" ")
+        address, _, port = rest.strip().rpartition(":")
+        if kind != "listen" or not port:
+            continue
+        if address.upper() == mine or address in wildcards:
+            with contextlib.suppress(ValueError):
+                taken.add(int(port, 16))
+    return tuple(PortFact(port, purpose, "in-use", f"{node_address}:{port} is already in use by another program")
+                 if port in taken else PortFact(port, purpose, "free") for port, purpose in ports)
 
 
 @dataclass(frozen=True)

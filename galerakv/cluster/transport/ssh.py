@@ -511,6 +511,9 @@ exit 0
         return found
 
     def file_report(self, node: NodeSettings) -> str | None:
+        """What the doctor reads on the host in one call: the datadir's owners, leftovers and GRA
+        logs (``doctor/facts.py`` ``parse_file_report``), and every listening TCP socket
+        (``listen HEXADDR:HEXPORT`` from /proc/net/tcp, for the port checks of a stopped node)."""
         p = self.paths(node)
         user = shlex.quote(self.ctx.run_as)
         root, datadir = shlex.quote(str(p.root)), shlex.quote(str(p.datadir))
@@ -532,6 +535,7 @@ if [ -d "$d" ]; then
   for n in {leftovers}; do [ -e "$d/$n" ] && echo "leftover $d/$n"; done
   find "$d" -mindepth 1 -maxdepth 1 -name 'GRA_*.log' -printf 'gra %p\n' | head -n 100
 fi
+awk '$4 == "0A" {{ print "listen " $2 }}' /proc/net/tcp /proc/net/tcp6 2>/dev/null | head -n 5000
 exit 0
 """
         return self._ok(node, "reading the node's files", script, timeout=60)
