@@ -14,7 +14,7 @@ from tests.support.local_cluster import LocalCluster, skip_reason
 from tests.support.ssh_hosts import (
     SSH_BALANCER_ADDRESS,
     SSH_HOST_ADDRESSES,
-    SSH_SPARE_ADDRESS,
+    SSH_SPARE_ADDRESSES,
     SshHosts,
     ssh_hosts,
 )
@@ -24,10 +24,10 @@ from tests.support.state_dirs import state_root
 @pytest.fixture(scope="session")
 def ssh_test_hosts() -> Iterator[SshHosts]:
     """Hosts that behave like separate machines (their own sshd, their own files): three for
-    the nodes on 127.0.0.61-63, one for the balancer (.65) and a spare (.66); shared by the tests
+    the nodes on 127.0.0.61-63, one for the balancer (.65) and two spares (.66, .67); shared by the tests
     that run on the ssh transport, one cluster at a time."""
     with ssh_hosts(SSH_HOST_ADDRESSES, state_root("ssh-state-") / "state",
-                   [SSH_BALANCER_ADDRESS, SSH_SPARE_ADDRESS]) as hosts:
+                   [SSH_BALANCER_ADDRESS, *SSH_SPARE_ADDRESSES]) as hosts:
         yield hosts
 
 

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from galerakv import config, tls
 from galerakv.cluster.transport import make_transport
-from tests.support.faults import FaultCluster, Tally, WriteLoop, check
 from tests.support.local_cluster import LocalCluster
-from tests.support.server import wait_ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -178,37 +174,3 @@ def test_a_bad_certificate_stops_up_before_anything_starts(make_cluster: MakeClu
     assert "galerakv cluster certs --renew" in lines[0]
     assert not any((c.state_dir / n / "data").exists() for n in c.names), "a node was prepared"
     assert "mariadbd" not in result.stdout
-
-
-def test_ssh_hosts_roll_and_recover_under_writes(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    """On the ssh hosts, with a server writing through its own routing: ``restart --rolling`` fails
-    no request; kill -9 of every node, then ``up``, recovers the most advanced one; no
-    acknowledged write is lost."""
-    c = make_cluster(3, "", transport="ssh")
-    c.ok("up")
-    fc = FaultCluster(c, c.data(), tmp_path)
-    try:
-        server = fc.server()
-        with WriteLoop(server.url, "ssh-rolling") as loop:
-            loop.wait_for_acks(20)
-            before = {n: c.pid(n) for n in c.names}
-            out = c.ok("restart", "--rolling")
-            loop.wait_for_acks(loop.acked_so_far() + 20)
-        assert out.index("db3: stopping") < out.index("db2: stopping") < out.index("db1: stopping")
-        assert all(c.pid(n) != before[n] for n in c.names)
-        check(fc, "rolling restart on ssh hosts", "ssh-rolling", loop.tally(), c.names)
-
-        with WriteLoop(server.url, "ssh-outage", timeout=5.0) as loop:
-            loop.wait_for_acks(50)
-            for name in c.names:
-                c.kill9(name)
-            time.sleep(1.0)
-        tally = loop.tally()
-        out = c.ok("up", "--no-install")
-        assert "applying the recovery rule" in out and "decision: bootstrap" in out
-        fc.wait_all_synced()
-        wait_ready(server)
-        acked = Tally([o for o in tally.outcomes if 200 <= o.status < 300], tally.seconds)
-        check(fc, "kill -9 of every node on ssh hosts", "ssh-outage", acked, c.names)
-    finally:
-        fc.stop_servers()

@@ -1,5 +1,7 @@
-"""Recovery and lifecycle on one real 3-node cluster (127.0.0.101-105, HAProxy on .109),
-with writes flowing.
+"""Recovery and lifecycle on one real 3-node cluster with writes flowing, on both transports:
+``local`` (nodes 127.0.0.101-105, HAProxy on .109) and ``ssh`` (nodes on the test hosts
+127.0.0.61-63, added ones on .66-.67, HAProxy and its health checks on a host of their own,
+.65; tests/support/ssh_hosts.py).
 
 Drills, each with a bounded write loop through a real ``galerakv serve``
 (route = "nodes") that reports writes acknowledged, acknowledged writes found
@@ -37,6 +39,7 @@ import pytest
 
 from galerakv import config, tls
 from galerakv.cluster.render.node import RenderContext
+from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.local import runs_mariadbd
 from galerakv.cluster.transport.ssh import ShellRunner, SshTransport
 from galerakv.galera.log import START_MARKER
@@ -45,6 +48,7 @@ from galerakv.secrets import client_option_file, load, write_private
 from tests.support.faults import FaultCluster, Tally, WriteLoop, check
 from tests.support.local_cluster import LocalCluster, make_local_cluster
 from tests.support.server import writer_of
+from tests.support.ssh_hosts import SSH_BALANCER_ADDRESS, SSH_SPARE_ADDRESSES
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -61,8 +65,24 @@ def _config_data(cluster: LocalCluster) -> dict[str, object]:
     return data
 
 
-@pytest.fixture(scope="module")
-def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+@pytest.fixture(scope="module", params=["local", "ssh"])
+def fc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+    if request.param == "ssh":
+        hosts = request.getfixturevalue("ssh_test_hosts")
+        cluster = LocalCluster.create_ssh(hosts, cluster_name="galerakv_recovery", prefix="recovery-ssh-",
+                                          balancer="haproxy")
+        cluster.config.write_text(cluster.config.read_text().replace(
+            f'address = "{SSH_BALANCER_ADDRESS}"', f'address = "{SSH_BALANCER_ADDRESS}"\ncheck_interval = 0.5'))
+        try:
+            cluster.ok("up")
+            fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery-ssh"))
+            try:
+                yield fault
+            finally:
+                fault.stop_servers()
+        finally:
+            cluster.destroy()
+        return
     with make_local_cluster(3, FIRST, "galerakv_recovery", balancer="haproxy") as cluster:
         # HAProxy in front too (its maintenance switch and restarts are exercised), on an
         # address of this module's range; the server itself routes to the nodes
@@ -77,6 +97,11 @@ def fc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
             yield fault
         finally:
             fault.stop_servers()
+
+
+def spare_addresses(c: LocalCluster) -> list[str]:
+    """Two addresses for add-node: local ones of this module's range, or the spare test hosts."""
+    return ["127.0.0.104", "127.0.0.105"] if c.hosts is None else SSH_SPARE_ADDRESSES
 
 
 def wait_healthy(cluster: LocalCluster, timeout: float = HEAL_TIMEOUT) -> float:
@@ -95,7 +120,7 @@ def pids(fc: FaultCluster, names: list[str]) -> dict[str, int]:
 
 def this_run(cluster: LocalCluster, name: str) -> str:
     """The node's error log since its last start."""
-    log = (cluster.state_dir / name / "mysqld.log").read_text(errors="replace")
+    log = (cluster.node_dir(name) / "mysqld.log").read_text(errors="replace")
     return log.rpartition(START_MARKER)[2]
 
 
@@ -126,10 +151,11 @@ def test_bad_input_changes_nothing(fc: FaultCluster) -> None:
     out = c.ok("recover")
     assert "runs and is healthy" in out and "nothing to recover" in out
 
+    db2 = fc.address("db2")
     for args, message in [
-        (("add-node", "db2", "127.0.0.109"), "the name 'db2' is already taken"),
-        (("add-node", "db9", "127.0.0.102"), "the address 127.0.0.102:3306 is already taken by node db2"),
-        (("add-node", "db9", "10.1.2.3"), "local nodes must use a loopback address"),
+        (("add-node", "db2", spare_addresses(c)[0]), "the name 'db2' is already taken"),
+        (("add-node", "db9", db2), f"the address {db2}:3306 is already taken by node db2"),
+        *([(("add-node", "db9", "10.1.2.3"), "local nodes must use a loopback address")] if c.hosts is None else []),
         (("remove-node", "db3"), "pass --force"),
         (("remove-node", "db7"), "no node named 'db7'"),
         (("restart",), "only --rolling"),
@@ -140,7 +166,7 @@ def test_bad_input_changes_nothing(fc: FaultCluster) -> None:
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert c.config.read_text() == before
-    assert not (c.state_dir / "db9").exists()
+    assert not (c.state_dir / "db9").exists() and not (c.node_dir("db2").parent / "db9").exists()
     assert c.status()[0] == 0
 
 
@@ -182,7 +208,7 @@ def test_certificate_rotation_by_rolling_restart_loses_no_request(fc: FaultClust
     after = {n: fc.pid(n) for n in fc.names}
     assert all(after[n] != before[n] for n in fc.names), "every node got a new process"
     for n in fc.names:
-        new = tls.info((fc.cluster.state_dir / n / "tls-server.crt").read_text()).not_after
+        new = tls.info((fc.cluster.node_dir(n) / "tls-server.crt").read_text()).not_after
         assert loaded_not_after(fc, n) != old_certs[n]
         assert loaded_not_after(fc, n) == f"{new:%b} {new.day:2d} {new:%H:%M:%S %Y} GMT", n
     print(f"\n[rotation: certs --renew, restart --rolling] took {took:.1f} s")
@@ -201,7 +227,7 @@ def test_tls_on_real_nodes(fc: FaultCluster) -> None:
     assert secrets is not None
     ca = c.state_dir / "tls" / "ca.crt"
     app = c.config.parent / "app.cnf"
-    write_private(app, client_option_file(secrets.app, {"host": "127.0.0.102", "port": "3306"}))
+    write_private(app, client_option_file(secrets.app, {"host": fc.address("db2"), "port": "3306"}))
 
     def client(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["mariadb", f"--defaults-file={app}", "--batch", "--skip-column-names", *args],
@@ -218,9 +244,9 @@ def test_tls_on_real_nodes(fc: FaultCluster) -> None:
     for node in fc.names:
         options = c.sql(node, "SELECT @@wsrep_provider_options")
         assert "socket.ssl = YES" in options, node
-        log = (c.state_dir / node / "mysqld.log").read_text(errors="replace")
+        log = (c.node_dir(node) / "mysqld.log").read_text(errors="replace")
         assert "ssl://" in log, f"{node}: gcomm did not use TLS"
-    joined = (c.state_dir / "db2" / "mysqld.log").read_text(errors="replace")
+    joined = (c.node_dir("db2") / "mysqld.log").read_text(errors="replace")
     assert "Using stunnel for SSL encryption" in joined, "db2's state transfer was not encrypted"
     assert doctor_codes(c).keys().isdisjoint({"tls-mismatch", "tls-off", "account-without-ssl"})
 
@@ -231,12 +257,12 @@ def test_tls_on_real_nodes(fc: FaultCluster) -> None:
     finally:
         c.sql("db1", "DROP USER 'plain_app'@'127.%'")
     # db3 given another CA's files (as a hand-copied certificate would): the doctor names db3
-    node_dir = c.state_dir / "db3"
+    node_dir = c.node_dir("db3")
     saved = {name: (node_dir / name).read_text() for name in ("tls-ca.crt", "tls-server.crt", "cluster.cnf")}
     other_ca, other_key = tls.issue_ca("someone else")
     try:
         (node_dir / "tls-ca.crt").write_text(other_ca)
-        (node_dir / "tls-server.crt").write_text(tls.issue_leaf(other_ca, other_key, "db3", ["127.0.0.103"])[0])
+        (node_dir / "tls-server.crt").write_text(tls.issue_leaf(other_ca, other_key, "db3", [fc.address("db3")])[0])
         # and its configuration without the server's TLS settings
         cnf = node_dir / "cluster.cnf"
         cnf.write_text("".join(line for line in saved["cluster.cnf"].splitlines(keepends=True)
@@ -363,7 +389,7 @@ def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
         killed_at = time.monotonic()
         deadline = killed_at + 30
         for name, pid in victims.items():
-            while runs_mariadbd(pid, c.state_dir / name / "my.cnf"):
+            while runs_mariadbd(pid, c.my_cnf(name)):
                 assert time.monotonic() < deadline, f"{name} survived SIGKILL"
                 time.sleep(0.05)
         time.sleep(1.0)  # the server notices: writes now fail with 503
@@ -378,7 +404,7 @@ def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
     assert "applying the recovery rule" in out and "decision: bootstrap" in out
     recovered = {}
     for name in fc.names:
-        log = (c.state_dir / name / "mysqld.log").read_text(errors="replace")
+        log = (c.node_dir(name) / "mysqld.log").read_text(errors="replace")
         section = log.rpartition("---- galerakv: mariadbd --wsrep-recover")[2]
         pos = parse_recovered(section.partition("---- galerakv: starting")[0])
         assert pos is not None, name
@@ -411,13 +437,15 @@ def test_kill9_every_node_then_up_recovers(fc: FaultCluster) -> None:
 def test_grow_to_five_then_shrink_to_three(fc: FaultCluster) -> None:
     c = fc.cluster
     original = c.config.read_text()
-    out = c.ok("add-node", "db4", "127.0.0.104")
+    a4, a5 = spare_addresses(c)
+    c.addresses.update({"db4": a4, "db5": a5})
+    out = c.ok("add-node", "db4", a4)
     assert "even number" in out and "db4: Synced" in out
-    out = c.ok("add-node", "db5", "127.0.0.105")
+    out = c.ok("add-node", "db5", a5)
     assert "even number" not in out
     text = c.config.read_text()
-    assert "# the root node: bootstrapped first" in text and 'name = "db5"' in text
-    assert "127.0.0.105:4567" in (c.state_dir / "db1" / "cluster.cnf").read_text()
+    assert set(original.splitlines()) <= set(text.splitlines()) and 'name = "db5"' in text  # comments kept
+    assert f"{a5}:4567" in (c.node_dir("db1") / "cluster.cnf").read_text()
     c.names[:] = ["db1", "db2", "db3", "db4", "db5"]
     wait_healthy(c, 30)  # HAProxy too: its new servers pass their checks
     code, st = c.status()
@@ -429,11 +457,11 @@ def test_grow_to_five_then_shrink_to_three(fc: FaultCluster) -> None:
     assert "even number" in out
     c.ok("remove-node", "db4")
     assert c.config.read_text() == original
-    assert "127.0.0.104" not in (c.state_dir / "db1" / "cluster.cnf").read_text()
+    assert a4 not in (c.node_dir("db1") / "cluster.cnf").read_text()
     for gone in ("db4", "db5"):
-        pid = int((c.state_dir / gone / "galerakv.pid").read_text()) if (
-            c.state_dir / gone / "galerakv.pid").exists() else None
-        assert pid is None or not runs_mariadbd(pid, c.state_dir / gone / "my.cnf")
+        pid_file = c.node_dir(gone) / "galerakv.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        assert pid is None or not runs_mariadbd(pid, c.my_cnf(gone))
     c.names[:] = ["db1", "db2", "db3"]
     wait_healthy(c, 30)
     code, st = c.status()
@@ -452,15 +480,16 @@ def test_recover_refuses_contradicting_evidence_then_recovers(fc: FaultCluster) 
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     for name, pid in victims.items():
-        while runs_mariadbd(pid, c.state_dir / name / "my.cnf"):
+        while runs_mariadbd(pid, c.my_cnf(name)):
             assert time.monotonic() < deadline, f"{name} survived SIGKILL"
             time.sleep(0.05)
-    grastate = c.state_dir / "db2" / "data" / "grastate.dat"
+    grastate = c.node_dir("db2") / "data" / "grastate.dat"
     saved = grastate.read_text()
 
-    # the ssh transport's scripts for the same two steps, run here with `sh -c`
+    # the ssh transport's scripts for the same two steps: on the ssh hosts, or here with `sh -c`
     settings = config.load(c.config)
-    ssh = SshTransport(settings, RenderContext(run_as="mysql"), runner=ShellRunner())
+    ssh = (SshTransport(settings, RenderContext(run_as="mysql"), runner=ShellRunner()) if c.hosts is None
+           else make_transport(settings))
     pos = ssh.wsrep_recover(settings.cluster.node("db2"), 120)
     assert pos is not None and pos.uuid in saved
     before = grastate.stat()

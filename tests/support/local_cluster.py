@@ -24,7 +24,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class LocalCluster:
     # with the ssh transport: the test hosts (tests/support/ssh_hosts.py); each node's files are then
     # in its host's private state_dir, which the controller reads at ``hosts.private(...)``
     hosts: SshHosts | None = None
+    addresses: dict[str, str] = field(default_factory=dict)  # ssh: node -> its host (nodes added later too)
 
     @classmethod
     def create(cls, count: int, first_address: str, *, cluster_name: str, prefix: str,
@@ -86,15 +87,19 @@ class LocalCluster:
                 "balancer": {"kind": "none"}}
         if balancer != "none":
             data["balancer"] = {"kind": balancer, "address": SSH_BALANCER_ADDRESS}
-        path.write_text(tomli_w.dumps(data))
-        return cls(path, hosts.state_dir, names, hosts)
+        # the nodes as [[cluster.nodes]] tables, as `cluster init` writes them (add-node edits those)
+        cluster = dict(data.pop("cluster"))
+        nodes = cluster.pop("nodes")
+        path.write_text(tomli_w.dumps({"cluster": cluster})
+                        + "".join("\n[[cluster.nodes]]\n" + tomli_w.dumps(n) for n in nodes)
+                        + "\n" + tomli_w.dumps(data))
+        return cls(path, hosts.state_dir, names, hosts, dict(zip(names, hosts.addresses, strict=True)))
 
     def node_dir(self, node: str) -> Path:
         """Where ``node``'s folder (state_dir/<node>) is, as this machine sees it."""
         if self.hosts is None:
             return self.state_dir / node
-        address = self.hosts.addresses[self.names.index(node)]
-        return self.hosts.hosts[address].private(self.state_dir) / node
+        return self.hosts.hosts[self.addresses[node]].private(self.state_dir) / node
 
     def my_cnf(self, node: str) -> Path:
         """The node's my.cnf as its mariadbd was given it (``--defaults-file``): the path on its host."""

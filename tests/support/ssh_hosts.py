@@ -32,7 +32,7 @@ from tests.support.state_dirs import state_root
 SSHD = "/usr/sbin/sshd"
 SSH_HOST_ADDRESSES = [f"127.0.0.{i}" for i in (61, 62, 63)]  # one node each
 SSH_BALANCER_ADDRESS = "127.0.0.65"  # HAProxy and its health checks, on a host of their own
-SSH_SPARE_ADDRESS = "127.0.0.66"  # a fourth node's host, for add-node
+SSH_SPARE_ADDRESSES = ["127.0.0.66", "127.0.0.67"]  # the hosts of nodes add-node brings in
 PRIVATE_DIRS = (Path("/etc/mysql"), Path("/var/lib/mysql"), Path("/run/mysqld"))
 START_TIMEOUT = 15.0
 

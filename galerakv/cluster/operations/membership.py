@@ -103,8 +103,11 @@ def _checked(settings: Settings, text: str, expected: list[str]) -> Settings:
     try:
         new = parse(tomllib.loads(text), source=settings.source)
     except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        tables = _blocks(settings.source.read_text().splitlines())
+        inline = "" if tables else ("the nodes are an inline array (`nodes = [...]`): write each as a "
+                                    "[[cluster.nodes]] table, as `galerakv cluster init` does, or ")
         raise ClusterError(f"editing {settings.source} would make it invalid ({exc}); "
-                           "nothing changed, edit it by hand") from exc
+                           f"nothing changed: {inline}edit it by hand") from exc
     got = [n.name for n in new.cluster.nodes]
     if got != expected:
         raise ClusterError(f"could not edit {settings.source} safely (nodes would be "
