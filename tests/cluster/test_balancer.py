@@ -114,6 +114,9 @@ def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
     cluster = LocalCluster.create_ssh(request.getfixturevalue("ssh_test_hosts"), cluster_name="galerakv_bal",
                                       prefix="bal-ssh-", balancer="haproxy")
     try:
+        # install asks every host over ssh (apt-get there); the test hosts share this machine's packages
+        out = cluster.ok("install")
+        assert "every node's host has MariaDB" in out and "the balancer's host 127.0.0.65 has" in out
         out = cluster.ok("up")
         assert "haproxy on 127.0.0.65: writes :3306, reads :3307" in out
         assert "clustercheck for db3 on 127.0.0.65" in out

@@ -101,6 +101,8 @@ def install(settings: Settings, report: Report) -> None:
         if missing:
             report("installing missing packages on the balancer's host: " + " ".join(missing))
             host.install_packages(missing, report)
+        else:
+            report(f"the balancer's host {settings.balancer.address} has what HAProxy and its checks need")
         return
     from galerakv.cluster import install as _install
 
