@@ -1,12 +1,15 @@
 """Wall time of the cluster verbs on 3 nodes, local transport beside the ssh transport, in one run.
 
-    sudo python bench/cluster_up.py [--runs 3] [--transports local,ssh] [--output bench/results/cluster_up.md]
+    sudo python bench/cluster_up.py [--runs 3] [--transports local,ssh] [--balancer haproxy|none]
+                                    [--output bench/results/cluster_up.md]
 
 Per round and per transport (the order flips every round): ``up`` from nothing, ``restart
 --rolling``, ``down``, then ``up`` again after the clean stop. The local nodes live on
 127.0.0.41-43; the ssh nodes on three hosts the bench makes on 127.0.0.81-83 the way the tests
 do (tests/support/ssh_hosts.py: one real sshd each, in a mount namespace of its own, key login,
-host keys checked), so every step really crosses ssh. No balancer on either side. Each round uses
+host keys checked), so every step really crosses ssh. With ``--balancer haproxy`` (the default)
+each side runs HAProxy and its health checks too: beside the local nodes (127.0.0.40), and on a
+host of its own for the ssh nodes (127.0.0.85, started over ssh). Each round uses
 a fresh state directory (removed afterwards); every process is stopped by ``down`` or by its PID.
 Not a test: numbers depend on the machine; quote the ratios.
 """
@@ -34,6 +37,7 @@ from tests.support.ssh_hosts import SshHosts
 BASE = Path("/var/tmp/galerakv-bench")
 STEPS = ("up", "restart --rolling", "down", "up after down")
 SSH_ADDRESSES = ["127.0.0.81", "127.0.0.82", "127.0.0.83"]
+SSH_BALANCER = "127.0.0.85"
 
 
 def galerakv(config: Path, *args: str) -> float:
@@ -46,17 +50,19 @@ def galerakv(config: Path, *args: str) -> float:
     return elapsed
 
 
-def local_config(root: Path) -> Path:
+def local_config(root: Path, balancer: str) -> Path:
     config = root / "galerakv.toml"
-    config.write_text(starter.starter_toml(3, "127.0.0.41", state_dir="state", balancer_kind="none"))
+    config.write_text(starter.starter_toml(3, "127.0.0.41", state_dir="state", balancer_kind=balancer))
     return config
 
 
-def ssh_config(root: Path, hosts: SshHosts) -> Path:
+def ssh_config(root: Path, hosts: SshHosts, balancer: str) -> Path:
     config = root / "galerakv.toml"
     data = {"cluster": {"name": "galerakv_bench", "transport": "ssh", "state_dir": str(hosts.state_dir),
                         "nodes": [{"name": f"db{i}", "address": a} for i, a in enumerate(hosts.addresses, 1)]},
-            "ssh": {**hosts.ssh_table(), "control_persist": 60}, "balancer": {"kind": "none"}}
+            "ssh": {**hosts.ssh_table(), "control_persist": 60,
+                    "galerakv": str(Path(sys.executable).parent / "galerakv")},
+            "balancer": {"kind": balancer, "address": SSH_BALANCER} if balancer != "none" else {"kind": "none"}}
     config.write_text(tomli_w.dumps(data))
     return config
 
@@ -78,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--transports", default="local,ssh")
+    parser.add_argument("--balancer", choices=("haproxy", "none"), default="haproxy")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     transports = args.transports.split(",")
@@ -90,7 +97,8 @@ def main() -> None:
         if "ssh" in transports:
             state_root = Path(tempfile.mkdtemp(prefix="ssh-state-", dir=BASE))
             state_root.chmod(0o755)  # mariadbd (mysql) must enter it
-            hosts = SshHosts(SSH_ADDRESSES, state_root / "state")
+            hosts = SshHosts(SSH_ADDRESSES, state_root / "state",
+                             [SSH_BALANCER] if args.balancer != "none" else [])
             hosts.start()
         for run in range(1, args.runs + 1):
             order = transports if run % 2 else list(reversed(transports))
@@ -99,7 +107,8 @@ def main() -> None:
                 root.chmod(0o755)
                 try:
                     assert hosts is not None or transport == "local"
-                    config = local_config(root) if transport == "local" else ssh_config(root, hosts)  # type: ignore[arg-type]
+                    config = (local_config(root, args.balancer) if transport == "local"
+                              else ssh_config(root, hosts, args.balancer))  # type: ignore[arg-type]
                     times = one_round(config)
                 finally:
                     shutil.rmtree(root, ignore_errors=True)
@@ -117,7 +126,10 @@ def main() -> None:
         "# `galerakv cluster` verbs: local nodes beside ssh hosts",
         "",
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; `sudo python bench/cluster_up.py --runs {args.runs} "
-        f"--transports {args.transports}`; 3 nodes, no balancer, rsync SST, TLS on; the ssh hosts are real "
+        f"--transports {args.transports} --balancer {args.balancer}`; 3 nodes, "
+        + ("HAProxy and a health check per node (local: beside the nodes; ssh: on a host of its own, "
+           f"{SSH_BALANCER}, started over ssh)" if args.balancer != "none" else "no balancer")
+        + ", rsync SST, TLS on; the ssh hosts are real "
         "sshd on 127.0.0.81-83 in mount namespaces of their own (tests/support/ssh_hosts.py), one shared "
         "connection per host (ControlMaster). Medians of the runs, the order flipped every round.",
         "",
