@@ -22,11 +22,12 @@ from tests.support.ssh_hosts import SshHosts
 pytestmark = [pytest.mark.cluster]
 
 
-def config_file(hosts: SshHosts, root: Path, addresses: list[str] | None = None, **ssh: object) -> Path:
+def config_file(hosts: SshHosts, root: Path, addresses: list[str] | None = None,
+                balancer: dict[str, object] | None = None, **ssh: object) -> Path:
     addresses = addresses or hosts.addresses
     data = {"cluster": {"name": "galerakv_ssh_bad", "transport": "ssh", "state_dir": str(hosts.state_dir),
                         "nodes": [{"name": f"db{i}", "address": a} for i, a in enumerate(addresses, start=1)]},
-            "ssh": {**hosts.ssh_table(), **ssh}}
+            "ssh": {**hosts.ssh_table(), **ssh}, "balancer": balancer or {"kind": "none"}}
     path = root / f"galerakv-{len(list(root.glob('galerakv-*.toml')))}.toml"
     path.write_text(tomli_w.dumps(data))
     return path
@@ -73,6 +74,17 @@ def test_a_bad_ssh_setting_is_one_line_naming_the_host(ssh_test_hosts: SshHosts,
     result = galerakv(cases[0][0], "status", "--json")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot be reached over ssh" in result.stdout
+    # the balancer's host lost: `up` names it before anything starts; status lists it as the
+    # balancer's problem; `down` still stops the nodes (there are none running here)
+    lost = config_file(hosts, tmp_path, balancer={"kind": "haproxy", "address": "127.0.0.64"})
+    result = galerakv(lost, "up", "--no-install")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result
+    assert "balancer: root@127.0.0.64: cannot be reached over ssh" in result.stderr, result.stderr
+    assert nothing_made(hosts)
+    result = galerakv(lost, "status", "--json")
+    assert "the balancer's host does not answer" in result.stdout and "Traceback" not in result.stderr
+    result = galerakv(lost, "down")
+    assert result.returncode == 0 and "warning: cannot stop the balancer on 127.0.0.64" in result.stdout, result
 
 
 def test_a_working_setting_reaches_every_host_through_one_connection(ssh_test_hosts: SshHosts,

@@ -198,7 +198,11 @@ def stop(settings: Settings, report: Report) -> list[str]:
     if not managed(settings):
         return []
     if on_own_host(settings):
-        there = BalancerHost(settings).stop()
+        try:
+            there = BalancerHost(settings).stop()
+        except ClusterError as exc:  # a lost balancer host must not keep the nodes from stopping
+            report(f"warning: cannot stop the balancer on {settings.balancer.address}: {exc}")
+            return []
         for label in there:
             report(f"{label}: stopped on {settings.balancer.address}")
         return there
@@ -221,7 +225,10 @@ def maintenance(settings: Settings) -> dict[str, Maintenance]:
     if not managed(settings) or not isinstance(kind(settings), HAProxy):
         return {}
     if on_own_host(settings):
-        return BalancerHost(settings).maintenance()
+        try:
+            return BalancerHost(settings).maintenance()
+        except ClusterError:  # a balancer host that does not answer: status() names it as a problem
+            return {}
     found = {}
     for node in settings.cluster.nodes:
         m = read_maintenance(node.name, CheckPaths.of(settings, node).maintenance)

@@ -152,7 +152,7 @@ class BalancerHost:
         try:
             out = self.ssh._sh(self.node, script, timeout=30)
         except ClusterError as exc:
-            return [f"balancer host {self.node.address}: {exc}"]
+            return [str(exc)]
         if "missing" in out.stdout:
             return [f"balancer host {self.node.address}: `{galerakv}` is not there, and it runs the health "
                     "checks: install galerakv on that host as on this one (the README's command), or set "
