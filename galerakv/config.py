@@ -213,6 +213,11 @@ class SshSettings:
         "the galerakv command on the balancer's host, which runs the health checks beside HAProxy "
         "(install galerakv there as on this machine)", check=_matches(_COMMAND_RE, "command"),
         hint="a command or an absolute path such as /opt/galerakv/.venv/bin/galerakv"))
+    systemd: Literal["auto", "yes", "no"] = field(default="auto", metadata=_key(
+        "how a node runs on its host: `yes`: as the systemd unit `galerakv-node-<name>.service` galerakv "
+        "writes (a reboot brings it back as a joiner; its log is the journal), a host without systemd is "
+        "refused; `no`: as a process galerakv starts (log in `state_dir/<node>/mysqld.log`); `auto`: the unit "
+        "where the host runs systemd, else the process"))
 
 
 @dataclass(frozen=True)

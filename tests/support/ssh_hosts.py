@@ -69,9 +69,10 @@ class SshHosts:
         return self.root / "known_hosts"
 
     def ssh_table(self) -> dict[str, object]:
-        """The ``[ssh]`` table of a galerakv.toml that reaches these hosts."""
+        """The ``[ssh]`` table of a galerakv.toml that reaches these hosts (all on this machine: the
+        nodes run as processes galerakv starts, even where this machine runs systemd)."""
         return {"user": "root", "identity_file": str(self.key), "known_hosts_file": str(self.known_hosts),
-                "connect_timeout": 5, "control_persist": 10}
+                "connect_timeout": 5, "control_persist": 10, "systemd": "no"}
 
     def start(self) -> None:
         self.root.chmod(0o700)

@@ -94,7 +94,7 @@ class Canned:
 
 
 def test_a_start_poll_is_one_call_with_the_log_when_the_node_does_not_answer(tmp_path: Path) -> None:
-    s = settings(tmp_path, control_persist=0)
+    s = settings(tmp_path, control_persist=0, systemd="no")  # with systemd: tests/unit/test_ssh_systemd.py
     node = s.cluster.node("db1")
     stopped = SshTransport(s, ssh_context(), runner=Canned(0, "galerakv: not running\n"))
     assert stopped.running_status(node) is None
@@ -119,7 +119,7 @@ def test_the_configuration_push_is_one_call_with_every_file_on_stdin(tmp_path: P
     from galerakv.cluster.render.node import render_all
 
     s = config.parse({"cluster": {"transport": "ssh", "state_dir": str(tmp_path / "state"),
-                                  "nodes": [{"name": "db1", "address": "10.0.0.5"}]}},
+                                  "nodes": [{"name": "db1", "address": "10.0.0.5"}]}, "ssh": {"systemd": "no"}},
                      source=tmp_path / "galerakv.toml")
     runner = Canned(0, "")
     t = SshTransport(s, ssh_context(), runner=runner)

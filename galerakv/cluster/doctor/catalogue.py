@@ -159,7 +159,8 @@ _ENTRIES = (
        "the cluster is smaller than galerakv.toml says; one more failure may stop it",
        "the node's mariadbd is not running (crashed, killed, never started), or runs but does "
        "not answer queries",
-       "read the node's log (`state_dir/<node>/mysqld.log`), fix what it says, then "
+       "read the node's log (`state_dir/<node>/mysqld.log`; on a host where it runs as a systemd unit "
+       "`journalctl -u galerakv-node-<node>`), fix what it says, then "
        "`galerakv cluster up` (it rejoins the running cluster)"),
     _e("node-joining", "info", "A node is receiving a state transfer",
        "the node does not answer yet; it is busy, not dead",
@@ -330,8 +331,8 @@ What the doctor reads:
 - **live state**: `SHOW GLOBAL STATUS` of every node that answers, its tables
   (engines, primary keys) and accounts (empty passwords, never hashes), and a
   TCP login attempt as root with no password;
-- **logs**: the lines of the node's error log (`state_dir/<node>/mysqld.log`)
-  since its last start;
+- **logs**: the lines of the node's error log (`state_dir/<node>/mysqld.log`, or
+  the journal of its systemd unit) since its last start;
 - **files** (local nodes): datadir ownership, `grastate.dat`, state transfer
   leftovers, `GRA_*.log`;
 - **ports**: from a peer node's address to each running node's client and gcomm

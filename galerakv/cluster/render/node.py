@@ -10,8 +10,9 @@ Two files per node:
 
 ``my.cnf``
     The file ``mariadbd --defaults-file`` reads: the node's own datadir,
-    socket, pid file and log under ``state_dir/<node>/``, then an ``!include``
-    of ``cluster.cnf``. Using ``--defaults-file`` keeps /etc/mysql out of it.
+    socket, pid file and log under ``state_dir/<node>/`` (no log file for a
+    node that runs as a systemd unit: its log is the journal), then an
+    ``!include`` of ``cluster.cnf``. Using ``--defaults-file`` keeps /etc/mysql out of it.
     ``ssh`` hosts use the same layout under the same ``state_dir``.
 
 Rendering is a pure function of the settings and a :class:`RenderContext`
@@ -61,6 +62,7 @@ class RenderContext:
     run_as: str = "mysql"
     local_small_memory: bool = True
     server_flavor: str = "mariadb"  # or "mysql"
+    journal: bool = False  # mariadbd runs as a systemd unit: it logs to stderr, which goes to the journal
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -228,7 +230,8 @@ def render_my_cnf(settings: Settings, node: NodeSettings, ctx: RenderContext) ->
         f"datadir = {p.datadir}",
         f"socket = {p.socket}",
         f"pid-file = {p.pid_file}",
-        f"log-error = {p.log}",
+        # under systemd no log-error: mariadbd then logs to stderr, which the journal keeps
+        *([] if ctx.journal else [f"log-error = {p.log}"]),
         f"tmpdir = {p.root}",
         "",
         "[client]",

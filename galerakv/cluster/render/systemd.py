@@ -13,6 +13,15 @@
   after a clean stop, the most advanced position after a crash), then joins the
   others and starts the balancer and its health checks. The processes it starts
   stay in the unit's control group until ``down`` stops them.
+- ``galerakv-node-<name>.service`` (a node on an ssh host that runs systemd,
+  installed there by the ssh transport): that one node's ``mariadbd``, its log
+  in the journal. Its command line carries no ``--wsrep-new-cluster``: the
+  toolkit's one bootstrap start (or positioned start) writes the extra
+  arguments into ``/run/galerakv/<name>.start``, which the unit reads and
+  removes once the node has started (or stopped). /run is a tmpfs, so a
+  host's reboot, a crash restart or an admin's ``systemctl start`` always
+  starts a joiner, never a second bootstrap; bootstrapping stays the toolkit's
+  decision (``up``, ``recover``).
 
 Same settings, same bytes.
 """
@@ -23,12 +32,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from galerakv.config import Settings
+from galerakv.cluster.render.node import RenderContext
+from galerakv.config import NodeSettings, Settings
+from galerakv.galera.log import START_MARKER
 from galerakv.paths import (
     CA_CREDENTIAL,
     HTTPS_CERT_CREDENTIAL,
     HTTPS_KEY_CREDENTIAL,
     SECRETS_CREDENTIAL,
+    NodePaths,
     StatePaths,
     TlsPaths,
 )
@@ -37,6 +49,10 @@ SERVER_UNIT = "galerakv.service"
 CLUSTER_UNIT = "galerakv-cluster.service"
 SERVICE_USER = "galerakv"
 START_TIMEOUT = 900  # seconds: `up` may wait for state transfers
+UNIT_DIR = "/etc/systemd/system"
+START_ARGS_DIR = "/run/galerakv"  # a tmpfs: what it holds is gone after a reboot
+START_ARGS_VAR = "GALERAKV_START_ARGS"
+NODE_STOP_TIMEOUT = 900  # seconds: a node finishing a state transfer as donor may take long to stop
 
 
 @dataclass(frozen=True)
@@ -119,3 +135,86 @@ def render(settings: Settings, executable: Path, config: Path, user: str = SERVI
     lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
     files[SERVER_UNIT] = "\n".join(lines)
     return Units(files, writable)
+
+
+# --------------------------------------------------------------------------- a node on an ssh host
+
+
+def node_unit_name(node: NodeSettings) -> str:
+    """The node's unit on its host (node names are valid unit-name characters)."""
+    return f"galerakv-node-{node.name}.service"
+
+
+def start_args_file(node: NodeSettings) -> str:
+    """Where the toolkit puts the arguments of the node's next start only (bootstrap, position)."""
+    return f"{START_ARGS_DIR}/{node.name}.start"
+
+
+def start_args_text(args: list[str]) -> str:
+    """The environment file :func:`start_args_file` holds for one start with ``args`` (options
+    such as ``--wsrep-new-cluster``: no quotes or backslashes to escape)."""
+    return f'{START_ARGS_VAR}="{" ".join(args)}"\n'
+
+
+def _under(path: Path, *roots: str) -> bool:
+    return any(path == Path(root) or Path(root) in path.parents for root in roots)
+
+
+def _word(text: str, command: bool = True) -> str:
+    """``text`` as one word of a unit file's command line (or, not ``command``, of a path list):
+    ``%`` (specifiers) and on a command line ``$`` (variables) taken literally, quoted when it
+    holds blanks or quotes."""
+    text = text.replace("%", "%%")
+    if command:
+        text = text.replace("$", "$$")
+    if not any(c.isspace() or c in "\"'\\" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def node_unit(settings: Settings, node: NodeSettings, ctx: RenderContext, server: str) -> str:
+    """The unit that runs ``server`` (mariadbd) for ``node`` as ``ctx.run_as``. Its my.cnf is
+    rendered with ``RenderContext.journal``: no log file, stderr goes to the journal."""
+    p = NodePaths.of(settings, node)
+    args_file = start_args_file(node)
+    marker = _word(f"{START_MARKER} {node.name}")
+    sandbox = ["NoNewPrivileges=yes", "ProtectSystem=full", "ProtectHome=read-only", "ProtectControlGroups=yes",
+               # everything mariadbd and its state transfers write is in the node's folder
+               f"ReadWritePaths={_word(str(p.root), command=False)}"]
+    if not _under(p.root, "/tmp", "/var/tmp"):  # a private /tmp would hide a node folder under /tmp
+        sandbox.insert(1, "PrivateTmp=yes")
+    return "\n".join([
+        f"# galerakv: node {node.name} of cluster {settings.cluster.name}; generated, do not edit.",
+        "# Written by galerakv with the node's configuration; edit galerakv.toml. Extra arguments of one start",
+        f"# (--wsrep-new-cluster) come only from {args_file}, removed once it ran: a reboot",
+        "# or a restart always starts a joiner.",
+        "[Unit]",
+        f"Description=galerakv Galera node {node.name} of cluster {settings.cluster.name}",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=notify",  # mariadbd says READY=1 once it serves (a joiner: after its state transfer)
+        f"User={ctx.run_as}",
+        f"Group={ctx.run_as}",
+        f"Environment={START_ARGS_VAR}=",  # set, so an ordinary start is not logged as "unset variable"
+        f"EnvironmentFile=-{args_file}",
+        # galera/log.py's start mark: what follows it in the journal is this run
+        f"ExecStartPre=/bin/echo {marker} ${START_ARGS_VAR}",
+        f"ExecStart={_word(server)} {_word(f'--defaults-file={p.my_cnf}')} ${START_ARGS_VAR}",
+        f"ExecStartPost=+/bin/rm -f {args_file}",
+        f"ExecStopPost=+/bin/rm -f {args_file}",
+        "Restart=on-abort",
+        "RestartSec=5s",
+        f"TimeoutStartSec={START_TIMEOUT}",  # mariadbd extends it while a state transfer runs
+        f"TimeoutStopSec={NODE_STOP_TIMEOUT}",
+        "SendSIGKILL=no",  # never kill -9 a node that is still writing
+        "LimitNOFILE=32768",
+        "StandardOutput=journal",
+        "StandardError=journal",
+        *sandbox,
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])

@@ -4,9 +4,11 @@ Each node is the host at its ``address``, reached as ``root@<address>``
 (user, port and key come from ~/.ssh/config, as for any ssh command). On the
 host the layout is the local one: ``state_dir/<node>/`` holds my.cnf,
 cluster.cnf, the datadir, socket, log and the PID galerakv started, and
-mariadbd runs with ``--defaults-file`` as the mysql user. Every step is a
-short POSIX shell script; file contents and SQL travel on standard input,
-never on a command line.
+mariadbd runs with ``--defaults-file`` as the mysql user. Where the host runs
+systemd (``[ssh] systemd``), mariadbd runs instead as the unit
+``galerakv-node-<name>.service`` (``render/systemd.py`` ``node_unit()``) and
+logs to the journal. Every step is a short POSIX shell script; file contents
+and SQL travel on standard input, never on a command line.
 
 :class:`ShellRunner` runs the same scripts on this machine instead of over
 ssh; the test suite uses it to exercise this transport against real nodes.
@@ -19,13 +21,21 @@ import hashlib
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from galerakv.cluster import certs
 from galerakv.cluster import install as _install
-from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext
+from galerakv.cluster.render.node import GALERA_PORTS, MAX_SOCKET_PATH, RenderContext, render_my_cnf
+from galerakv.cluster.render.systemd import (
+    START_ARGS_DIR,
+    UNIT_DIR,
+    node_unit,
+    node_unit_name,
+    start_args_file,
+    start_args_text,
+)
 from galerakv.cluster.transport.base import (
     STATUS_SQL,
     UNREACHABLE_CODES,
@@ -49,6 +59,7 @@ MARIADBD = "/usr/sbin/mariadbd"
 SST_LEFTOVER_NAMES = ("sst_in_progress", "wsrep_sst.pid", "rsync_sst.pid", "rsync_sst.conf", ".sst")
 OWNER_IGNORED_NAMES = ("mysql_upgrade_info", "lost+found")
 SSH_FAILED = 255  # ssh's own exit status: the connection or the login failed, no command ran
+HAS_SYSTEMD = "[ -d /run/systemd/system ] && command -v systemctl >/dev/null"  # sd_booted(3), and its client
 
 
 class Runner(Protocol):
@@ -216,6 +227,7 @@ class SshTransport(Transport):
         super().__init__(settings, ctx)
         self.runner: Runner = runner or SshRunner.of(settings)
         self._tails: dict[str, tuple[float, str]] = {}  # node -> (when, log tail read with a failed status)
+        self._systemd_hosts: dict[str, bool] = {}  # node -> whether its host runs systemd (asked once)
 
     def paths(self, node: NodeSettings) -> NodePaths:
         return NodePaths.of(self.settings, node)
@@ -237,6 +249,17 @@ class SshTransport(Transport):
         if problem is not None:
             raise HostUnreachable(node.name, problem)
         return result
+
+    def _systemd(self, node: NodeSettings) -> bool:
+        """Whether the node runs as its systemd unit: ``[ssh] systemd``, and with ``auto`` whether its
+        host runs systemd (asked once per node; the preflight's answer when it ran first)."""
+        mode = self.settings.ssh.systemd
+        if mode != "auto":
+            return mode == "yes"
+        found = self._systemd_hosts.get(node.name)
+        if found is None:
+            found = self._systemd_hosts[node.name] = self._sh(node, HAS_SYSTEMD, timeout=30).returncode == 0
+        return found
 
     def _ok(self, node: NodeSettings, what: str, script: str, stdin: str | None = None,
             timeout: float = 60.0) -> str:
@@ -279,12 +302,21 @@ while [ ! -e "$d" ]; do d=$(dirname "$d"); done
 [ -w "$d" ] || echo "cluster.state_dir: $d is not writable"
 runuser -u {user} -- sh -c 'cd "$1"' sh "$d" 2>/dev/null \\
   || echo "the {user} user cannot enter $d (datadir-permissions); chmod o+x every parent"
+if {HAS_SYSTEMD}; then echo "{_SYSTEMD_FOUND}"; fi
 exit 0
 """
         result = self._sh(node, script, timeout=30)
         if result.returncode != 0:
             return [*errors, f"{node.name}: cannot run commands on {node.address}: {result.stderr.strip()[-200:]}"]
-        return errors + [f"{node.name}: {line}" for line in result.stdout.splitlines() if line.strip()]
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        systemd = _SYSTEMD_FOUND in lines
+        if self.settings.ssh.systemd == "auto":
+            self._systemd_hosts[node.name] = systemd
+        elif self.settings.ssh.systemd == "yes" and not systemd:
+            errors.append(f"{node.name}: {node.address} does not run systemd (no /run/systemd/system or "
+                          "systemctl), which ssh.systemd = \"yes\" requires: boot it with systemd, or set "
+                          "ssh.systemd = \"auto\" to run the node there as a process galerakv starts")
+        return errors + [f"{node.name}: {line}" for line in lines if line != _SYSTEMD_FOUND]
 
     def missing_packages(self) -> list[str]:
         wanted = _install.required_packages(self.settings.cluster.sst_method)
@@ -336,11 +368,12 @@ exit 0
     def _put(self, node: NodeSettings, path: str, text: str, mode: str, owner: str) -> None:
         self._put_many(node, ":", [(path, text, mode, owner)])
 
-    def _put_many(self, node: NodeSettings, prelude: str, files: list[tuple[str, str, str, str]]) -> None:
+    def _put_many(self, node: NodeSettings, prelude: str, files: list[tuple[str, str, str, str]],
+                  after: str = "") -> None:
         """After ``prelude`` (a script), write every (path, text, mode, owner) in one ssh call, each as
         :meth:`_replace` does (made in state_dir, renamed over the target, a folder that is a symlink
-        refused). Paths and contents travel on standard input (base64, a line each), never on a
-        command line: they hold passwords and keys."""
+        refused), then run ``after``. Paths and contents travel on standard input (base64, a line
+        each), never on a command line: they hold passwords and keys."""
         lines = [" ".join([base64.b64encode(path.encode()).decode(), mode, owner,
                            base64.b64encode(text.encode()).decode() or "-"]) for path, text, mode, owner in files]
         script = (f"set -e; umask 077; {prelude}; mkdir -p -m 0755 {self._state}; t=''; "
@@ -351,13 +384,18 @@ exit 0
                   f"t=$(mktemp -p {self._state} .galerakv.XXXXXX); "
                   "if [ \"$data\" != - ]; then printf %s \"$data\" | base64 -d > \"$t\"; fi; "
                   "chmod \"$mode\" \"$t\"; chown \"$owner\" \"$t\"; mv -fT \"$t\" \"$target\"; t=''; "
-                  "done")
+                  "done" + (f"; {after}" if after else ""))
         self._ok(node, "writing the configuration", script, stdin="\n".join(lines) + "\n")
 
     def write_config(self, node: NodeSettings, files: dict[str, str], secrets: Secrets) -> None:
+        """The files, and on a host where the node runs as a systemd unit that unit too (its mariadbd
+        logs to the journal: the my.cnf written there has no log file)."""
         p = self.paths(node)
         user = self.ctx.run_as
         root = shlex.quote(str(p.root))
+        systemd = self._systemd(node)
+        if systemd and "my.cnf" in files:
+            files = {**files, "my.cnf": render_my_cnf(self.settings, node, replace(self.ctx, journal=True))}
         writes = [(str(p.root / name), text, "0644", "root:root") for name, text in files.items()]
         if self.settings.cluster.sst_method == "mariabackup":
             sst = secrets.sst
@@ -369,9 +407,14 @@ exit 0
             writes += [(str(p.tls_ca), node_tls.ca, "0644", "root:root"),
                        (str(p.tls_cert), node_tls.cert, "0644", "root:root"),
                        (str(p.tls_key), node_tls.key, "0600", f"{user}:{user}")]
+        after = ""
+        if systemd:  # started (and enabled) by start(): installing it changes nothing that runs
+            writes.append((f"{UNIT_DIR}/{node_unit_name(node)}", node_unit(self.settings, node, self.ctx, MARIADBD),
+                           "0644", "root:root"))
+            after = "systemctl daemon-reload"
         # one ssh call per node: the node's folder, then every file
         self._put_many(node, f"mkdir -p -m 0755 {self._state}; mkdir -p {root}; chmod 0750 {root}; "
-                             f"chown {user}:{user} {root}", writes)
+                             f"chown {user}:{user} {root}", writes, after)
 
     def is_initialized(self, node: NodeSettings) -> bool:
         datadir = shlex.quote(str(self.paths(node).datadir / "mysql"))
@@ -398,7 +441,8 @@ exit 0
 
     # ------------------------------------------------------------------ processes
 
-    def _running_script(self, node: NodeSettings) -> str:
+    def _started_script(self, node: NodeSettings) -> str:
+        """Script: exit 0 when the mariadbd galerakv started as a process (its recorded PID) is alive."""
         p = self.paths(node)
         return (f"pid=$(cat {shlex.quote(str(p.launcher_pid))} 2>/dev/null) || exit 1; "
                 "[ -r /proc/$pid/stat ] || exit 1; "
@@ -406,15 +450,35 @@ exit 0
                 "tr '\\0' '\\n' < /proc/$pid/cmdline | grep -q -x -F -- "
                 f"{shlex.quote(f'--defaults-file={p.my_cnf}')}")
 
+    def _running_script(self, node: NodeSettings) -> str:
+        """Script: exit 0 when the node's mariadbd runs: its unit is up (starting, serving or
+        stopping: a joiner is "activating" for its whole state transfer), or, without systemd or
+        started before the node ran as a unit, the process galerakv started."""
+        if not self._systemd(node):
+            return self._started_script(node)
+        unit = node_unit_name(node)
+        return (f"case \"$(systemctl is-active {unit} 2>/dev/null)\" in "
+                f"active|activating|deactivating|reloading) exit 0;; esac; {self._started_script(node)}")
+
+    def _tail_script(self, node: NodeSettings, lines: int) -> str:
+        """Script: the last ``lines`` lines of the node's log: its unit's journal, or mysqld.log."""
+        if self._systemd(node):
+            return f"journalctl -u {node_unit_name(node)} -n {int(lines)} --no-pager -q -o cat 2>/dev/null"
+        return f"tail -n {int(lines)} {shlex.quote(str(self.paths(node).log))} 2>/dev/null"
+
     def start(self, node: NodeSettings, bootstrap: bool, position: Position | None = None) -> None:
         p = self.paths(node)
         user = self.ctx.run_as
         log = shlex.quote(str(p.log))
-        argv = [MARIADBD, f"--defaults-file={p.my_cnf}"]
-        if bootstrap:
-            argv.append("--wsrep-new-cluster")  # command line only, never in a file
+        args: list[str] = []
+        if bootstrap:  # this start's arguments only, never in a configuration file
+            args.append("--wsrep-new-cluster")
         if position is not None:
-            argv.append(f"--wsrep-start-position={position}")
+            args.append(f"--wsrep-start-position={position}")
+        if self._systemd(node):
+            self._start_unit(node, args)
+            return
+        argv = [MARIADBD, f"--defaults-file={p.my_cnf}", *args]
         marker = f"{START_MARKER} {node.name}{' (bootstrap)' if bootstrap else ''}"
         script = (f"set -e; {_plain_log(log)}; touch {log}; chown -h {user}:{user} {log}; "
                   f"echo {shlex.quote(marker)} >> {log}; cd /; "
@@ -425,20 +489,38 @@ exit 0
                   "i=$((i+1)); sleep 0.1; done; exit 0")
         self._ok(node, "starting mariadbd", script, timeout=30)
 
+    def _start_unit(self, node: NodeSettings, args: list[str]) -> None:
+        """Enable and start the node's unit; ``args`` (bootstrap, position) go in its file under /run,
+        which the unit reads and removes, and a start without any removes a leftover one. Returns
+        once systemd has taken the start on, as :meth:`start` returns once mariadbd runs."""
+        unit = node_unit_name(node)
+        args_file = shlex.quote(start_args_file(node))
+        if args:
+            put = (f"mkdir -p -m 0755 {START_ARGS_DIR}; t=$(mktemp -p {START_ARGS_DIR} .start.XXXXXX); "
+                   f"cat > \"$t\"; chmod 0644 \"$t\"; mv -f \"$t\" {args_file}")
+        else:
+            put = f"rm -f {args_file}"
+        # enabled: the host's next boot starts it (as a joiner); reset-failed: a unit that failed
+        # before reads "inactive" until systemd runs the new job
+        script = (f"set -e; {put}; systemctl reset-failed {unit} 2>/dev/null || true; "
+                  f"systemctl enable --quiet --no-reload {unit}; systemctl start --no-block {unit}; "
+                  f"i=0; while [ $i -lt 50 ]; do s=$(systemctl is-active {unit}) || true; "
+                  "[ \"$s\" = inactive ] || exit 0; i=$((i+1)); sleep 0.1; done; exit 0")
+        self._ok(node, "starting mariadbd", script, stdin=start_args_text(args) if args else None, timeout=30)
+
     def is_running(self, node: NodeSettings) -> bool:
         return self._sh(node, self._running_script(node), timeout=30).returncode == 0
 
     def running_status(self, node: NodeSettings, timeout: float = 10.0) -> NodeStatus | None:
         """Both in one ssh call: whether mariadbd runs, then (if it does) its wsrep status."""
         client = shlex.join([*self._client(node), "--batch", "--skip-column-names", "--connect-timeout=5"])
-        log = shlex.quote(str(self.paths(node).log))
-        # a node that does not answer yet: its log's tail comes along (what it is doing: lifecycle's
-        # progress line reads it next), so a start costs one ssh call per poll
-        script = (f"if ! ({self._running_script(node)}); then echo {_NOT_RUNNING}; exit 0; fi; "
-                  f"out=$({client} 2>&1); rc=$?; "
-                  f"if [ $rc -ne 0 ]; then tail -n {TAIL_WITH_STATUS} {log} 2>/dev/null; echo {_LOG_END}; fi; "
-                  f"printf '%s\\n' \"$out\"; echo \"{_STATUS_RC}$rc\"")
         try:
+            # a node that does not answer yet: its log's tail comes along (what it is doing: lifecycle's
+            # progress line reads it next), so a start costs one ssh call per poll
+            script = (f"if ! ({self._running_script(node)}); then echo {_NOT_RUNNING}; exit 0; fi; "
+                      f"out=$({client} 2>&1); rc=$?; "
+                      f"if [ $rc -ne 0 ]; then {self._tail_script(node, TAIL_WITH_STATUS)}; echo {_LOG_END}; fi; "
+                      f"printf '%s\\n' \"$out\"; echo \"{_STATUS_RC}$rc\"")
             result = self._sh(node, script, stdin=STATUS_SQL, timeout=timeout + 5)
         except HostUnreachable as exc:
             return unreachable(node.name, exc.detail)
@@ -457,18 +539,29 @@ exit 0
 
     def stop(self, node: NodeSettings, timeout: float) -> None:
         p = self.paths(node)
+        pid = shlex.quote(str(p.launcher_pid))
+        forget = f"rm -f {pid}"
+        kill = f"kill -TERM $(cat {pid})"
+        stop = kill
+        if self._systemd(node):
+            unit = node_unit_name(node)
+            # disabled: a node galerakv stopped (down, remove-node) stays down when its host reboots
+            forget += f"; systemctl disable --quiet --no-reload {unit} 2>/dev/null; true"
+            stop = (f"systemctl disable --quiet --no-reload {unit} 2>/dev/null; "
+                    f"case \"$(systemctl is-active {unit})\" in active|activating|reloading) "
+                    f"systemctl stop --no-block {unit} || exit 1;; esac; "
+                    f"if ({self._started_script(node)}); then {kill}; fi")  # started before it ran as a unit
         if not self.is_running(node):
-            self._sh(node, f"rm -f {shlex.quote(str(p.launcher_pid))}", timeout=30)
+            self._sh(node, forget, timeout=30)
             return
-        self._ok(node, "stopping mariadbd",
-                 f"kill -TERM $(cat {shlex.quote(str(p.launcher_pid))})")
+        self._ok(node, "stopping mariadbd", stop)
         deadline = time.monotonic() + timeout
         while self.is_running(node):
             if time.monotonic() > deadline:
                 raise NodeError(node.name, f"mariadbd did not stop within {timeout:.0f} s "
                                 "after SIGTERM; it may be in a state transfer", self.log_tail(node))
             time.sleep(0.2)
-        self._sh(node, f"rm -f {shlex.quote(str(p.launcher_pid))}", timeout=30)
+        self._sh(node, forget, timeout=30)
 
     def _grastate_text(self, node: NodeSettings) -> str | None:
         result = self._sh(node, f"cat {shlex.quote(str(self.paths(node).grastate))}", timeout=30)
@@ -480,9 +573,15 @@ exit 0
         user = self.ctx.run_as
         marker = shlex.quote(f"{RECOVER_MARKER} {node.name}")
         argv = shlex.join([MARIADBD, f"--defaults-file={p.my_cnf}", "--wsrep-recover"])
-        script = (f"{_plain_log(log)} || exit 1; touch {log}; chown -h {user}:{user} {log}; echo {marker} >> {log}; "
-                  f"start=$(stat -c %s {log}); cd /; {argv} </dev/null >>{log} 2>&1; rc=$?; "
-                  f"tail -c +$((start + 1)) {log}; exit $rc")
+        if self._systemd(node):  # what it logs goes to the unit's journal, where the doctor reads the log
+            script = (f"{_journal_line(node_unit_name(node))}; t=$(mktemp -p {self._state} .recover.XXXXXX) "
+                      f"|| exit 1; trap 'rm -f \"$t\"' EXIT; say {marker}; cd /; {argv} </dev/null >\"$t\" 2>&1; "
+                      "rc=$?; while IFS= read -r line || [ -n \"$line\" ]; do say \"$line\"; done < \"$t\"; "
+                      "cat \"$t\"; exit $rc")
+        else:
+            script = (f"{_plain_log(log)} || exit 1; touch {log}; chown -h {user}:{user} {log}; "
+                      f"echo {marker} >> {log}; start=$(stat -c %s {log}); cd /; {argv} </dev/null >>{log} 2>&1; "
+                      f"rc=$?; tail -c +$((start + 1)) {log}; exit $rc")
         result = self._sh(node, script, timeout=timeout)
         if result.returncode != 0:
             raise NodeError(node.name, f"mariadbd --wsrep-recover exited with {result.returncode}",
@@ -544,8 +643,7 @@ exit 0
         seen, text = self._tails.pop(node.name, (0.0, ""))
         if lines <= TAIL_WITH_STATUS and time.monotonic() - seen < TAIL_FRESH:  # read with the last status
             return "\n".join(text.splitlines()[-lines:])
-        log = shlex.quote(str(self.paths(node).log))
-        return self._sh(node, f"tail -n {int(lines)} {log} 2>/dev/null", timeout=30).stdout.rstrip()
+        return self._sh(node, self._tail_script(node, lines), timeout=30).stdout.rstrip()
 
     # ------------------------------------------------------------------ SQL
 
@@ -575,10 +673,18 @@ exit 0
 
 
 _NOT_RUNNING = "galerakv: not running"
+_SYSTEMD_FOUND = "galerakv: systemd runs here"
 _LOG_END = "galerakv: end of log"
 TAIL_WITH_STATUS = 200
 TAIL_FRESH = 1.0  # seconds a log tail read along with a status is reused
 _STATUS_RC = "galerakv: client exit "
+
+
+def _journal_line(unit: str) -> str:
+    """Script: a shell function ``say LINE`` that adds LINE to ``unit``'s journal. journald keeps
+    root's lines about a unit (OBJECT_SYSTEMD_UNIT) with the unit's own: ``journalctl -u`` shows both."""
+    return (f"say() {{ printf 'MESSAGE=%s\\nOBJECT_SYSTEMD_UNIT=%s\\nSYSLOG_IDENTIFIER=galerakv\\n' \"$1\" {unit} "
+            "| logger --journald 2>/dev/null || true; }")
 
 
 def _plain_log(log: str) -> str:
