@@ -60,7 +60,8 @@ def ssh_config(root: Path, hosts: SshHosts, balancer: str) -> Path:
     config = root / "galerakv.toml"
     data = {"cluster": {"name": "galerakv_bench", "transport": "ssh", "state_dir": str(hosts.state_dir),
                         "nodes": [{"name": f"db{i}", "address": a} for i, a in enumerate(hosts.addresses, 1)]},
-            "ssh": {**hosts.ssh_table(), "control_persist": 60,
+            # systemd = "auto", as users get it: one call per host asks whether it runs systemd
+            "ssh": {**hosts.ssh_table(), "control_persist": 60, "systemd": "auto",
                     "galerakv": str(Path(sys.executable).parent / "galerakv")},
             "balancer": {"kind": balancer, "address": SSH_BALANCER} if balancer != "none" else {"kind": "none"}}
     config.write_text(tomli_w.dumps(data))

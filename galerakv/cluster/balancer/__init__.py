@@ -162,14 +162,17 @@ def reload(settings: Settings, transport: Transport, report: Report) -> None:
     start(settings, transport, report)
 
 
-def stop_check(settings: Settings, node: NodeSettings) -> None:
+def stop_check(settings: Settings, node: NodeSettings, report: Report) -> None:
     """Stop ``node``'s health check and end its maintenance (the node leaves the cluster)."""
     if not managed(settings) or not isinstance(kind(settings), HAProxy):
         return
     if on_own_host(settings):
         host = BalancerHost(settings)
-        host.stop([remote_clustercheck(settings, node)])
-        host.set_maintenance(node, None)
+        try:
+            host.stop([remote_clustercheck(settings, node)])
+            host.set_maintenance(node, None)
+        except ClusterError as exc:  # HAProxy drops the node's server at its restart anyway
+            report(f"warning: cannot stop {node.name}'s health check on {settings.balancer.address}: {exc}")
         return
     clustercheck_program(settings, node).stop()
     CheckPaths.of(settings, node).maintenance.unlink(missing_ok=True)

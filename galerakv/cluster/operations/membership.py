@@ -252,9 +252,15 @@ def remove_node(settings: Settings, transport: Transport, report: Report, name: 
             rolling.undrain(settings, transport, node)  # back in service, file untouched
             raise
         lifecycle.wait_for_leave(transport, others_running, report)
-        balancer.stop_check(settings, node)
+        balancer.stop_check(settings, node, report)
     else:
         report(f"{name}: not running")
+        try:  # forget it there too: on a host with systemd its unit is disabled, or it would rejoin at boot
+            transport.stop(node, stop_timeout)
+        except ClusterError as exc:
+            report(f"warning: {exc}; on that host, once it is back: `systemctl disable --now "
+                   f"galerakv-node-{name}` if the node runs as a systemd unit there")
+        balancer.stop_check(settings, node, report)
     _write(settings.source, new_text)
     report(f"{settings.source}: removed {name}")
     new_transport = make_transport(new, transport.ctx)
