@@ -111,7 +111,7 @@ class FakeHost:
             out = "galerakv: systemd runs here\n" if self.systemd else ""
         elif script.startswith(("case ", "pid=$(cat")):  # is the node running?
             code = 0 if self.running else 1
-        elif "systemctl stop --no-block" in script or script.startswith("kill -TERM"):
+        elif script.startswith("if (") and "sleep 0.1; done; fi;" in script:  # stop: one call, waits there
             self.running = False
         elif script.startswith("journalctl"):
             out = "from the journal\n"
@@ -172,10 +172,11 @@ def test_stop_and_the_log_go_through_systemd(tmp_path: Path) -> None:
     t = SshTransport(settings(tmp_path), ssh_context(), runner=host)
     node = t.settings.cluster.node("db1")
     t.stop(node, timeout=5)
-    running, stop, stopped, forget = host.sent()
-    assert running.startswith(f'case "$(systemctl is-active {UNIT} 2>/dev/null)" in active|activating|')
+    (stop,) = host.sent()  # one call: stop, wait on the host until it is gone, forget
+    running = f'case "$(systemctl is-active {UNIT} 2>/dev/null)" in active|activating|'
+    assert stop.startswith(f"if ({running}") and "while (" in stop
     assert f"systemctl disable --quiet --no-reload {UNIT}" in stop and f"systemctl stop --no-block {UNIT}" in stop
-    assert stopped == running and f"systemctl disable --quiet --no-reload {UNIT}" in forget
+    assert stop.rstrip().endswith("true")  # forgotten: disabled, so a reboot does not bring it back
     assert t.log_tail(node, 30) == "from the journal"
     assert host.sent()[-1].startswith(f"journalctl -u {UNIT} -n 30 --no-pager")
     assert host.scripts.count((HAS_SYSTEMD, None)) == 1  # asked once per host
@@ -237,7 +238,9 @@ def test_without_systemd_the_node_is_the_process_galerakv_starts(tmp_path: Path,
     assert t.log_tail(node) == "from mysqld.log"
     sent = host.sent()
     assert not any("systemctl" in script or "journalctl" in script for script in sent)
-    assert sent[2] == f"kill -TERM $(cat {tmp_path}/state/db1/galerakv.pid)"
+    stop = next(script for script in sent if "kill -TERM" in script)
+    assert f"kill -TERM $(cat {tmp_path}/state/db1/galerakv.pid) || exit 1" in stop
+    assert stop.endswith(f"rm -f {tmp_path}/state/db1/galerakv.pid")
     assert f"setsid {MARIADBD} --defaults-file={tmp_path}/state/db1/my.cnf --wsrep-new-cluster" in sent[-2]
     assert sent[-1].startswith("tail -n 30 ")
     (_, stdin) = host.scripts[1 if mode == "auto" else 0]

@@ -551,17 +551,15 @@ exit 0
                     f"case \"$(systemctl is-active {unit})\" in active|activating|reloading) "
                     f"systemctl stop --no-block {unit} || exit 1;; esac; "
                     f"if ({self._started_script(node)}); then {kill}; fi")  # started before it ran as a unit
-        if not self.is_running(node):
-            self._sh(node, forget, timeout=30)
-            return
-        self._ok(node, "stopping mariadbd", stop)
-        deadline = time.monotonic() + timeout
-        while self.is_running(node):
-            if time.monotonic() > deadline:
-                raise NodeError(node.name, f"mariadbd did not stop within {timeout:.0f} s "
-                                "after SIGTERM; it may be in a state transfer", self.log_tail(node))
-            time.sleep(0.2)
-        self._sh(node, forget, timeout=30)
+        # one ssh call: stop it if it runs, wait on the host until it is gone, forget it
+        running = self._running_script(node)
+        script = (f"if ({running}); then {stop} || exit 1; i=0; while ({running}); do "
+                  f"i=$((i+1)); if [ $i -gt {int(timeout * 10)} ]; then echo {_STILL_RUNNING}; exit 0; fi; "
+                  f"sleep 0.1; done; fi; {forget}")
+        out = self._ok(node, "stopping mariadbd", script, timeout=timeout + 30)
+        if _STILL_RUNNING in out.split():
+            raise NodeError(node.name, f"mariadbd did not stop within {timeout:.0f} s "
+                            "after SIGTERM; it may be in a state transfer", self.log_tail(node))
 
     def _grastate_text(self, node: NodeSettings) -> str | None:
         result = self._sh(node, f"cat {shlex.quote(str(self.paths(node).grastate))}", timeout=30)
@@ -673,6 +671,7 @@ exit 0
 
 
 _NOT_RUNNING = "galerakv: not running"
+_STILL_RUNNING = "galerakv:still-running"
 _SYSTEMD_FOUND = "galerakv: systemd runs here"
 _LOG_END = "galerakv: end of log"
 TAIL_WITH_STATUS = 200
