@@ -114,15 +114,24 @@ def _running(program: Program) -> str:
             f"[ \"$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f1)\" != Z ] && {marks}; }}")
 
 
-def _start(program: Program, ready: str) -> str:
-    """Script: start ``program`` unless it runs; wait until the ``ready`` test passes."""
+def _launch(program: Program, key: str) -> str:
+    """Script: start ``program`` unless it runs, without waiting; ``$s_KEY`` says whether it was
+    started and ``$n_KEY`` how long its log was before (what :func:`_ready` reads after)."""
+    log, pid = shlex.quote(str(program.log)), shlex.quote(str(program.pid_file))
+    return (f"s_{key}=0; if ! {_running(program)}; then s_{key}=1; "
+            f"mkdir -p {shlex.quote(str(program.pid_file.parent))}; "
+            f"n_{key}=$(wc -c < {log} 2>/dev/null || echo 0); "
+            f"cd /; env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setsid {shlex.join(program.argv)} "
+            f"</dev/null >>{log} 2>&1 & echo $! > {pid}; fi")
+
+
+def _ready(program: Program, key: str, ready: str) -> str:
+    """Script: when :func:`_launch` started ``program``, wait until the ``ready`` test passes (it may
+    read ``$n``, the log's length before the start); fail with the log's new lines if it exits or
+    is not ready in time."""
     log, pid = shlex.quote(str(program.log)), shlex.quote(str(program.pid_file))
     label = shlex.quote(program.label)
-    return (f"if ! {_running(program)}; then "
-            f"mkdir -p {shlex.quote(str(program.pid_file.parent))}; "
-            f"n=$(wc -c < {log} 2>/dev/null || echo 0); "
-            f"cd /; env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setsid {shlex.join(program.argv)} "
-            f"</dev/null >>{log} 2>&1 & echo $! > {pid}; i=0; "
+    return (f"if [ $s_{key} = 1 ]; then n=$n_{key}; i=0; "
             f"until {ready}; do "
             f"if ! {_running(program)} && [ $i -gt 20 ]; then echo {label} 'exited while starting; its log ends:'; "
             f"tail -c +$((n+1)) {log} | tail -n 15; exit 1; fi; "
@@ -194,12 +203,12 @@ class BalancerHost:
                    f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
                    f"--home-dir /nonexistent --shell /usr/sbin/nologin {user}")
         self.ssh._put_many(self.node, prelude, files)
-        steps = []
-        for node in s.cluster.nodes:
-            program = clustercheck_program(s, node)
-            # ready: it says so in its log, after what the log held before this start ($n bytes)
-            steps.append(_start(program, f"tail -c +$((n+1)) {shlex.quote(str(program.log))} | "
-                                         "grep -q 'listening on'"))
+        checks = [clustercheck_program(s, node) for node in s.cluster.nodes]
+        # every check starts at once (each is a Python process: a second or so); then each is
+        # waited for: ready when its log says so after what the log held before ($n bytes)
+        steps = [_launch(program, str(i)) for i, program in enumerate(checks)]
+        steps += [_ready(program, str(i), f"tail -c +$((n+1)) {shlex.quote(str(program.log))} | "
+                                          "grep -q 'listening on'") for i, program in enumerate(checks)]
         haproxy = haproxy_program(s)
         chroot, cfg = shlex.quote(str(paths.haproxy_chroot)), shlex.quote(str(paths.haproxy_cfg))
         sock = shlex.quote(str(paths.haproxy_socket))
@@ -209,7 +218,7 @@ class BalancerHost:
                      "to it); remove what is in it'; exit 1; fi; "
                      f"out=$(haproxy -c -q -f {cfg} 2>&1) || {{ echo \"haproxy refuses {paths.haproxy_cfg}: $out\"; "
                      f"exit 1; }}; rm -f {sock}; fi")
-        steps.append(_start(haproxy, f"[ -S {sock} ]"))
+        steps += [_launch(haproxy, "h"), _ready(haproxy, "h", f"[ -S {sock} ]")]
         out = self._ok("starting the balancer", "set -u; " + "; ".join(steps), timeout=START_TIMEOUT * 4 + 30)
         b = s.balancer
         for line in out.splitlines():
@@ -245,13 +254,13 @@ class BalancerHost:
     def stop(self, only: list[Program] | None = None) -> list[str]:
         """SIGTERM each recorded PID that is still ours, wait, and forget it; what was stopped."""
         progs = programs(self.settings) if only is None else only
-        steps = []
-        for p in progs:
-            pid_file = shlex.quote(str(p.pid_file))
-            steps.append(f"if {_running(p)}; then kill -TERM $pid; i=0; "
+        # every SIGTERM first (HAProxy first: no new connection while the checks go), then the waits
+        steps = [f"k{i}=0; if {_running(p)}; then kill -TERM $pid; k{i}=1; fi" for i, p in enumerate(progs)]
+        for i, p in enumerate(progs):
+            steps.append(f"if [ $k{i} = 1 ]; then i=0; "
                          f"while {_running(p)} && [ $i -lt {STOP_TIMEOUT * 10} ]; do i=$((i+1)); sleep 0.1; done; "
                          f"if {_running(p)}; then kill -KILL $pid; fi; echo {shlex.quote(p.label)}; fi; "
-                         f"rm -f {pid_file}")
+                         f"rm -f {shlex.quote(str(p.pid_file))}")
         out = self._ok("stopping the balancer", "; ".join(steps), timeout=STOP_TIMEOUT * len(progs) * 2 + 30)
         return [line for line in out.splitlines() if line]
 

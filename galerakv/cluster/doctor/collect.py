@@ -91,12 +91,18 @@ def collect(settings: Settings, transport: Transport, *, offline: bool,
     """
     c = settings.cluster
     local = c.transport == "local"
-    notes: list[str] = []
     drained = balancer.maintenance(settings)
-    nodes = tuple(replace(_node_facts(settings, transport, n, offline=offline, local=local,
-                                      planned=(planned or {}).get(n.name), notes=notes),
-                          maintenance=drained.get(n.name))
-                  for n in c.nodes)
+
+    def one(n: NodeSettings) -> tuple[NodeFacts, list[str]]:
+        mine: list[str] = []
+        facts = _node_facts(settings, transport, n, offline=offline, local=local,
+                            planned=(planned or {}).get(n.name), notes=mine)
+        return replace(facts, maintenance=drained.get(n.name)), mine
+
+    # every host at once where the transport allows (ssh: a few calls per node)
+    found = transport.each(c.nodes, one)
+    nodes = tuple(facts for facts, _ in found)
+    notes = [note for _, mine in found for note in mine]
     providers: dict[str, bool] = {}
     tools: tuple[str, ...] = ()
     if local:
@@ -119,13 +125,17 @@ def tls_facts(settings: Settings, transport: Transport, offline: bool) -> TlsFac
     node_ca: dict[str, str | None] = {}
     node_cert: dict[str, str | None] = {}
     if settings.cluster.transport == "local" or not offline:  # offline never contacts an ssh host
-        for n in settings.cluster.nodes:
+        def files(n: NodeSettings) -> tuple[str | None, str | None] | None:
             p = NodePaths.of(settings, n)
             try:
                 found = transport.read_node_files(n, (str(p.tls_ca), str(p.tls_cert)))
             except (GalerakvError, OSError):
-                continue
-            node_ca[n.name], node_cert[n.name] = found[str(p.tls_ca)], found[str(p.tls_cert)]
+                return None
+            return found[str(p.tls_ca)], found[str(p.tls_cert)]
+
+        for n, pair in zip(settings.cluster.nodes, transport.each(settings.cluster.nodes, files), strict=True):
+            if pair is not None:
+                node_ca[n.name], node_cert[n.name] = pair
     return TlsFacts(ca, node_ca, node_cert, time.time())
 
 

@@ -161,7 +161,8 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
                          explain=recover or force is not None)
     if plan.bootstrap is not None:
         recovery.apply(transport, settings, plan, report)
-    initialized = [n.name for n in stopped if transport.is_initialized(n)]
+    initialized = [n.name for n, done in zip(stopped, transport.each(stopped, transport.is_initialized),
+                                             strict=True) if done]
     if initialized and load(StatePaths.of(settings).secrets) is None:
         raise ClusterError(f"{', '.join(initialized)} already hold data but the secrets file "
                            f"{StatePaths.of(settings).secrets} is missing, so galerakv cannot log in; "
@@ -351,7 +352,7 @@ def down(settings: Settings, transport: Transport, report: Report,
     balancer.stop(settings, report)  # first: no new connections to nodes that are leaving
     stopped: list[str] = []
     nodes = settings.cluster.nodes
-    running = [n for n in nodes if transport.is_running(n)]
+    running = [n for n, up in zip(nodes, transport.each(nodes, transport.is_running), strict=True) if up]
     for node in reversed(nodes):
         if node not in running:
             report(f"{node.name}: not running")

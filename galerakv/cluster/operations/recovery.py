@@ -34,7 +34,8 @@ RECOVER_TIMEOUT = 180.0
 def gather(transport: Transport, nodes: Sequence[NodeSettings], report: Report,
            timeout: float = RECOVER_TIMEOUT) -> dict[str, Evidence]:
     """Read every stopped node's grastate.dat; ``--wsrep-recover`` (in parallel) where seqno is -1."""
-    saved: dict[str, GraState | None] = {node.name: transport.grastate(node) for node in nodes}
+    saved: dict[str, GraState | None] = dict(zip((n.name for n in nodes), transport.each(nodes, transport.grastate),
+                                                 strict=True))  # every host at once
     to_recover = [n for n in nodes if (g := saved[n.name]) is not None and g.seqno < 0]
     if to_recover:
         report("running mariadbd --wsrep-recover on "
