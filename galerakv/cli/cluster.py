@@ -378,14 +378,8 @@ def install_cmd(settings: Settings, everything: bool) -> None:
     host), and the balancer's host HAProxy.
     """
     if settings.cluster.transport == "ssh":
-        transport = make_transport(settings)
-        missing = transport.missing_packages()
-        if missing:
-            _echo("installing on the nodes' hosts: " + " ".join(missing))
-            transport.install_packages(missing, _echo)
-        else:
+        if not lifecycle.install_missing(settings, make_transport(settings), _echo):
             _echo("every node's host has MariaDB, Galera and the state-transfer tools")
-        balancer.install(settings, _echo)
         return
     packages = _install.required_packages(None if everything else settings.cluster.sst_method)
     packages += balancer.required_packages(settings)

@@ -28,7 +28,7 @@ from galerakv.cluster.supervise import Program, cmdline
 from galerakv.cluster.transport import make_transport
 from galerakv.paths import BalancerPaths
 from tests.support.balanced import ThroughBalancer
-from tests.support.local_cluster import LocalCluster, make_local_cluster
+from tests.support.local_cluster import LocalCluster, make_local_cluster, make_ssh_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -103,28 +103,22 @@ class Bench(ThroughBalancer):
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
 def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    if request.param == "local":
-        with make_local_cluster(3, "127.0.0.81", "galerakv_bal", balancer="haproxy") as cluster:
-            out = cluster.ok("up")
-            assert "haproxy on 127.0.0.80: writes :3306, reads :3307" in out
-            b = Bench(cluster)
-            b.all_up()
-            yield b
-        return
-    cluster = LocalCluster.create_ssh(request.getfixturevalue("ssh_test_hosts"), cluster_name="galerakv_bal",
-                                      prefix="bal-ssh-", balancer="haproxy")
-    try:
-        # install asks every host over ssh (apt-get there); the test hosts share this machine's packages
-        out = cluster.ok("install")
-        assert "every node's host has MariaDB" in out and "the balancer's host 127.0.0.65 has" in out
+    local = request.param == "local"
+    made = (make_local_cluster(3, "127.0.0.81", "galerakv_bal", balancer="haproxy") if local else
+            make_ssh_cluster(request.getfixturevalue("ssh_test_hosts"), "galerakv_bal", balancer="haproxy"))
+    with made as cluster:
+        if not local:
+            # install asks every host over ssh (apt-get there); the test hosts share this machine's packages
+            out = cluster.ok("install")
+            assert "every node's host has MariaDB" in out and "the balancer's host 127.0.0.65 has" in out
         out = cluster.ok("up")
-        assert "haproxy on 127.0.0.65: writes :3306, reads :3307" in out
-        assert "clustercheck for db3 on 127.0.0.65" in out
+        address = "127.0.0.80" if local else "127.0.0.65"
+        assert f"haproxy on {address}: writes :3306, reads :3307" in out
+        if not local:
+            assert "clustercheck for db3 on 127.0.0.65" in out
         b = Bench(cluster)
         b.all_up()
         yield b
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

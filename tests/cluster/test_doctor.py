@@ -29,25 +29,18 @@ from galerakv import config
 from galerakv.cluster.operations import lifecycle
 from galerakv.cluster.transport import make_transport
 from galerakv.cluster.transport.base import Transport
-from tests.support.local_cluster import LocalCluster, make_local_cluster
+from tests.support.local_cluster import LocalCluster, make_local_cluster, make_ssh_cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
 def c(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    if request.param == "local":
-        with make_local_cluster(3, "127.0.0.91", "doctor") as cluster:
-            cluster.ok("up")
-            yield cluster
-        return
-    cluster = LocalCluster.create_ssh(request.getfixturevalue("ssh_test_hosts"), cluster_name="doctor",
-                                      prefix="doctor-ssh-")
-    try:
+    made = (make_local_cluster(3, "127.0.0.91", "doctor") if request.param == "local" else
+            make_ssh_cluster(request.getfixturevalue("ssh_test_hosts"), "doctor"))
+    with made as cluster:
         cluster.ok("up")
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 def offline(c: LocalCluster) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from galerakv.galera.log import START_MARKER
 from galerakv.galera.position import parse_grastate, parse_recovered
 from galerakv.secrets import client_option_file, load, write_private
 from tests.support.faults import FaultCluster, Tally, WriteLoop, check
-from tests.support.local_cluster import LocalCluster, make_local_cluster
+from tests.support.local_cluster import LocalCluster, make_local_cluster, make_ssh_cluster
 from tests.support.server import writer_of
 from tests.support.ssh_hosts import SSH_BALANCER_ADDRESS, SSH_SPARE_ADDRESSES
 
@@ -67,32 +67,19 @@ def _config_data(cluster: LocalCluster) -> dict[str, object]:
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
 def fc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
-    if request.param == "ssh":
-        hosts = request.getfixturevalue("ssh_test_hosts")
-        cluster = LocalCluster.create_ssh(hosts, cluster_name="galerakv_recovery", prefix="recovery-ssh-",
-                                          balancer="haproxy")
-        cluster.config.write_text(cluster.config.read_text().replace(
-            f'address = "{SSH_BALANCER_ADDRESS}"', f'address = "{SSH_BALANCER_ADDRESS}"\ncheck_interval = 0.5'))
-        try:
-            cluster.ok("up")
-            fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery-ssh"))
-            try:
-                yield fault
-            finally:
-                fault.stop_servers()
-        finally:
-            cluster.destroy()
-        return
-    with make_local_cluster(3, FIRST, "galerakv_recovery", balancer="haproxy") as cluster:
-        # HAProxy in front too (its maintenance switch and restarts are exercised), on an
+    local = request.param == "local"
+    made = (make_local_cluster(3, FIRST, "galerakv_recovery", balancer="haproxy") if local else
+            make_ssh_cluster(request.getfixturevalue("ssh_test_hosts"), "galerakv_recovery", balancer="haproxy"))
+    with made as cluster:
+        # HAProxy in front too (its maintenance switch and restarts are exercised), locally on an
         # address of this module's range; the server itself routes to the nodes
-        text = cluster.config.read_text()
+        default, address = (BALANCER_DEFAULT, BALANCER) if local else (SSH_BALANCER_ADDRESS, SSH_BALANCER_ADDRESS)
         # checks every 0.5 s: a drained node leaves HAProxy's rotation sooner, so the
         # rolling restart waits less per node
-        cluster.config.write_text(text.replace(f'address = "{BALANCER_DEFAULT}"',
-                                               f'address = "{BALANCER}"\ncheck_interval = 0.5'))
+        cluster.config.write_text(cluster.config.read_text().replace(
+            f'address = "{default}"', f'address = "{address}"\ncheck_interval = 0.5'))
         cluster.ok("up")
-        fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp("recovery"))
+        fault = FaultCluster(cluster, _config_data(cluster), tmp_path_factory.mktemp(f"recovery-{request.param}"))
         try:
             yield fault
         finally:

@@ -199,3 +199,14 @@ def make_local_cluster(count: int, first_address: str, name: str,
         yield cluster
     finally:
         cluster.destroy()
+
+
+@contextlib.contextmanager
+def make_ssh_cluster(hosts: SshHosts, name: str, balancer: str = "none") -> Iterator[LocalCluster]:
+    """:func:`make_local_cluster` on the ssh test hosts: one node per host (``balancer = "haproxy"``:
+    HAProxy and its checks on the balancer's host); stopped on exit, the hosts' state emptied."""
+    cluster = LocalCluster.create_ssh(hosts, cluster_name=name, prefix=f"{name}-ssh-", balancer=balancer)
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

@@ -115,11 +115,7 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
         report(f"warning: {warning}")
 
     if install:
-        missing = transport.missing_packages()
-        if missing:
-            report("installing missing packages: " + " ".join(missing))
-            transport.install_packages(missing, report)
-        balancer.install(settings, report)  # on this machine, or on the balancer's own host
+        install_missing(settings, transport, report)
     balancer_pre = balancer.preflight(settings)
     for warning in balancer_pre.warnings:
         report(f"warning: {warning}")
@@ -206,6 +202,17 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
     balancer.start(settings, transport, report)
     final = status(settings, transport)
     return UpResult(True, tuple(started), plan.bootstrap, final, time.monotonic() - began)
+
+
+def install_missing(settings: Settings, transport: Transport, report: Report) -> list[str]:
+    """Install what the nodes' hosts lack (this machine, or each host over ssh), then what the
+    balancer needs where it runs; returns what the nodes' hosts got."""
+    missing = transport.missing_packages()
+    if missing:
+        report("installing missing packages: " + " ".join(missing))
+        transport.install_packages(missing, report)
+    balancer.install(settings, report)  # on this machine, or on the balancer's own host
+    return missing
 
 
 BOOTSTRAP_FINDINGS = ("not-bootstrapped", "unsafe-bootstrap-choice", "history-diverged")
