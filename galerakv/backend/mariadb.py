@@ -357,11 +357,14 @@ class MariaDBStore(Store):
                 self._pools[key] = pool
         return pool
 
-    @staticmethod
-    async def _acquire(ep: routing.Endpoint, pool: Any) -> Any:
+    async def _acquire(self, ep: routing.Endpoint, writes: bool = False) -> tuple[Any, Any]:
+        """A connection to ``ep`` and the pool to release it to; the pool is made on first use,
+        so a dead node fails here (MySQLError, OSError or TimeoutError), whether its pool exists
+        or not."""
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT + 1):
-                return await pool.acquire()
+                pool = await self._pool(ep, writes)
+                return pool, await pool.acquire()
         except RuntimeError as exc:  # the pool was dropped meanwhile: its node failed
             raise ConnectionError(f"{ep.name}: its connections were dropped") from exc
 
@@ -424,8 +427,11 @@ class MariaDBStore(Store):
     async def _on_writer(self, work: Callable[[Any], Awaitable[T]], purpose: str = WRITE) -> T:
         """Run ``work`` once on the writer in autocommit mode (schema, purge)."""
         ep = self._writer(purpose)
-        pool = await self._pool(ep)
-        conn = await self._acquire(ep, pool)
+        try:
+            pool, conn = await self._acquire(ep)
+        except (MySQLError, OSError, TimeoutError) as exc:
+            self._fail(ep, exc)
+            raise self._translate(exc) from exc
         try:
             async with conn.cursor() as cur, asyncio.timeout(WRITE_TIMEOUT):
                 return await work(cur)
@@ -451,9 +457,8 @@ class MariaDBStore(Store):
             await self._ensure_schema(READ)
         tried: list[str] = []
         for ep in self.router.readers():
-            pool = await self._pool(ep)
             try:
-                conn = await self._acquire(ep, pool)
+                pool, conn = await self._acquire(ep)
             except (MySQLError, OSError, TimeoutError) as exc:
                 self._fail(ep, exc)
                 tried.append(ep.name)
@@ -484,9 +489,8 @@ class MariaDBStore(Store):
         last: BaseException | None = None
         for attempt in self.policy.attempts():
             ep = await self._next_writer()
-            pool = await self._pool(ep, writes=True)
             try:
-                return await self._attempt_group(ep, pool, units)
+                return await self._attempt_group(ep, units)
             except _Uncommitted as exc:
                 last = exc.__cause__ or exc
             except MySQLError as exc:
@@ -499,9 +503,9 @@ class MariaDBStore(Store):
         raise BackendUnavailable(f"the write did not go through after {self.policy.tries} tries: {last}",
                                  retry_after=1)
 
-    async def _attempt_group(self, ep: routing.Endpoint, pool: Any, units: Sequence[Unit]) -> list[UnitResult]:
+    async def _attempt_group(self, ep: routing.Endpoint, units: Sequence[Unit]) -> list[UnitResult]:
         try:
-            conn = await self._acquire(ep, pool)
+            pool, conn = await self._acquire(ep, writes=True)
         except (MySQLError, OSError, TimeoutError) as exc:
             self._fail(ep, exc)
             raise _Uncommitted() from exc

@@ -145,3 +145,30 @@ async def test_no_synced_node_says_whether_it_was_to_read_or_to_write() -> None:
             await store.get("app", "k")
     finally:
         await store.close()
+
+
+async def test_a_dead_node_believed_healthy_fails_as_unavailable_never_as_a_driver_error() -> None:
+    """A node killed between two probes, whose pool was dropped: the next query makes a new pool,
+    whose first connection is refused. That must be a 503 (BackendUnavailable) and route the node
+    out, never a MySQL driver error (a 500)."""
+    from galerakv.backend.mariadb import MariaDBStore
+    from galerakv.backend.retry import RetryPolicy
+    from galerakv.errors import BackendUnavailable
+
+    nodes = [{"name": f"db{i}", "address": f"127.0.0.{240 + i}", "port": 9} for i in (1, 2)]  # nothing listens
+    settings = config.parse({"cluster": {"nodes": nodes}, "server": {"backend": "mariadb", "route": "nodes"}})
+    store = MariaDBStore(settings, "galerakv", "not-used", policy=RetryPolicy(tries=2, base=0.001, cap=0.001))
+    believed = {"db1": UP, "db2": UP}
+    try:
+        for operation in ("schema", "read", "write"):
+            store.router.update_all(believed)
+            store._schema_ready = operation != "schema"
+            with pytest.raises(BackendUnavailable) as caught:
+                if operation == "write":
+                    await store.put("app", "k", b"v", "text/plain")
+                else:
+                    await store.get("app", "k")
+            assert "127.0.0.24" in str(caught.value) or "no Synced Galera node" in str(caught.value), caught.value
+            assert not store.router.health["db1"].healthy, operation  # routed out until a probe says otherwise
+    finally:
+        await store.close()
