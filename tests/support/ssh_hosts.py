@@ -5,7 +5,9 @@ Each host is ``/usr/sbin/sshd -D`` started through ``unshare --mount --propagati
 bind mounts of a private folder over every directory a node uses (the cluster's ``state_dir``,
 /etc/mysql, /var/lib/mysql, /run/mysqld). Whatever runs in an ssh session there (and the
 ``mariadbd`` it starts) sees the host's own files, not the other hosts' and not the
-controller's. The network is shared (loopback), as it is between machines on one LAN.
+controller's. The network is shared (loopback), as it is between machines on one LAN. root's
+~/.bashrc (which sshd's bash reads before every command) is Debian's default there, as on a fresh
+server, not this machine's (a developer's may start pyenv: 0.1 s of CPU per ssh command).
 
 Login: a key made for this run (ed25519, no passphrase) for root; the hosts' keys are made
 for this run too and written to a known_hosts file the clients check against
@@ -35,6 +37,9 @@ SSH_BALANCER_ADDRESS = "127.0.0.65"  # HAProxy and its health checks, on a host 
 SSH_SPARE_ADDRESSES = ["127.0.0.66", "127.0.0.67"]  # the hosts of nodes add-node brings in
 PRIVATE_DIRS = (Path("/etc/mysql"), Path("/var/lib/mysql"), Path("/run/mysqld"))
 START_TIMEOUT = 15.0
+# sshd runs every command through root's bash, which reads ~/.bashrc: the hosts get Debian's default
+# (it returns at once when not interactive), as a freshly installed server has
+ROOT_BASHRC, SKEL_BASHRC = Path("/root/.bashrc"), Path("/etc/skel/.bashrc")
 
 
 @dataclass
@@ -121,6 +126,10 @@ class SshHosts:
                 own.mkdir(parents=True, exist_ok=True)
                 own.chmod(0o755)
                 mounts.append(f"mount --bind {own} {path}")
+            if ROOT_BASHRC.exists():  # a fresh host's, not this machine's (whose may start pyenv and the like)
+                bashrc = host.root / "etc" / "root.bashrc"
+                bashrc.write_text(SKEL_BASHRC.read_text() if SKEL_BASHRC.exists() else "")
+                mounts.append(f"mount --bind {bashrc} {ROOT_BASHRC}")
             script = " && ".join([*mounts, f"exec {SSHD} -D -e -f {config}"])
             log = (host.root / "sshd.log").open("ab")
             host.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",

@@ -161,3 +161,45 @@ def test_the_hosts_listening_sockets_become_the_port_facts_of_a_stopped_node() -
     (sst,) = [f for f in parse_listening("127.0.0.63", ports, report) if f.port == 4444]
     assert sst.detail == "127.0.0.63:4444 is already in use by another program"
     assert all(f.state == "free" for f in parse_listening("127.0.0.63", ports, "datadir 1\n"))
+
+
+def test_the_doctors_node_state_is_one_call_run_by_a_shell(tmp_path: Path) -> None:
+    """Running or not, grastate.dat and the log's tail come back from one script (run here by a
+    local shell, as on a host without systemd)."""
+    from galerakv.cluster.transport.ssh import ShellRunner
+    from galerakv.paths import NodePaths
+
+    s = config.parse({"cluster": {"transport": "ssh", "state_dir": str(tmp_path / "state"),
+                                  "nodes": [{"name": "db1", "address": "10.0.0.5"}]}, "ssh": {"systemd": "no"}},
+                     source=tmp_path / "galerakv.toml")
+    node = s.cluster.node("db1")
+    calls: list[str] = []
+
+    class Counted(ShellRunner):
+        def run(self, host: str, script: str, stdin: str | None,
+                timeout: float) -> subprocess.CompletedProcess[str]:
+            calls.append(script)
+            return super().run(host, script, stdin, timeout)
+
+    t = SshTransport(s, ssh_context(), runner=Counted())
+    empty = t.node_state(node, 5)
+    assert (empty.running, empty.grastate, empty.log) == (False, None, "")
+    p = NodePaths.of(s, node)
+    p.datadir.mkdir(parents=True)
+    p.grastate.write_text("# GALERA saved state\nversion: 2.1\nuuid: 6f9b3c1e-1111-11ef-8000-0242ac120002\n"
+                          "seqno: 42\nsafe_to_bootstrap: 1\n")
+    p.log.write_text("".join(f"line {i}\n" for i in range(10)))
+    state = t.node_state(node, 3)
+    assert state.running is False
+    assert state.grastate is not None and state.grastate.seqno == 42 and state.grastate.safe_to_bootstrap
+    assert state.log == "line 7\nline 8\nline 9"
+    assert len(calls) == 2, "one call per read"
+
+
+def test_the_package_check_also_learns_whether_the_host_runs_systemd(tmp_path: Path) -> None:
+    s = settings(tmp_path, control_persist=0, systemd="auto")
+    runner = Canned(0, "mariadb-server install ok installed\ngalerakv: systemd runs here\n")
+    t = SshTransport(s, ssh_context(), runner=runner)
+    assert "mariadb-server" not in t.missing_packages()
+    assert t._systemd(s.cluster.node("db1")) is True
+    assert len(runner.scripts) == 1, "systemd was not asked about again"

@@ -93,23 +93,29 @@ def on_own_host(settings: Settings) -> bool:
     return managed(settings) and settings.cluster.transport == "ssh"
 
 
-def install(settings: Settings, report: Report) -> None:
-    """Install what the balancer needs where it runs: its host over ssh, or this machine."""
+def missing_packages(settings: Settings) -> list[str]:
+    """What the balancer lacks where it runs: on its host over ssh, or on this machine."""
     if on_own_host(settings):
-        host = BalancerHost(settings)
-        missing = host.missing_packages()
+        return BalancerHost(settings).missing_packages()
+    from galerakv.cluster import install as _install
+
+    return _install.missing_packages(required_packages(settings))
+
+
+def install_packages(settings: Settings, missing: list[str], report: Report) -> None:
+    """Install ``missing`` (:func:`missing_packages`) where the balancer runs."""
+    if on_own_host(settings):
         if missing:
             report("installing missing packages on the balancer's host: " + " ".join(missing))
-            host.install_packages(missing, report)
+            BalancerHost(settings).install_packages(missing, report)
         else:
             report(f"the balancer's host {settings.balancer.address} has what HAProxy and its checks need")
         return
     from galerakv.cluster import install as _install
 
-    extra = _install.missing_packages(required_packages(settings))
-    if extra:
-        report("installing missing packages: " + " ".join(extra))
-        _install.install(extra, report)
+    if missing:
+        report("installing missing packages: " + " ".join(missing))
+        _install.install(missing, report)
 
 
 def preflight(settings: Settings) -> Preflight:

@@ -181,9 +181,8 @@ def _node_facts(settings: Settings, transport: Transport, node: NodeSettings, *,
     log_text = ""
     if local or not offline or planned is not None:  # offline never contacts an ssh host (but `up` does)
         try:
-            running = transport.is_running(node)
-            grastate = transport.grastate(node)
-            log_text = transport.log_tail(node, LOG_LINES)
+            state = transport.node_state(node, LOG_LINES)
+            running, grastate, log_text = state.running, state.grastate, state.log
         except (GalerakvError, OSError) as exc:
             notes.append(f"{node.name}: cannot read its state: {exc}")
     log = parse_log(log_text, START_MARKER) if log_text else LogFacts()

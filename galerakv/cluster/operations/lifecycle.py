@@ -13,6 +13,7 @@ reverse order so the root node, stopped last, is the one safe to bootstrap.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,11 +208,16 @@ def up(settings: Settings, transport: Transport, report: Report, *, allow_small:
 def install_missing(settings: Settings, transport: Transport, report: Report) -> list[str]:
     """Install what the nodes' hosts lack (this machine, or each host over ssh), then what the
     balancer needs where it runs; returns what the nodes' hosts got."""
-    missing = transport.missing_packages()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the balancer's host is asked meanwhile
+        for_balancer = pool.submit(balancer.missing_packages, settings)
+        missing = transport.missing_packages()
+        balancer_missing = for_balancer.result()
     if missing:
         report("installing missing packages: " + " ".join(missing))
         transport.install_packages(missing, report)
-    balancer.install(settings, report)  # on this machine, or on the balancer's own host
+    if settings.cluster.transport == "local":  # the nodes' packages went to this machine too
+        balancer_missing = [p for p in balancer_missing if p not in missing]
+    balancer.install_packages(settings, balancer_missing, report)
     return missing
 
 

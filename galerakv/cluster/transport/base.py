@@ -57,6 +57,15 @@ class QueryFailed(NodeError):
 
 
 @dataclass(frozen=True)
+class NodeState:
+    """What can be read of a node whether it runs or not (the doctor reads it of every node)."""
+
+    running: bool
+    grastate: GraState | None
+    log: str  # the error log's tail
+
+
+@dataclass(frozen=True)
 class Preflight:
     """Problems found before anything starts: errors stop ``up``, warnings are shown."""
 
@@ -150,6 +159,11 @@ class Transport(ABC):
         """The node's saved position (grastate.dat), or None when there is none."""
         text = self._grastate_text(node)
         return parse_grastate(text) if text is not None else None
+
+    def node_state(self, node: NodeSettings, log_lines: int) -> NodeState:
+        """Whether the node runs, its grastate.dat and the last ``log_lines`` of its log, read
+        together (over ssh: in one call)."""
+        return NodeState(self.is_running(node), self.grastate(node), self.log_tail(node, log_lines))
 
     def set_safe_to_bootstrap(self, node: NodeSettings, safe: bool) -> None:
         """Set ``safe_to_bootstrap`` in the stopped node's grastate.dat, keeping the rest."""

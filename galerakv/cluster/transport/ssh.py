@@ -39,6 +39,7 @@ from galerakv.cluster.render.systemd import (
 from galerakv.cluster.transport.base import (
     STATUS_SQL,
     UNREACHABLE_CODES,
+    NodeState,
     Preflight,
     QueryFailed,
     Report,
@@ -48,7 +49,7 @@ from galerakv.cluster.transport.local import init_sql_text, install_db_argv
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import NodeError
 from galerakv.galera.log import RECOVER_MARKER, START_MARKER
-from galerakv.galera.position import Position
+from galerakv.galera.position import Position, parse_grastate
 from galerakv.galera.status import NodeStatus, node_status, parse_status_rows, unreachable
 from galerakv.paths import NodePaths, StatePaths
 from galerakv.secrets import Secrets, client_option_file
@@ -302,31 +303,38 @@ while [ ! -e "$d" ]; do d=$(dirname "$d"); done
 [ -w "$d" ] || echo "cluster.state_dir: $d is not writable"
 runuser -u {user} -- sh -c 'cd "$1"' sh "$d" 2>/dev/null \\
   || echo "the {user} user cannot enter $d (datadir-permissions); chmod o+x every parent"
-if {HAS_SYSTEMD}; then echo "{_SYSTEMD_FOUND}"; fi
+{_SYSTEMD_PROBE}
 exit 0
 """
         result = self._sh(node, script, timeout=30)
         if result.returncode != 0:
             return [*errors, f"{node.name}: cannot run commands on {node.address}: {result.stderr.strip()[-200:]}"]
         lines = [line for line in result.stdout.splitlines() if line.strip()]
-        systemd = _SYSTEMD_FOUND in lines
-        if self.settings.ssh.systemd == "auto":
-            self._systemd_hosts[node.name] = systemd
-        elif self.settings.ssh.systemd == "yes" and not systemd:
+        systemd = self._saw_systemd(node, lines)
+        if self.settings.ssh.systemd == "yes" and not systemd:
             errors.append(f"{node.name}: {node.address} does not run systemd (no /run/systemd/system or "
                           "systemctl), which ssh.systemd = \"yes\" requires: boot it with systemd, or set "
                           "ssh.systemd = \"auto\" to run the node there as a process galerakv starts")
         return errors + [f"{node.name}: {line}" for line in lines if line != _SYSTEMD_FOUND]
+
+    def _saw_systemd(self, node: NodeSettings, lines: list[str]) -> bool:
+        """Whether a script's output says the host runs systemd (it ran ``_SYSTEMD_PROBE``); with
+        ``ssh.systemd = "auto"`` that is remembered, so :meth:`_systemd` asks no more."""
+        found = _SYSTEMD_FOUND in lines
+        if self.settings.ssh.systemd == "auto":
+            self._systemd_hosts[node.name] = found
+        return found
 
     def missing_packages(self) -> list[str]:
         wanted = _install.required_packages(self.settings.cluster.sst_method)
         fmt = shlex.quote("${Package} ${Status}\\n")
 
         def installed(node: NodeSettings) -> set[str]:
-            out = self._sh(node, f"dpkg-query -W -f={fmt} {' '.join(wanted)} 2>/dev/null; exit 0",
-                           timeout=60).stdout
-            return {line.split(" ", 1)[0].split(":")[0] for line in out.splitlines()
-                    if line.endswith("ok installed")}
+            # the first call `up` makes to each host also asks whether it runs systemd
+            lines = self._sh(node, f"dpkg-query -W -f={fmt} {' '.join(wanted)} 2>/dev/null; {_SYSTEMD_PROBE}; "
+                             "exit 0", timeout=60).stdout.splitlines()
+            self._saw_systemd(node, lines)
+            return {line.split(" ", 1)[0].split(":")[0] for line in lines if line.endswith("ok installed")}
 
         missing: list[str] = []
         for ok in self.each(self.settings.cluster.nodes, installed):
@@ -637,6 +645,25 @@ exit 0
 """
         return self._ok(node, "reading the node's files", script, timeout=60)
 
+    def node_state(self, node: NodeSettings, log_lines: int) -> NodeState:
+        """In one ssh call: whether mariadbd runs, grastate.dat (base64, ``-`` when missing), then
+        the log's tail."""
+        grastate = shlex.quote(str(self.paths(node).grastate))
+        script = (f"if ({self._running_script(node)}); then echo 1; else echo 0; fi; echo {_GRASTATE}; "
+                  f"if [ -f {grastate} ]; then base64 -w0 {grastate}; else printf -; fi; echo; "
+                  f"{self._tail_script(node, log_lines)}; exit 0")
+        out = self._ok(node, "reading the node's state", script, timeout=30)
+        running, marker, body, *log = [*out.split("\n"), "", ""][:3] + out.split("\n")[3:]
+        if marker != _GRASTATE:
+            raise NodeError(node.name, f"reading the node's state on {node.address}: unexpected answer "
+                            f"{out[:200]!r}")
+        try:
+            text = base64.b64decode(body).decode() if body != "-" else None
+        except (ValueError, UnicodeDecodeError):
+            text = None
+        return NodeState(running == "1", parse_grastate(text) if text is not None else None,
+                         "\n".join(log).rstrip())
+
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         seen, text = self._tails.pop(node.name, (0.0, ""))
         if lines <= TAIL_WITH_STATUS and time.monotonic() - seen < TAIL_FRESH:  # read with the last status
@@ -673,6 +700,8 @@ exit 0
 _NOT_RUNNING = "galerakv: not running"
 _STILL_RUNNING = "galerakv:still-running"
 _SYSTEMD_FOUND = "galerakv: systemd runs here"
+_SYSTEMD_PROBE = f"if {HAS_SYSTEMD}; then echo {shlex.quote(_SYSTEMD_FOUND)}; fi"
+_GRASTATE = "galerakv: grastate.dat"
 _LOG_END = "galerakv: end of log"
 TAIL_WITH_STATUS = 200
 TAIL_FRESH = 1.0  # seconds a log tail read along with a status is reused
