@@ -214,10 +214,11 @@ class SshSettings:
         "(install galerakv there as on this machine)", check=_matches(_COMMAND_RE, "command"),
         hint="a command or an absolute path such as /opt/galerakv/.venv/bin/galerakv"))
     systemd: Literal["auto", "yes", "no"] = field(default="auto", metadata=_key(
-        "how a node runs on its host: `yes`: as the systemd unit `galerakv-node-<name>.service` galerakv "
-        "writes (a reboot brings it back as a joiner; its log is the journal), a host without systemd is "
-        "refused; `no`: as a process galerakv starts (log in `state_dir/<node>/mysqld.log`); `auto`: the unit "
-        "where the host runs systemd, else the process"))
+        "how a node runs on its host, and HAProxy and its checks on the balancer's: `yes`: as the systemd "
+        "units galerakv writes (`galerakv-node-<name>.service`, `galerakv-haproxy.service`, "
+        "`galerakv-check-<node>.service`; a reboot brings a node back as a joiner; their log is the journal), a "
+        "host without systemd is refused; `no`: as processes galerakv starts (logs in `state_dir`); `auto`: "
+        "units where the host runs systemd, else processes"))
 
 
 @dataclass(frozen=True)

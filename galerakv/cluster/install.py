@@ -6,7 +6,11 @@ packages, non-interactively. While it runs, ``/usr/sbin/policy-rc.d`` exits
 101, which tells Debian's maintainer scripts not to start the packaged
 ``mariadb`` service: galerakv starts its own nodes, and a system mysqld on
 127.0.0.1:3306 with its own datadir would only confuse. The file is removed
-afterwards (or left alone if it was already there).
+afterwards (or left alone if it was already there). On a machine that runs
+systemd, the services of the packages it installed (Debian's ``mariadb`` and
+``haproxy``) are then disabled, so a reboot does not start them beside the
+nodes and the balancer galerakv runs; a service that was there before is left
+alone.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ MARIABACKUP_PACKAGES = ("mariadb-backup", "socat")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 POLICY_SCRIPT = "#!/bin/sh\n# written by galerakv cluster install; removed when it ends\nexit 101\n"
 APT_TIMEOUT = 1800.0
+# the services Debian's packages enable, which galerakv replaces with its own nodes and balancer
+PACKAGED_SERVICES = {"mariadb-server": "mariadb.service", "haproxy": "haproxy.service"}
+SYSTEMD_RUNS = Path("/run/systemd/system")  # sd_booted(3)
+
+
+def packaged_services(installed: list[str]) -> list[str]:
+    """The services the packages in ``installed`` brought (and enabled)."""
+    return [PACKAGED_SERVICES[p] for p in installed if p in PACKAGED_SERVICES]
 
 
 def required_packages(sst_method: SstMethod | None) -> list[str]:
@@ -77,6 +89,10 @@ def install(packages: list[str], report: Callable[[str], None]) -> list[str]:
     still = missing_packages(missing)
     if still:
         raise ClusterError("apt-get finished but these are still not installed: " + " ".join(still))
+    services = packaged_services(missing)
+    if services and SYSTEMD_RUNS.is_dir() and shutil.which("systemctl"):
+        subprocess.run(["systemctl", "disable", "--quiet", *services], capture_output=True, timeout=60, check=False)
+        report(f"disabled {', '.join(services)}: galerakv runs its own")
     return missing
 
 
@@ -101,9 +117,15 @@ def _apt(argv: list[str], env: dict[str, str]) -> None:
         raise ClusterError(f"{' '.join(argv[:2])} failed (exit {result.returncode}):\n{tail}")
 
 
+def script_outcome(out: str) -> list[str]:
+    """What :func:`install_script` says it did (apt-get's own chatter left out)."""
+    return [line for line in out.splitlines() if line.startswith(("installed:", "disabled "))]
+
+
 def install_script(packages: list[str]) -> str:
     """The same steps as :func:`install`, as a POSIX shell script for a remote root shell."""
     names = " ".join(shlex.quote(p) for p in packages)
+    cases = " ".join(f'{p}) services="$services {unit}";;' for p, unit in PACKAGED_SERVICES.items())
     return f"""set -eu
 missing=""
 for p in {names}; do
@@ -119,4 +141,13 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends $missing
 echo "installed:$missing"
+services=""
+for p in $missing; do
+  case "$p" in {cases}
+  esac
+done
+if [ -n "$services" ] && [ -d {SYSTEMD_RUNS} ] && command -v systemctl >/dev/null; then
+  systemctl disable --quiet $services && echo "disabled$services: galerakv runs its own"
+fi
+exit 0
 """

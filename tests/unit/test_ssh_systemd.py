@@ -247,3 +247,169 @@ def test_without_systemd_the_node_is_the_process_galerakv_starts(tmp_path: Path,
     assert stdin is not None and "/etc/systemd" not in str([base64.b64decode(line.split()[0]) for line in
                                                              stdin.splitlines()])
     assert host.scripts.count((HAS_SYSTEMD, None)) == (1 if mode == "auto" else 0)
+
+
+# --------------------------------------------------------------------------- the balancer's own host
+
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+# systemctl as far as the balancer's scripts use it: units are files under $FAKE_SD
+echo "$*" >> "$FAKE_SD/calls"
+cmd=$1; shift
+case "$cmd" in
+  is-active) [ "$1" = -q ] && shift; [ -f "$FAKE_SD/active-$1" ]; exit $?;;
+  start) [ "$1" = --no-block ] && shift; touch "$FAKE_SD/active-$1"
+         [ "$1" = galerakv-haproxy.service ] && python3 -c \
+           "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" "$FAKE_SOCK"; exit 0;;
+  show) case "$2" in MainPID) echo 4321;; InvocationID) echo 0123abcd;; ActiveState) echo active;;
+        NRestarts) echo 0;; esac;;
+  disable) for u; do case "$u" in -*) ;; *) rm -f "$FAKE_SD/active-$u";; esac; done;;
+esac
+exit 0
+"""
+FAKE_JOURNALCTL = "#!/bin/sh\necho \"$*\" >> \"$FAKE_SD/journal-calls\"\necho 'clustercheck: listening on 10.0.0.9'\n"
+
+
+def balancer_settings(tmp_path: Path, mode: str) -> config.Settings:
+    galerakv = Path(os.sys.executable).parent / "galerakv"  # type: ignore[attr-defined]
+    return config.parse({"cluster": {"name": "c1", "transport": "ssh", "state_dir": str(tmp_path / "state"),
+                                     "tls": False,
+                                     "nodes": [{"name": f"db{i}", "address": f"10.0.0.{i}"} for i in (1, 2)]},
+                         "balancer": {"kind": "haproxy", "address": "10.0.0.9"},
+                         "ssh": {"systemd": mode, "galerakv": str(galerakv)}}, source=tmp_path / "galerakv.toml")
+
+
+def test_the_balancer_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    from galerakv.cluster.balancer.remote import unit_files
+
+    files = unit_files(balancer_settings(tmp_path, "yes"))
+    assert sorted(files) == ["galerakv-check-db1.service", "galerakv-check-db2.service", "galerakv-haproxy.service"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        assert verify(tmp_path / name) is None, name
+    assert "ExecStart=/usr/sbin/haproxy -Ws -f " in files["galerakv-haproxy.service"]
+    check = files["galerakv-check-db2.service"]
+    assert " clustercheck --config " in check and " --node db2 " in check and "ProtectSystem=strict" in check
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """systemctl and journalctl that record their calls, first on PATH; units go to a folder of the test."""
+    from galerakv.cluster.balancer import remote
+
+    bin_dir, state = tmp_path / "bin", tmp_path / "sd"
+    bin_dir.mkdir()
+    state.mkdir()
+    for name, text in (("systemctl", FAKE_SYSTEMCTL), ("journalctl", FAKE_JOURNALCTL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SD", str(state))
+    monkeypatch.setattr(remote, "UNIT_DIR", str(tmp_path / "units"))
+    (tmp_path / "units").mkdir()
+    return state
+
+
+def test_the_balancer_runs_as_units_where_systemd_runs(tmp_path: Path, fake_systemd: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh.systemd = "yes": the start (run here by a shell, with a fake systemctl) installs the units,
+    enables and starts them, waits for each (the check's journal of this start, HAProxy's socket);
+    status reads the units' PIDs; stop disables them."""
+    from galerakv.cluster.balancer.remote import BalancerHost, unit_files
+    from galerakv.cluster.transport.ssh import ShellRunner
+    from galerakv.paths import BalancerPaths
+
+    s = balancer_settings(tmp_path, "yes")
+    secrets.ensure(s)
+    monkeypatch.setenv("FAKE_SOCK", str(BalancerPaths.of(s).haproxy_socket))
+    said: list[str] = []
+    host = BalancerHost(s, ShellRunner())
+    host.start(said.append)
+    calls = (fake_systemd / "calls").read_text().splitlines()
+    for unit in ("galerakv-check-db1.service", "galerakv-check-db2.service", "galerakv-haproxy.service"):
+        assert f"enable --quiet {unit}" in calls and f"start --no-block {unit}" in calls
+        assert (tmp_path / "units" / unit).read_text() == unit_files(s)[unit]
+    assert calls.index("daemon-reload") < calls.index("enable --quiet galerakv-check-db1.service")
+    # both checks are started before either is waited for; HAProxy after them
+    assert calls.index("start --no-block galerakv-check-db2.service") < calls.index(
+        "start --no-block galerakv-haproxy.service")
+    assert "_SYSTEMD_INVOCATION_ID=0123abcd -o cat -q --no-pager" in (fake_systemd / "journal-calls").read_text()
+    assert said[-1] == "haproxy on 10.0.0.9: writes :3306, reads :3307 (PID 4321)"
+    assert "clustercheck for db1 on 10.0.0.9 (PID 4321)" in said
+    assert not (BalancerPaths.of(s).haproxy_pid).exists()  # no process of its own
+
+    assert set(host.state().pids.values()) == {4321}
+    host.start(said.append)  # idempotent: every unit is active, nothing starts again
+    assert (fake_systemd / "calls").read_text().count("start --no-block") == 3
+
+    stopped = host.stop()
+    assert stopped == ["haproxy", "clustercheck for db1", "clustercheck for db2"]
+    assert ("disable --quiet --now galerakv-haproxy.service galerakv-check-db1.service "
+            "galerakv-check-db2.service") in (fake_systemd / "calls").read_text()
+    assert set(host.state().pids.values()) == {None}
+
+
+def test_without_systemd_the_balancer_start_never_calls_systemctl(tmp_path: Path, fake_systemd: Path) -> None:
+    """ssh.systemd = "no": HAProxy and the checks are processes galerakv starts (the script says so:
+    it is not run here, where nothing would answer the checks' ports)."""
+    from galerakv.cluster.balancer.remote import BalancerHost
+
+    s = balancer_settings(tmp_path, "no")
+    secrets.ensure(s)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.scripts: list[str] = []
+
+        def run(self, host: str, script: str, stdin: str | None, timeout: float) -> subprocess.CompletedProcess[str]:
+            self.scripts.append(script)
+            return subprocess.CompletedProcess([], 0, "started 77 haproxy\n", "")
+
+        def interactive_argv(self, host: str, command: list[str]) -> list[str]:
+            return command
+
+        def argv(self, host: str, script: str) -> list[str]:
+            return ["sh", "-c", script]
+
+    runner = Recording()
+    BalancerHost(s, runner).start(lambda line: None)
+    start = runner.scripts[-1]
+    assert start.startswith("set -u; if false; then ") and "setsid" in start
+    assert "systemctl" not in start.split("; else ", 1)[1]
+
+
+# --------------------------------------------------------------------------- Debian's own services
+
+
+@pytest.mark.parametrize("systemd_runs", [True, False])
+def test_installing_on_a_host_disables_the_services_debian_enabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   systemd_runs: bool) -> None:
+    """The install script (run here by a shell, apt-get, dpkg-query and systemctl stand-ins first on
+    PATH): what it installed is reported, and on a host that runs systemd the services Debian
+    enabled with mariadb-server and haproxy are disabled, so a reboot does not start them."""
+    from galerakv.cluster import install
+
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for name, body in (("dpkg-query", "exit 1"), ("apt-get", 'echo "apt-get $*" >> "$CALLS"'),
+                       ("systemctl", 'echo "systemctl $*" >> "$CALLS"')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    runs = tmp_path / "run-systemd-system"
+    if systemd_runs:
+        runs.mkdir()
+    monkeypatch.setattr(install, "POLICY_RC_D", tmp_path / "policy-rc.d")
+    monkeypatch.setattr(install, "SYSTEMD_RUNS", runs)
+    script = install.install_script(["mariadb-server", "socat", "haproxy"])
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls)})
+    assert result.returncode == 0, result.stderr
+    said = install.script_outcome(result.stdout)
+    assert said[0] == "installed: mariadb-server socat haproxy"
+    recorded = calls.read_text().splitlines()
+    assert "apt-get install -y -q --no-install-recommends mariadb-server socat haproxy" in recorded
+    assert not (tmp_path / "policy-rc.d").exists()  # placed for the install only
+    if systemd_runs:
+        assert "systemctl disable --quiet mariadb.service haproxy.service" in recorded
+        assert said[1] == "disabled mariadb.service haproxy.service: galerakv runs its own"
+    else:
+        assert not any(line.startswith("systemctl") for line in recorded) and len(said) == 1

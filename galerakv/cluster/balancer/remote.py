@@ -32,9 +32,10 @@ from galerakv.cluster import certs
 from galerakv.cluster.balancer.clustercheck import Maintenance
 from galerakv.cluster.balancer.haproxy import ServerState, haproxy_program, parse_show_stat
 from galerakv.cluster.render.balancer import HAPROXY_USER, render_haproxy_cfg
+from galerakv.cluster.render.systemd import HAPROXY_UNIT, UNIT_DIR, check_unit, check_unit_name, haproxy_unit
 from galerakv.cluster.supervise import Program
 from galerakv.cluster.transport.base import Report
-from galerakv.cluster.transport.ssh import Runner, SshTransport, ssh_context
+from galerakv.cluster.transport.ssh import HAS_SYSTEMD, Runner, SshTransport, ssh_context
 from galerakv.config import NodeSettings, Settings
 from galerakv.errors import ClusterError
 from galerakv.paths import BalancerPaths, CheckPaths, StatePaths, TlsPaths
@@ -114,6 +115,42 @@ def _running(program: Program) -> str:
             f"[ \"$(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f1)\" != Z ] && {marks}; }}")
 
 
+def units(settings: Settings) -> dict[str, str]:
+    """Program label -> its systemd unit on a balancer host that runs systemd."""
+    return {haproxy_program(settings).label: HAPROXY_UNIT,
+            **{clustercheck_program(settings, n).label: check_unit_name(n) for n in settings.cluster.nodes}}
+
+
+def unit_files(settings: Settings) -> dict[str, str]:
+    """Unit name -> text, for a balancer host that runs systemd."""
+    return {HAPROXY_UNIT: haproxy_unit(settings, BalancerPaths.of(settings).haproxy_cfg),
+            **{check_unit_name(n): check_unit(settings, n, clustercheck_program(settings, n).argv)
+               for n in settings.cluster.nodes}}
+
+
+def _unit_pid(unit: str) -> str:
+    return f"$(systemctl show -p MainPID --value {unit})"
+
+
+def _unit_launch(unit: str, key: str) -> str:
+    """Script: enable and start ``unit`` unless it is active, without waiting (``$s_KEY``: started)."""
+    return (f"s_{key}=0; if ! systemctl is-active -q {unit}; then s_{key}=1; systemctl reset-failed {unit} "
+            f"2>/dev/null; systemctl enable --quiet {unit}; systemctl start --no-block {unit}; fi")
+
+
+def _unit_ready(unit: str, label: str, key: str, ready: str) -> str:
+    """Script: when :func:`_unit_launch` started ``unit``, wait until ``ready`` passes (``$inv``: the
+    start's invocation, whose journal it may read); fail with the journal's last lines if the unit
+    fails, restarts or is not ready in time."""
+    return (f"if [ $s_{key} = 1 ]; then i=0; while :; do "
+            f"inv=$(systemctl show -p InvocationID --value {unit}); if {ready}; then break; fi; "
+            f"st=$(systemctl show -p ActiveState --value {unit}); r=$(systemctl show -p NRestarts --value {unit}); "
+            f"if [ \"$st\" = failed ] || [ \"${{r:-0}}\" -gt 0 ] || [ $i -gt {START_TIMEOUT * 10} ]; then "
+            f"echo {shlex.quote(label)} 'did not start ('\"$st\"'); its journal ends:'; "
+            f"journalctl -u {unit} -n 15 -o cat --no-pager -q; exit 1; fi; i=$((i+1)); sleep 0.1; done; "
+            f"echo \"started {_unit_pid(unit)}\" {shlex.quote(label)}; fi")
+
+
 def _launch(program: Program, key: str) -> str:
     """Script: start ``program`` unless it runs, without waiting; ``$s_KEY`` says whether it was
     started and ``$n_KEY`` how long its log was before (what :func:`_ready` reads after)."""
@@ -157,16 +194,21 @@ class BalancerHost:
     def preflight(self) -> list[str]:
         """What would stop the balancer from starting on its host: unreachable, no galerakv."""
         galerakv = shlex.split(self.settings.ssh.galerakv)[0]
-        script = f"command -v {shlex.quote(galerakv)} >/dev/null || echo missing"
+        script = f"command -v {shlex.quote(galerakv)} >/dev/null || echo missing; {HAS_SYSTEMD} || echo no-systemd"
         try:
-            out = self.ssh._sh(self.node, script, timeout=30)
+            out = self.ssh._sh(self.node, script, timeout=30).stdout.split()
         except ClusterError as exc:
             return [str(exc)]
-        if "missing" in out.stdout:
-            return [f"balancer host {self.node.address}: `{galerakv}` is not there, and it runs the health "
-                    "checks: install galerakv on that host as on this one (the README's command), or set "
-                    "ssh.galerakv to its path there"]
-        return []
+        errors = []
+        if "missing" in out:
+            errors.append(f"balancer host {self.node.address}: `{galerakv}` is not there, and it runs the health "
+                          "checks: install galerakv on that host as on this one (the README's command), or set "
+                          "ssh.galerakv to its path there")
+        if "no-systemd" in out and self.settings.ssh.systemd == "yes":
+            errors.append(f"balancer host {self.node.address} does not run systemd, which ssh.systemd = \"yes\" "
+                          "requires for HAProxy and its checks: boot it with systemd, or set ssh.systemd = "
+                          "\"auto\" to run them there as processes galerakv starts")
+        return errors
 
     def missing_packages(self) -> list[str]:
         script = "; ".join(f"dpkg-query -W -f='${{Status}}\\n' {p} 2>/dev/null | grep -q 'ok installed' "
@@ -178,7 +220,7 @@ class BalancerHost:
 
         report(f"balancer: installing on {self.node.address}")
         out = self._ok("package installation", _install.install_script(packages), timeout=_install.APT_TIMEOUT)
-        for line in out.splitlines()[-1:]:
+        for line in _install.script_outcome(out):
             report(f"  balancer: {line}")
 
     # ------------------------------------------------------------------ processes
@@ -198,28 +240,50 @@ class BalancerHost:
                       (str(t.cert(certs.BALANCER)), t.cert(certs.BALANCER).read_text(), "0644", "root:root"),
                       (str(t.key(certs.BALANCER)), t.key(certs.BALANCER).read_text(), "0600", "root:root")]
         user = HAPROXY_USER
-        folders = [str(paths.root), *([str(t.root)] if s.cluster.tls else [])]
+        staged = paths.root / "units"  # copied to the unit folder where systemd runs
+        folders = [str(paths.root), str(staged), *([str(t.root)] if s.cluster.tls else [])]
         prelude = (f"mkdir -p -m 0755 {' '.join(shlex.quote(f) for f in folders)}; "
                    f"id -u {user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
                    f"--home-dir /nonexistent --shell /usr/sbin/nologin {user}")
+        files += [(str(staged / name), text, "0644", "root:root") for name, text in unit_files(s).items()]
         self.ssh._put_many(self.node, prelude, files)
         checks = [clustercheck_program(s, node) for node in s.cluster.nodes]
-        # every check starts at once (each is a Python process: a second or so); then each is
-        # waited for: ready when its log says so after what the log held before ($n bytes)
-        steps = [_launch(program, str(i)) for i, program in enumerate(checks)]
-        steps += [_ready(program, str(i), f"tail -c +$((n+1)) {shlex.quote(str(program.log))} | "
-                                          "grep -q 'listening on'") for i, program in enumerate(checks)]
         haproxy = haproxy_program(s)
         chroot, cfg = shlex.quote(str(paths.haproxy_chroot)), shlex.quote(str(paths.haproxy_cfg))
         sock = shlex.quote(str(paths.haproxy_socket))
-        steps.append(f"if ! ({_running(haproxy)}); then "
-                     f"mkdir -p -m 0755 {chroot}; chown root:root {chroot}; chmod 0755 {chroot}; "
-                     f"if [ -n \"$(ls -A {chroot})\" ]; then echo {chroot} 'must be empty (HAProxy is confined "
-                     "to it); remove what is in it'; exit 1; fi; "
-                     f"out=$(haproxy -c -q -f {cfg} 2>&1) || {{ echo \"haproxy refuses {paths.haproxy_cfg}: $out\"; "
-                     f"exit 1; }}; rm -f {sock}; fi")
-        steps += [_launch(haproxy, "h"), _ready(haproxy, "h", f"[ -S {sock} ]")]
-        out = self._ok("starting the balancer", "set -u; " + "; ".join(steps), timeout=START_TIMEOUT * 4 + 30)
+        unit = units(s)
+
+        def haproxy_check(running: str) -> str:  # before HAProxy starts: its chroot, its configuration
+            return (f"if ! ({running}); then "
+                    f"mkdir -p -m 0755 {chroot}; chown root:root {chroot}; chmod 0755 {chroot}; "
+                    f"if [ -n \"$(ls -A {chroot})\" ]; then echo {chroot} 'must be empty (HAProxy is confined "
+                    "to it); remove what is in it'; exit 1; fi; "
+                    f"out=$(haproxy -c -q -f {cfg} 2>&1) || {{ echo \"haproxy refuses {paths.haproxy_cfg}: $out\"; "
+                    f"exit 1; }}; rm -f {sock}; fi")
+
+        # every check starts at once (each is a Python process: a second or so); then each is
+        # waited for: ready when its log says so (what it logged since this start), then HAProxy
+        # as processes recorded by PID:
+        plain = [_launch(program, str(i)) for i, program in enumerate(checks)]
+        plain += [_ready(program, str(i), f"tail -c +$((n+1)) {shlex.quote(str(program.log))} | "
+                                          "grep -q 'listening on'") for i, program in enumerate(checks)]
+        plain += [haproxy_check(_running(haproxy)), _launch(haproxy, "h"), _ready(haproxy, "h", f"[ -S {sock} ]")]
+        # as systemd units (enabled: the host's next boot starts them), the journal their log; a
+        # process of an earlier run without systemd is stopped first
+        names = " ".join(unit.values())
+        units_dir = shlex.quote(UNIT_DIR)
+        systemd = [f"{self._stop_processes(programs(s))} >/dev/null",
+                   f"for u in {names}; do install -m 0644 {shlex.quote(str(staged))}/$u {units_dir}/$u; done",
+                   "systemctl daemon-reload"]
+        systemd += [_unit_launch(unit[p.label], str(i)) for i, p in enumerate(checks)]
+        systemd += [_unit_ready(unit[p.label], p.label, str(i),
+                                "journalctl _SYSTEMD_INVOCATION_ID=$inv -o cat -q --no-pager 2>/dev/null "
+                                "| grep -q 'listening on'") for i, p in enumerate(checks)]
+        h = unit[haproxy.label]
+        systemd += [haproxy_check(f"systemctl is-active -q {h}"), _unit_launch(h, "h"),
+                    _unit_ready(h, haproxy.label, "h", f"systemctl is-active -q {h} && [ -S {sock} ]")]
+        script = f"set -u; if {self._uses_systemd()}; then {'; '.join(systemd)}; else {'; '.join(plain)}; fi"
+        out = self._ok("starting the balancer", script, timeout=START_TIMEOUT * 4 + 30)
         b = s.balancer
         for line in out.splitlines():
             if not line.startswith("started "):
@@ -234,9 +298,12 @@ class BalancerHost:
         """Every process's PID and, while HAProxy runs, its servers; one ssh call."""
         progs = programs(self.settings)
         sock = shlex.quote(str(BalancerPaths.of(self.settings).haproxy_socket))
-        script = "; ".join(f"if {_running(p)}; then echo \"pid $pid\"; else echo 'pid -'; fi" for p in progs)
+        unit = units(self.settings)
+        script = "; ".join(f"if {self._may_have_units()} && systemctl is-active -q {unit[p.label]}; then "
+                           f"echo \"pid {_unit_pid(unit[p.label])}\"; "
+                           f"elif {_running(p)}; then echo \"pid $pid\"; else echo 'pid -'; fi" for p in progs)
         script += (f"; echo {shlex.quote(_STAT_BEGIN)}; "
-                   f"if [ -S {sock} ]; then echo 'show stat' | socat -t 2 - UNIX-CONNECT:{sock} 2>&1; fi")
+                   f"if [ -S {sock} ]; then echo 'show stat' | socat -t 2 - UNIX-CONNECT:{sock} 2>&1; fi; exit 0")
         out = self._ok("reading the balancer's state", script, timeout=30)
         lines = out.splitlines()
         begin = lines.index(_STAT_BEGIN) if _STAT_BEGIN in lines else len(lines)
@@ -254,15 +321,38 @@ class BalancerHost:
     def stop(self, only: list[Program] | None = None) -> list[str]:
         """SIGTERM each recorded PID that is still ours, wait, and forget it; what was stopped."""
         progs = programs(self.settings) if only is None else only
-        # every SIGTERM first (HAProxy first: no new connection while the checks go), then the waits
+        unit = units(self.settings)
+        # units: disabled (a reboot does not bring them back) and stopped, HAProxy's first
+        active = [f"if systemctl is-active -q {unit[p.label]}; then echo {shlex.quote(p.label)}; fi" for p in progs]
+        in_units = (f"if {self._may_have_units()}; then {'; '.join(active)}; systemctl disable --quiet --now "
+                    f"{' '.join(unit[p.label] for p in progs)} 2>/dev/null; fi")
+        script = f"{in_units}; {self._stop_processes(progs)}"
+        out = self._ok("stopping the balancer", script, timeout=STOP_TIMEOUT * len(progs) * 2 + 30)
+        return list(dict.fromkeys(line for line in out.splitlines() if line))
+
+    @staticmethod
+    def _stop_processes(progs: list[Program]) -> str:
+        """Script: stop the processes of ``progs`` started without systemd (their recorded PIDs):
+        every SIGTERM first (HAProxy first: no new connection while the checks go), then the waits;
+        echoes the label of each one stopped."""
         steps = [f"k{i}=0; if {_running(p)}; then kill -TERM $pid; k{i}=1; fi" for i, p in enumerate(progs)]
         for i, p in enumerate(progs):
             steps.append(f"if [ $k{i} = 1 ]; then i=0; "
                          f"while {_running(p)} && [ $i -lt {STOP_TIMEOUT * 10} ]; do i=$((i+1)); sleep 0.1; done; "
                          f"if {_running(p)}; then kill -KILL $pid; fi; echo {shlex.quote(p.label)}; fi; "
                          f"rm -f {shlex.quote(str(p.pid_file))}")
-        out = self._ok("stopping the balancer", "; ".join(steps), timeout=STOP_TIMEOUT * len(progs) * 2 + 30)
-        return [line for line in out.splitlines() if line]
+        return "{ " + "; ".join(steps) + "; }"
+
+    def _may_have_units(self) -> str:
+        """Script condition: systemd runs there, so the balancer may run as units (with ``ssh.systemd =
+        "no"`` too: an earlier run with ``auto`` may have left them running)."""
+        return "true" if self.settings.ssh.systemd == "yes" else HAS_SYSTEMD
+
+    def _uses_systemd(self) -> str:
+        """Script condition: the balancer runs as systemd units (``[ssh] systemd``; with ``auto``:
+        asked on the host, in the same call)."""
+        mode = self.settings.ssh.systemd
+        return HAS_SYSTEMD if mode == "auto" else ("true" if mode == "yes" else "false")
 
     # ------------------------------------------------------------------ maintenance
 

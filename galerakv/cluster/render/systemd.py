@@ -218,3 +218,74 @@ def node_unit(settings: Settings, node: NodeSettings, ctx: RenderContext, server
         "WantedBy=multi-user.target",
         "",
     ])
+
+
+# --------------------------------------------------------------------------- the balancer on its own host
+
+HAPROXY_UNIT = "galerakv-haproxy.service"
+HAPROXY_SERVER = "/usr/sbin/haproxy"
+
+
+def check_unit_name(node: NodeSettings) -> str:
+    """The unit of ``node``'s health check on the balancer's host."""
+    return f"galerakv-check-{node.name}.service"
+
+
+def haproxy_unit(settings: Settings, cfg: Path) -> str:
+    """HAProxy in master-worker mode (``-Ws``: it tells systemd when it is ready), on ``cfg``. Its
+    configuration is checked before each start; it drops to its user and chroot itself (haproxy.cfg)."""
+    config = _word(str(cfg))
+    return "\n".join([
+        f"# galerakv: HAProxy in front of cluster {settings.cluster.name}; generated, do not edit.",
+        "# Written by galerakv with haproxy.cfg; edit galerakv.toml and run `galerakv cluster up`.",
+        "[Unit]",
+        f"Description=galerakv HAProxy for cluster {settings.cluster.name}",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=notify",
+        f"ExecStartPre={HAPROXY_SERVER} -c -q -f {config}",
+        f"ExecStart={HAPROXY_SERVER} -Ws -f {config}",
+        "KillMode=mixed",
+        "Restart=always",
+        "RestartSec=2s",
+        "StandardOutput=journal",
+        "StandardError=journal",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def check_unit(settings: Settings, node: NodeSettings, argv: tuple[str, ...]) -> str:
+    """``node``'s health check (``argv``: ``galerakv clustercheck ...``, which reads its root-only
+    credentials, then runs as HAProxy's user); it writes nothing, so the system is read-only to it."""
+    return "\n".join([
+        f"# galerakv: the health check HAProxy asks about node {node.name} of cluster "
+        f"{settings.cluster.name}; generated, do not edit.",
+        "[Unit]",
+        f"Description=galerakv health check of node {node.name} (cluster {settings.cluster.name})",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        f"Before={HAPROXY_UNIT}",
+        "",
+        "[Service]",
+        "Type=exec",
+        "ExecStart=" + " ".join(_word(arg) for arg in argv),
+        "Restart=always",
+        "RestartSec=2s",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "ProtectKernelTunables=yes",
+        "ProtectControlGroups=yes",
+        "StandardOutput=journal",
+        "StandardError=journal",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])

@@ -346,7 +346,7 @@ exit 0
         for node in self.settings.cluster.nodes:
             report(f"{node.name}: installing on {node.address}")
             out = self._ok(node, "package installation", script, timeout=_install.APT_TIMEOUT)
-            for line in out.splitlines()[-1:]:
+            for line in _install.script_outcome(out):
                 report(f"  {node.name}: {line}")
 
     # ------------------------------------------------------------------ files
