@@ -183,36 +183,46 @@ def node_unit(settings: Settings, node: NodeSettings, ctx: RenderContext, server
                f"ReadWritePaths={_word(str(p.root), command=False)}"]
     if not _under(p.root, "/tmp", "/var/tmp"):  # a private /tmp would hide a node folder under /tmp
         sandbox.insert(1, "PrivateTmp=yes")
+    return _service_unit(
+        [f"galerakv: node {node.name} of cluster {settings.cluster.name}; generated, do not edit.",
+         "Written by galerakv with the node's configuration; edit galerakv.toml. Extra arguments of one start",
+         f"(--wsrep-new-cluster) come only from {args_file}, removed once it ran: a reboot",
+         "or a restart always starts a joiner."],
+        f"galerakv Galera node {node.name} of cluster {settings.cluster.name}", [
+            "Type=notify",  # mariadbd says READY=1 once it serves (a joiner: after its state transfer)
+            f"User={ctx.run_as}",
+            f"Group={ctx.run_as}",
+            f"Environment={START_ARGS_VAR}=",  # set, so an ordinary start is not logged as "unset variable"
+            f"EnvironmentFile=-{args_file}",
+            # galera/log.py's start mark: what follows it in the journal is this run
+            f"ExecStartPre=/bin/echo {marker} ${START_ARGS_VAR}",
+            f"ExecStart={_word(server)} {_word(f'--defaults-file={p.my_cnf}')} ${START_ARGS_VAR}",
+            f"ExecStartPost=+/bin/rm -f {args_file}",
+            f"ExecStopPost=+/bin/rm -f {args_file}",
+            "Restart=on-abort",
+            "RestartSec=5s",
+            f"TimeoutStartSec={START_TIMEOUT}",  # mariadbd extends it while a state transfer runs
+            f"TimeoutStopSec={NODE_STOP_TIMEOUT}",
+            "SendSIGKILL=no",  # never kill -9 a node that is still writing
+            "LimitNOFILE=32768",
+            *sandbox])
+
+
+def _service_unit(comments: list[str], description: str, service: list[str], order: tuple[str, ...] = ()) -> str:
+    """A unit file: ``comments`` first, started after the network is up, logging to the journal,
+    enabled for the multi-user target."""
     return "\n".join([
-        f"# galerakv: node {node.name} of cluster {settings.cluster.name}; generated, do not edit.",
-        "# Written by galerakv with the node's configuration; edit galerakv.toml. Extra arguments of one start",
-        f"# (--wsrep-new-cluster) come only from {args_file}, removed once it ran: a reboot",
-        "# or a restart always starts a joiner.",
+        *(f"# {line}" for line in comments),
         "[Unit]",
-        f"Description=galerakv Galera node {node.name} of cluster {settings.cluster.name}",
+        f"Description={description}",
         "After=network-online.target",
         "Wants=network-online.target",
+        *order,
         "",
         "[Service]",
-        "Type=notify",  # mariadbd says READY=1 once it serves (a joiner: after its state transfer)
-        f"User={ctx.run_as}",
-        f"Group={ctx.run_as}",
-        f"Environment={START_ARGS_VAR}=",  # set, so an ordinary start is not logged as "unset variable"
-        f"EnvironmentFile=-{args_file}",
-        # galera/log.py's start mark: what follows it in the journal is this run
-        f"ExecStartPre=/bin/echo {marker} ${START_ARGS_VAR}",
-        f"ExecStart={_word(server)} {_word(f'--defaults-file={p.my_cnf}')} ${START_ARGS_VAR}",
-        f"ExecStartPost=+/bin/rm -f {args_file}",
-        f"ExecStopPost=+/bin/rm -f {args_file}",
-        "Restart=on-abort",
-        "RestartSec=5s",
-        f"TimeoutStartSec={START_TIMEOUT}",  # mariadbd extends it while a state transfer runs
-        f"TimeoutStopSec={NODE_STOP_TIMEOUT}",
-        "SendSIGKILL=no",  # never kill -9 a node that is still writing
-        "LimitNOFILE=32768",
+        *service,
         "StandardOutput=journal",
         "StandardError=journal",
-        *sandbox,
         "",
         "[Install]",
         "WantedBy=multi-user.target",
@@ -235,57 +245,32 @@ def haproxy_unit(settings: Settings, cfg: Path) -> str:
     """HAProxy in master-worker mode (``-Ws``: it tells systemd when it is ready), on ``cfg``. Its
     configuration is checked before each start; it drops to its user and chroot itself (haproxy.cfg)."""
     config = _word(str(cfg))
-    return "\n".join([
-        f"# galerakv: HAProxy in front of cluster {settings.cluster.name}; generated, do not edit.",
-        "# Written by galerakv with haproxy.cfg; edit galerakv.toml and run `galerakv cluster up`.",
-        "[Unit]",
-        f"Description=galerakv HAProxy for cluster {settings.cluster.name}",
-        "After=network-online.target",
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        "Type=notify",
-        f"ExecStartPre={HAPROXY_SERVER} -c -q -f {config}",
-        f"ExecStart={HAPROXY_SERVER} -Ws -f {config}",
-        "KillMode=mixed",
-        "Restart=always",
-        "RestartSec=2s",
-        "StandardOutput=journal",
-        "StandardError=journal",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return _service_unit(
+        [f"galerakv: HAProxy in front of cluster {settings.cluster.name}; generated, do not edit.",
+         "Written by galerakv with haproxy.cfg; edit galerakv.toml and run `galerakv cluster up`."],
+        f"galerakv HAProxy for cluster {settings.cluster.name}", [
+            "Type=notify",
+            f"ExecStartPre={HAPROXY_SERVER} -c -q -f {config}",
+            f"ExecStart={HAPROXY_SERVER} -Ws -f {config}",
+            "KillMode=mixed",
+            "Restart=always",
+            "RestartSec=2s"])
 
 
 def check_unit(settings: Settings, node: NodeSettings, argv: tuple[str, ...]) -> str:
     """``node``'s health check (``argv``: ``galerakv clustercheck ...``, which reads its root-only
     credentials, then runs as HAProxy's user); it writes nothing, so the system is read-only to it."""
-    return "\n".join([
-        f"# galerakv: the health check HAProxy asks about node {node.name} of cluster "
-        f"{settings.cluster.name}; generated, do not edit.",
-        "[Unit]",
-        f"Description=galerakv health check of node {node.name} (cluster {settings.cluster.name})",
-        "After=network-online.target",
-        "Wants=network-online.target",
-        f"Before={HAPROXY_UNIT}",
-        "",
-        "[Service]",
-        "Type=exec",
-        "ExecStart=" + " ".join(_word(arg) for arg in argv),
-        "Restart=always",
-        "RestartSec=2s",
-        "NoNewPrivileges=yes",
-        "PrivateTmp=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=read-only",
-        "ProtectKernelTunables=yes",
-        "ProtectControlGroups=yes",
-        "StandardOutput=journal",
-        "StandardError=journal",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return _service_unit(
+        [f"galerakv: the health check HAProxy asks about node {node.name} of cluster {settings.cluster.name}; "
+         "generated, do not edit."],
+        f"galerakv health check of node {node.name} (cluster {settings.cluster.name})", [
+            "Type=exec",
+            "ExecStart=" + " ".join(_word(arg) for arg in argv),
+            "Restart=always",
+            "RestartSec=2s",
+            "NoNewPrivileges=yes",
+            "PrivateTmp=yes",
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "ProtectKernelTunables=yes",
+            "ProtectControlGroups=yes"], order=(f"Before={HAPROXY_UNIT}",))
