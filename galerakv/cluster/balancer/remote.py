@@ -277,8 +277,8 @@ class BalancerHost:
                    "systemctl daemon-reload"]
         systemd += [_unit_launch(unit[p.label], str(i)) for i, p in enumerate(checks)]
         systemd += [_unit_ready(unit[p.label], p.label, str(i),
-                                "journalctl _SYSTEMD_INVOCATION_ID=$inv -o cat -q --no-pager 2>/dev/null "
-                                "| grep -q 'listening on'") for i, p in enumerate(checks)]
+                                "[ -n \"$inv\" ] && journalctl _SYSTEMD_INVOCATION_ID=$inv -o cat -q --no-pager "
+                                "2>/dev/null | grep -q 'listening on'") for i, p in enumerate(checks)]
         h = unit[haproxy.label]
         systemd += [haproxy_check(f"systemctl is-active -q {h}"), _unit_launch(h, "h"),
                     _unit_ready(h, haproxy.label, "h", f"systemctl is-active -q {h} && [ -S {sock} ]")]
