@@ -49,18 +49,30 @@ def required_packages(sst_method: SstMethod | None) -> list[str]:
     return packages
 
 
+DPKG_FORMAT = "${Package} ${Status}\\n"
+
+
+def installed(dpkg_output: str) -> set[str]:
+    """The packages ``dpkg-query -W -f=DPKG_FORMAT`` lists as installed (architecture suffix dropped)."""
+    return {line.split(" ", 1)[0].split(":")[0] for line in dpkg_output.splitlines() if line.endswith("ok installed")}
+
+
+def query_script(packages: list[str] | tuple[str, ...]) -> str:
+    """Script: what :func:`installed` reads, on a remote host (dpkg-query's exit status ignored)."""
+    return f"dpkg-query -W -f={shlex.quote(DPKG_FORMAT)} {' '.join(shlex.quote(p) for p in packages)} 2>/dev/null; true"
+
+
 def missing_packages(packages: list[str]) -> list[str]:
     """The packages dpkg does not report as installed (all of them without dpkg)."""
     if not packages or shutil.which("dpkg-query") is None:
         return list(packages)
     try:
         # one call for all; dpkg-query exits 1 when some are unknown but still lists the rest
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *packages],
+        result = subprocess.run(["dpkg-query", "-W", f"-f={DPKG_FORMAT}", *packages],
                                 capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return list(packages)
-    ok = {line.split(" ", 1)[0].split(":")[0] for line in result.stdout.splitlines()
-          if line.endswith("ok installed")}
+    ok = installed(result.stdout)
     return [p for p in packages if p not in ok]
 
 

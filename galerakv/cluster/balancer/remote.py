@@ -211,9 +211,10 @@ class BalancerHost:
         return errors
 
     def missing_packages(self) -> list[str]:
-        script = "; ".join(f"dpkg-query -W -f='${{Status}}\\n' {p} 2>/dev/null | grep -q 'ok installed' "
-                           f"|| echo {p}" for p in PACKAGES)
-        return self._ok("checking packages", script, timeout=60).split()
+        from galerakv.cluster import install as _install
+
+        ok = _install.installed(self._ok("checking packages", _install.query_script(PACKAGES), timeout=60))
+        return [p for p in PACKAGES if p not in ok]
 
     def install_packages(self, packages: list[str], report: Report) -> None:
         from galerakv.cluster import install as _install

@@ -327,14 +327,12 @@ exit 0
 
     def missing_packages(self) -> list[str]:
         wanted = _install.required_packages(self.settings.cluster.sst_method)
-        fmt = shlex.quote("${Package} ${Status}\\n")
 
         def installed(node: NodeSettings) -> set[str]:
             # the first call `up` makes to each host also asks whether it runs systemd
-            lines = self._sh(node, f"dpkg-query -W -f={fmt} {' '.join(wanted)} 2>/dev/null; {_SYSTEMD_PROBE}; "
-                             "exit 0", timeout=60).stdout.splitlines()
-            self._saw_systemd(node, lines)
-            return {line.split(" ", 1)[0].split(":")[0] for line in lines if line.endswith("ok installed")}
+            out = self._sh(node, f"{_install.query_script(wanted)}; {_SYSTEMD_PROBE}; exit 0", timeout=60).stdout
+            self._saw_systemd(node, out.splitlines())
+            return _install.installed(out)
 
         missing: list[str] = []
         for ok in self.each(self.settings.cluster.nodes, installed):
@@ -603,16 +601,12 @@ exit 0
 
     def read_node_files(self, node: NodeSettings, paths: tuple[str, ...]) -> dict[str, str | None]:
         """Every file in one ssh call: a line with the path, then its base64 (or ``-``)."""
-        script = ('for f in "$@"; do printf "%s\\n" "$f"; if [ -f "$f" ] && [ -r "$f" ]; then base64 -w0 "$f"; '
-                  'else printf -; fi; printf "\\n"; done')
+        script = f'for f in "$@"; do printf "%s\\n" "$f"; {_B64_FILE}; done'
         out = self._sh(node, f"set -- {shlex.join(paths)}; {script}", timeout=30).stdout.splitlines()
         found: dict[str, str | None] = dict.fromkeys(paths)
         for path, body in zip(out[::2], out[1::2], strict=False):
-            if path in found and body != "-":
-                try:
-                    found[path] = base64.b64decode(body).decode()
-                except (ValueError, UnicodeDecodeError):
-                    found[path] = None
+            if path in found:
+                found[path] = _b64_text(body)
         return found
 
     def file_report(self, node: NodeSettings) -> str | None:
@@ -650,19 +644,16 @@ exit 0
         the log's tail."""
         grastate = shlex.quote(str(self.paths(node).grastate))
         script = (f"if ({self._running_script(node)}); then echo 1; else echo 0; fi; echo {_GRASTATE}; "
-                  f"if [ -f {grastate} ]; then base64 -w0 {grastate}; else printf -; fi; echo; "
-                  f"{self._tail_script(node, log_lines)}; exit 0")
+                  f"f={grastate}; {_B64_FILE}; {self._tail_script(node, log_lines)}; exit 0")
         out = self._ok(node, "reading the node's state", script, timeout=30)
-        running, marker, body, *log = [*out.split("\n"), "", ""][:3] + out.split("\n")[3:]
+        lines = out.split("\n")
+        running, marker, body = [*lines, "", ""][:3]
         if marker != _GRASTATE:
             raise NodeError(node.name, f"reading the node's state on {node.address}: unexpected answer "
                             f"{out[:200]!r}")
-        try:
-            text = base64.b64decode(body).decode() if body != "-" else None
-        except (ValueError, UnicodeDecodeError):
-            text = None
+        text = _b64_text(body)
         return NodeState(running == "1", parse_grastate(text) if text is not None else None,
-                         "\n".join(log).rstrip())
+                         "\n".join(lines[3:]).rstrip())
 
     def log_tail(self, node: NodeSettings, lines: int = 30) -> str:
         seen, text = self._tails.pop(node.name, (0.0, ""))
@@ -702,6 +693,18 @@ _STILL_RUNNING = "galerakv:still-running"
 _SYSTEMD_FOUND = "galerakv: systemd runs here"
 _SYSTEMD_PROBE = f"if {HAS_SYSTEMD}; then echo {shlex.quote(_SYSTEMD_FOUND)}; fi"
 _GRASTATE = "galerakv: grastate.dat"
+# script: the file at $f as one line of base64, "-" when it is missing or unreadable (read by _b64_text)
+_B64_FILE = 'if [ -f "$f" ] && [ -r "$f" ]; then base64 -w0 "$f"; else printf -; fi; printf "\\n"'
+
+
+def _b64_text(line: str) -> str | None:
+    """A file's text from its :data:`_B64_FILE` line (None: missing, unreadable or not text)."""
+    if line == "-":
+        return None
+    try:
+        return base64.b64decode(line).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 _LOG_END = "galerakv: end of log"
 TAIL_WITH_STATUS = 200
 TAIL_FRESH = 1.0  # seconds a log tail read along with a status is reused
